@@ -1,0 +1,218 @@
+//! Parser tests: names and references, logical types, defaults, canonical form, diagnostics with positions.
+
+use super::*;
+
+fn parse_many(docs: &[(&str, &str)]) -> Result<SchemaSet, SchemaError> {
+    SchemaSet::parse(
+        docs.iter().map(|(p, t)| SourceFile::new(*p, *t)).collect(),
+        ParseOptions::default(),
+    )
+}
+
+fn first_error(text: &str) -> Diagnostic {
+    SchemaSet::parse_str(text)
+        .unwrap_err()
+        .diagnostics
+        .remove(0)
+}
+
+#[test]
+fn references_resolve_across_documents_in_any_order() {
+    let set = parse_many(&[
+        ("b.avsc", r#"{"type":"record","name":"B","namespace":"x.y","fields":[{"name":"a","type":"x.z.A"},{"name":"self_ref","type":["null","B"]}]}"#),
+        ("a.avsc", r#"{"type":"enum","name":"A","namespace":"x.z","symbols":["P","Q"],"default":"P"}"#),
+    ])
+    .unwrap();
+    let b = set.lookup("x.y.B").unwrap();
+    let NamedKind::Record { fields } = &set.named(b).kind else {
+        panic!()
+    };
+    assert_eq!(
+        fields[0].schema.kind,
+        SchemaKind::Named(set.lookup("x.z.A").unwrap())
+    );
+    assert_eq!(
+        set.canonical_form(set.root(FileId(0))),
+        r#"{"name":"x.y.B","type":"record","fields":[{"name":"a","type":{"name":"x.z.A","type":"enum","symbols":["P","Q"]}},{"name":"self_ref","type":["null","x.y.B"]}]}"#
+    );
+}
+
+#[test]
+fn canonical_form_strips_and_orders() {
+    let set = SchemaSet::parse_str(
+        r#"{"doc":"d","fields":[{"type":{"type":"long","logicalType":"timestamp-millis"},"name":"t","default":0,"doc":"x"},
+            {"name":"f","type":{"type":"fixed","size":16,"name":"F","aliases":["G"]}},{"name":"m","type":{"type":"map","values":"F"}}],
+            "name":"R","namespace":"n","type":"record","pii":true}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        set.canonical_form(set.last_root()),
+        r#"{"name":"n.R","type":"record","fields":[{"name":"t","type":"long"},{"name":"f","type":{"name":"n.F","type":"fixed","size":16}},{"name":"m","type":{"type":"map","values":"n.F"}}]}"#
+    );
+    // The full form keeps everything and parses back to the same canonical form.
+    let full = set.full_json(set.last_root()).to_string();
+    assert!(
+        full.contains("\"logicalType\":\"timestamp-millis\"") && full.contains("\"pii\":true"),
+        "{full}"
+    );
+    let again = SchemaSet::parse_str(&full).unwrap();
+    assert_eq!(
+        again.canonical_form(again.last_root()),
+        set.canonical_form(set.last_root())
+    );
+}
+
+#[test]
+fn fingerprint_matches_the_specification() {
+    // CRC-64-AVRO of `"null"`: the bytes 8a 8f 25 cc e7 24 dd 63 (little-endian), as fastavro and Java print it.
+    assert_eq!(fingerprint64(b"\"null\""), 0x63dd_24e7_cc25_8f8a);
+}
+
+#[test]
+fn logical_types_are_parsed_and_unknown_ones_fall_back() {
+    let set = SchemaSet::parse_str(
+        r#"{"type":"record","name":"L","fields":[
+            {"name":"d","type":{"type":"bytes","logicalType":"decimal","precision":10,"scale":2}},
+            {"name":"u","type":{"type":"string","logicalType":"uuid"}},
+            {"name":"x","type":{"type":"string","logicalType":"made-up"}}]}"#,
+    )
+    .unwrap();
+    let NamedKind::Record { fields } = &set.named(set.lookup("L").unwrap()).kind else {
+        panic!()
+    };
+    assert_eq!(
+        fields[0].schema.logical,
+        Some(LogicalType::Decimal {
+            precision: 10,
+            scale: 2
+        })
+    );
+    assert_eq!(fields[1].schema.logical, Some(LogicalType::Uuid));
+    assert_eq!(fields[2].schema.logical, None);
+    assert_eq!(fields[2].schema.attrs["logicalType"], "made-up");
+}
+
+#[test]
+fn lenient_mode_ignores_invalid_logical_types() {
+    let text = r#"{"type":"bytes","logicalType":"decimal","precision":2,"scale":5}"#;
+    assert!(SchemaSet::parse_str(text).is_err());
+    let set = SchemaSet::parse(
+        vec![SourceFile::new("x", text)],
+        ParseOptions {
+            logical_types: LogicalTypes::Lenient,
+        },
+    )
+    .unwrap();
+    assert_eq!(set.last_root().kind, SchemaKind::Bytes);
+    assert_eq!(set.last_root().logical, None);
+}
+
+#[test]
+fn errors_say_what_and_where() {
+    let cases: &[(&str, (usize, usize), &str)] = &[
+        (
+            "{\"type\": \"record\",\n \"name\": \"R\",\n \"fields\": [{\"name\": \"a\", \"type\": \"Nope\"}]}",
+            (3, 35),
+            "unknown type `Nope`",
+        ),
+        (
+            "{\"type\":\"record\",\"name\":\"9lives\",\"fields\":[]}",
+            (1, 25),
+            "invalid name `9lives`",
+        ),
+        (
+            "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"bad-symbol\"]}",
+            (1, 42),
+            "invalid enum symbol `bad-symbol`",
+        ),
+        (
+            "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"A\"]}",
+            (1, 42),
+            "duplicate enum symbol `A`",
+        ),
+        (
+            "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\"],\"default\":\"B\"}",
+            (1, 53),
+            "enum default `B` is not one of the symbols",
+        ),
+        (
+            "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"a\",\"type\":\"int\"}]}",
+            (1, 73),
+            "duplicate field `a`",
+        ),
+        (
+            "[\"int\", \"string\", \"int\"]",
+            (1, 19),
+            "union contains `int` more than once",
+        ),
+        (
+            "[\"int\", [\"null\", \"string\"]]",
+            (1, 9),
+            "cannot directly contain another union",
+        ),
+        (
+            "{\"type\":\"fixed\",\"name\":\"F\",\"size\":-1}",
+            (1, 35),
+            "fixed size must be a non-negative integer",
+        ),
+        (
+            "{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":0}",
+            (1, 31),
+            "precision must be at least 1",
+        ),
+        (
+            "{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":3,\"scale\":4}",
+            (1, 31),
+            "scale 4 is greater than its precision 3",
+        ),
+        (
+            "{\"type\":\"fixed\",\"name\":\"F\",\"size\":2,\"logicalType\":\"decimal\",\"precision\":9}",
+            (1, 51),
+            "does not fit in a fixed of size 2",
+        ),
+        (
+            "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\",\"default\":\"x\"}]}",
+            (1, 74),
+            "invalid default for field `a` of `R`: expected an int",
+        ),
+        (
+            "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":[\"null\",\"int\"],\"default\":1}]}",
+            (1, 83),
+            "must match the union's first branch",
+        ),
+        (
+            "{\"type\":\"record\" \"name\":\"R\"}",
+            (1, 18),
+            "invalid JSON: expected `,` or `}`",
+        ),
+    ];
+    for (text, (line, col), message) in cases {
+        let d = first_error(text);
+        assert!(d.message.contains(message), "{text}: got {d}");
+        assert_eq!((d.line, d.column), (*line, *col), "{text}: got {d}");
+    }
+}
+
+#[test]
+fn duplicate_definitions_across_files_name_both_places() {
+    let e = parse_many(&[
+        ("a.avsc", "{\"type\":\"fixed\",\"name\":\"x.F\",\"size\":1}"),
+        (
+            "b.avsc",
+            "\n{\"type\":\"fixed\",\"name\":\"x.F\",\"size\":1}",
+        ),
+    ])
+    .unwrap_err();
+    let d = &e.diagnostics[0];
+    assert_eq!((d.path.as_str(), d.line, d.column), ("b.avsc", 2, 24));
+    assert!(d.message.contains("duplicate definition of `x.F`"), "{d}");
+    assert_eq!(d.notes, vec!["first defined at a.avsc:1:1".to_owned()]);
+    assert!(e.render().contains("--> b.avsc:2:24"), "{}", e.render());
+}
+
+#[test]
+fn every_problem_is_reported() {
+    let e = SchemaSet::parse_str(r#"{"type":"record","name":"R","fields":[{"name":"a","type":"X"},{"name":"b","type":"Y"}]}"#)
+        .unwrap_err();
+    assert_eq!(e.diagnostics.len(), 2, "{e}");
+}

@@ -1,0 +1,52 @@
+//! `cargo xtask`: the project's tasks — code generation, the full test run with its services, benchmarks.
+
+mod codegen;
+mod test;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "ursa development tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Generate Rust from Avro schemas (default: the `ursa-events` crate and the test fixtures).
+    Codegen(codegen::Args),
+    /// Set up what the tests need (Python packages, …) and run every test, lint and freshness check.
+    Test(test::Args),
+    /// The main job: regenerate the event types, then run the example that encodes and decodes an event.
+    Demo,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Codegen(args) => codegen::run(&args),
+        Command::Test(args) => test::run(&args),
+        Command::Demo => codegen::run(&codegen::Args::default()).and_then(|code| {
+            if code != std::process::ExitCode::SUCCESS {
+                return Ok(code);
+            }
+            test::cargo(&[
+                "run",
+                "--quiet",
+                "-p",
+                "ursa-events",
+                "--example",
+                "roundtrip",
+            ])?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
