@@ -1,5 +1,6 @@
 //! `cargo xtask`: the project's tasks — code generation, the full test run with its services, benchmarks.
 
+mod bench;
 mod codegen;
 mod test;
 
@@ -18,6 +19,8 @@ enum Command {
     Codegen(codegen::Args),
     /// Set up what the tests need (Python packages, …) and run every test, lint and freshness check.
     Test(test::Args),
+    /// Run a benchmark suite side by side with its peers and print the ratios (`codegen`, …).
+    Bench(bench::Args),
     /// The main job: regenerate the event types, then run the example that encodes and decodes an event.
     Demo,
 }
@@ -27,6 +30,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Codegen(args) => codegen::run(&args),
         Command::Test(args) => test::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Demo => codegen::run(&codegen::Args::default()).and_then(|code| {
             if code != std::process::ExitCode::SUCCESS {
                 return Ok(code);
