@@ -83,6 +83,37 @@ pub struct Options {
     pub display_base: Option<PathBuf>,
 }
 
+/// The generation targets committed in this repository, given its root: the `ursa-events` crate (with the
+/// topic catalog) and the generator's own fixtures. `cargo xtask codegen` writes them; a test checks them.
+pub fn repository_targets(root: &Path, templates: Option<PathBuf>) -> Vec<(&'static str, Options)> {
+    vec![
+        (
+            "ursa-events",
+            Options {
+                schemas: root.join("schemas/avro"),
+                catalog: Some(root.join("schemas/topics.toml")),
+                templates: templates.clone(),
+                layout: Layout::Module {
+                    out: root.join("schemas/src/generated"),
+                },
+                display_base: Some(root.to_path_buf()),
+            },
+        ),
+        (
+            "ursa-codegen-fixtures",
+            Options {
+                schemas: root.join("codegen/fixtures/schemas"),
+                catalog: None,
+                templates,
+                layout: Layout::Module {
+                    out: root.join("codegen/fixtures/src/generated"),
+                },
+                display_base: Some(root.to_path_buf()),
+            },
+        ),
+    ]
+}
+
 /// The `ursa-avro` crate next to this generator (`codegen/avro`).
 pub fn default_avro_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("avro")

@@ -36,37 +36,6 @@ pub fn root() -> PathBuf {
         .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
-/// The generation targets committed in this repository.
-pub fn committed_targets(templates: Option<PathBuf>) -> Vec<(&'static str, Options)> {
-    let root = root();
-    vec![
-        (
-            "ursa-events",
-            Options {
-                schemas: root.join("schemas/avro"),
-                catalog: Some(root.join("schemas/topics.toml")),
-                templates: templates.clone(),
-                layout: Layout::Module {
-                    out: root.join("schemas/src/generated"),
-                },
-                display_base: Some(root.clone()),
-            },
-        ),
-        (
-            "ursa-codegen-fixtures",
-            Options {
-                schemas: root.join("codegen/fixtures/schemas"),
-                catalog: None,
-                templates,
-                layout: Layout::Module {
-                    out: root.join("codegen/fixtures/src/generated"),
-                },
-                display_base: Some(root.clone()),
-            },
-        ),
-    ]
-}
-
 pub fn run(args: &Args) -> Result<ExitCode> {
     let targets = match (&args.schemas, &args.out, &args.crate_name) {
         (Some(schemas), Some(out), Some(name)) => vec![(
@@ -83,7 +52,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
                 display_base: std::env::current_dir().ok(),
             },
         )],
-        _ => committed_targets(args.templates.clone()),
+        _ => ursa_codegen::repository_targets(&root(), args.templates.clone()),
     };
     // Generate everything first: a failure anywhere writes nothing.
     let mut generated = Vec::new();
