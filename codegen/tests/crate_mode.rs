@@ -1,4 +1,5 @@
 //! `--crate` mode: a standalone crate generated from a schema folder builds on its own with `cargo build`
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // tests fail by panicking
 //! (namespaces start at the crate root), and `--templates` replaces the built-in templates.
 
 use std::path::{Path, PathBuf};
