@@ -15,9 +15,12 @@ pub struct Args {
 /// Runs cargo with `args` in the workspace root; fails on a non-zero exit.
 pub fn cargo(args: &[&str]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(&cargo)
-        .args(args)
-        .current_dir(crate::codegen::root())
+    let mut command = Command::new(&cargo);
+    command.args(args).current_dir(crate::codegen::root());
+    if DOCKER_BACKEND.load(std::sync::atomic::Ordering::Relaxed) {
+        command.env("URSA_TEST_BACKEND", "docker");
+    }
+    let status = command
         .status()
         .with_context(|| format!("running {cargo} {}", args.join(" ")))?;
     if !status.success() {
@@ -65,8 +68,75 @@ pub fn ensure_python_packages() -> Result<()> {
     Ok(())
 }
 
+/// The local Kafka-compatible broker the tests start (see tests/kit).
+const NISSHI_INSTALL: &[&str] = &[
+    "install",
+    "nisshi",
+    "--version",
+    "0.8.1",
+    "--locked",
+    "--ignore-rust-version",
+    "--no-default-features",
+    "--features",
+    "dynostore,libsql",
+];
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+/// Installs nisshi into ~/.cargo/bin unless it is there (about 12 minutes once; cached across runs and clones).
+pub fn ensure_nisshi() -> Result<()> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cargo")));
+    let cached = home
+        .as_ref()
+        .is_some_and(|h| h.join("bin/nisshi").is_file());
+    if cached || on_path("nisshi") || std::env::var_os("NISSHI").is_some() {
+        return Ok(());
+    }
+    eprintln!("installing the nisshi broker (once; about 12 minutes)");
+    cargo(NISSHI_INSTALL)
+}
+
+/// Installs kcat (a third-party Kafka client with Schema Registry support) from Debian's packages if missing.
+pub fn ensure_kcat() -> Result<()> {
+    if on_path("kcat") {
+        return Ok(());
+    }
+    eprintln!("installing kcat");
+    let ok = Command::new("sh")
+        .args([
+            "-c",
+            "(apt-get install -y -qq kcat || (apt-get update -qq && apt-get install -y -qq kcat)) >/dev/null",
+        ])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        bail!("could not install kcat: run `apt-get update && apt-get install -y kcat`");
+    }
+    Ok(())
+}
+
+/// Whether a Docker engine answers (then Kafka tests use Apache Kafka through testcontainers).
+fn docker_available() -> bool {
+    Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+static DOCKER_BACKEND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 pub fn run(args: &Args) -> Result<ExitCode> {
     ensure_python_packages()?;
+    ensure_nisshi()?;
+    ensure_kcat()?;
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
         "clippy",
@@ -77,6 +147,11 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         "warnings",
     ])?;
     let mut test_args = vec!["test", "--workspace"];
+    if docker_available() || std::env::var("URSA_TEST_BACKEND").as_deref() == Ok("docker") {
+        eprintln!("a Docker engine answers: Kafka tests use Apache Kafka through testcontainers");
+        test_args.extend(["--features", "ursa-testkit/docker"]);
+        DOCKER_BACKEND.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     test_args.extend(args.rest.iter().map(String::as_str));
     cargo(&test_args)?;
     Ok(ExitCode::SUCCESS)

@@ -1,0 +1,1 @@
+//! A client for any Confluent-compatible schema registry.

@@ -1,0 +1,87 @@
+//! Schemas as the registry sees them: parsed with their references, identified by a normalized form, checked
+//! for compatibility against a subject's history.
+
+use std::sync::Arc;
+
+use ursa_avro::schema::{LogicalTypes, ParseOptions, SchemaSet, SourceFile};
+use ursa_compat::{Doc, Report};
+
+use crate::types::{CompatibilityLevel, Reference};
+
+/// A schema parsed together with everything it references.
+#[derive(Debug)]
+pub(crate) struct Parsed {
+    /// Ids of the referenced schemas, transitively, dependencies first.
+    pub(crate) deps: Vec<u32>,
+    /// The documents: the referenced schemas (in `deps` order), then the schema.
+    pub(crate) set: Arc<SchemaSet>,
+    /// What makes two registrations the same schema: the normalized schema (every attribute kept, whitespace
+    /// and key order not) and its references.
+    pub(crate) key: String,
+}
+
+/// Parses `text` after the documents of `deps` (texts in dependency order, each with its id).
+pub(crate) fn parse(
+    text: &str,
+    references: &[Reference],
+    deps: Vec<(u32, Arc<str>)>,
+) -> Result<Parsed, String> {
+    let mut files: Vec<SourceFile> = deps
+        .iter()
+        .map(|(id, t)| SourceFile::new(format!("<schema id {id}>"), t.to_string()))
+        .collect();
+    files.push(SourceFile::new("<schema>", text.to_owned()));
+    let options = ParseOptions {
+        logical_types: LogicalTypes::Lenient,
+    };
+    let set = SchemaSet::parse(files, options).map_err(|e| e.to_string())?;
+    let key = key(&set, references);
+    Ok(Parsed {
+        deps: deps.into_iter().map(|(id, _)| id).collect(),
+        set: Arc::new(set),
+        key,
+    })
+}
+
+fn key(set: &SchemaSet, references: &[Reference]) -> String {
+    let normalized = set.full_json(set.last_root()).to_string();
+    let refs = serde_json::to_string(references).unwrap_or_default();
+    format!("AVRO\n{normalized}\n{refs}")
+}
+
+/// Checks `new` against `history` (oldest first) at `level`.
+pub(crate) fn check(
+    level: CompatibilityLevel,
+    new: &SchemaSet,
+    history: &[Arc<SchemaSet>],
+) -> Report {
+    if level == CompatibilityLevel::None || history.is_empty() {
+        return Report {
+            is_compatible: true,
+            messages: Vec::new(),
+        };
+    }
+    let docs: Vec<Doc<'_>> = history.iter().map(|s| Doc::last(s)).collect();
+    ursa_compat::check(level, Doc::last(new), &docs)
+}
+
+/// Confluent-style messages of a failed check (used by `?verbose=true` and in 409 details).
+pub(crate) fn messages(report: &Report, level: CompatibilityLevel) -> Vec<String> {
+    if report.is_compatible {
+        return Vec::new();
+    }
+    // Until `ursa_compat::format::confluent_messages` exists, build them from the report's messages.
+    let mut out: Vec<String> = report
+        .messages
+        .iter()
+        .filter(|m| m.is_error)
+        .map(|m| {
+            format!(
+                "{{errorType:'{}', description:'{}', additionalInfo:'{}'}}",
+                m.kind, m.message, m.location
+            )
+        })
+        .collect();
+    out.push(format!("{{compatibility: '{level}'}}"));
+    out
+}

@@ -1,0 +1,487 @@
+//! The registry's state: schemas by global id, subjects with their versions, compatibility levels and modes;
+//! queries over it, and the one place mutations are applied (live, after logging, and on replay).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use ursa_avro::schema::SchemaSet;
+
+use super::Error;
+use super::error::ApiError;
+use super::persist::{Log, Record};
+use super::schema::{self, Parsed};
+use crate::types::{CompatibilityLevel, Mode, Reference, SchemaInfo, VersionId, parse_level};
+
+/// A registered schema (shared by every subject version with the same schema and references).
+#[derive(Debug)]
+pub(crate) struct SchemaEntry {
+    pub(crate) text: Arc<str>,
+    pub(crate) references: Vec<Reference>,
+    /// `None` only if a logged schema no longer parses (then it takes part in no compatibility check).
+    pub(crate) parsed: Option<Parsed>,
+    /// The body of `GET /schemas/ids/{id}`, serialized once.
+    pub(crate) by_id: Bytes,
+}
+
+impl SchemaEntry {
+    fn key(&self) -> Option<&str> {
+        self.parsed.as_ref().map(|p| p.key.as_str())
+    }
+}
+
+/// A version of a subject.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct VersionEntry {
+    pub(crate) id: u32,
+    pub(crate) deleted: bool,
+}
+
+/// A subject: its versions (soft-deleted ones kept until permanently deleted) and settings.
+#[derive(Debug, Default)]
+pub(crate) struct Subject {
+    pub(crate) versions: BTreeMap<u32, VersionEntry>,
+    pub(crate) compatibility: Option<CompatibilityLevel>,
+    pub(crate) mode: Option<Mode>,
+}
+
+impl Subject {
+    fn is_empty(&self) -> bool {
+        self.versions.is_empty() && self.compatibility.is_none() && self.mode.is_none()
+    }
+}
+
+/// A planned mutation: the record to log, and the parsed schema of a registration (to avoid parsing twice).
+#[derive(Debug)]
+pub(crate) struct Mutation {
+    pub(crate) record: Record,
+    pub(crate) parsed: Option<Parsed>,
+}
+
+impl From<Record> for Mutation {
+    fn from(record: Record) -> Self {
+        Mutation {
+            record,
+            parsed: None,
+        }
+    }
+}
+
+/// The whole state.
+#[derive(Debug, Default)]
+pub(crate) struct Store {
+    schemas: HashMap<u32, Arc<SchemaEntry>>,
+    ids_by_key: HashMap<String, u32>,
+    subjects: BTreeMap<String, Subject>,
+    compatibility: Option<CompatibilityLevel>,
+    mode: Mode,
+    next_id: u32,
+    log: Option<Log>,
+}
+
+impl Store {
+    /// An empty, unpersisted store.
+    pub(crate) fn in_memory() -> Store {
+        Store {
+            next_id: 1,
+            ..Store::default()
+        }
+    }
+
+    /// Opens the log at `path` and replays it.
+    pub(crate) fn open(path: &Path) -> Result<Store, Error> {
+        let (log, records) = Log::open(path)?;
+        let mut store = Store::in_memory();
+        let count = records.len();
+        for (line, record) in records {
+            store
+                .apply(record, None)
+                .map_err(|message| Error::Corrupt {
+                    path: path.to_owned(),
+                    line,
+                    message,
+                })?;
+        }
+        tracing::info!(
+            path = %log.path().display(),
+            records = count,
+            schemas = store.schemas.len(),
+            subjects = store.subjects.len(),
+            "replayed the data file"
+        );
+        store.log = Some(log);
+        Ok(store)
+    }
+
+    // ---- queries ----
+
+    pub(crate) fn schema(&self, id: u32) -> Option<&Arc<SchemaEntry>> {
+        self.schemas.get(&id)
+    }
+
+    pub(crate) fn subject(&self, name: &str) -> Option<&Subject> {
+        self.subjects.get(name)
+    }
+
+    pub(crate) fn subjects(&self) -> impl Iterator<Item = (&String, &Subject)> {
+        self.subjects.iter()
+    }
+
+    /// Whether the subject has a version (a non-deleted one unless `include_deleted`).
+    pub(crate) fn has_subject(&self, name: &str, include_deleted: bool) -> bool {
+        self.subjects.get(name).is_some_and(|s| {
+            s.versions
+                .values()
+                .any(|v| include_deleted || !v.deleted)
+        })
+    }
+
+    /// A version of a subject (`Latest`: the highest one that qualifies).
+    pub(crate) fn find_version(
+        &self,
+        subject: &str,
+        version: VersionId,
+        include_deleted: bool,
+    ) -> Option<(u32, VersionEntry)> {
+        let s = self.subjects.get(subject)?;
+        match version {
+            VersionId::Latest => s
+                .versions
+                .iter()
+                .rev()
+                .find(|(_, v)| include_deleted || !v.deleted)
+                .map(|(n, v)| (*n, *v)),
+            VersionId::Number(n) => s
+                .versions
+                .get(&n)
+                .filter(|v| include_deleted || !v.deleted)
+                .map(|v| (n, *v)),
+        }
+    }
+
+    /// The latest version of `subject` holding the schema identified by `key`.
+    pub(crate) fn find_in_subject(
+        &self,
+        subject: &str,
+        key: &str,
+        include_deleted: bool,
+    ) -> Option<(u32, u32)> {
+        let s = self.subjects.get(subject)?;
+        s.versions
+            .iter()
+            .rev()
+            .filter(|(_, v)| include_deleted || !v.deleted)
+            .find(|(_, v)| self.schemas.get(&v.id).and_then(|e| e.key()) == Some(key))
+            .map(|(n, v)| (*n, v.id))
+    }
+
+    /// The id of an identical schema registered anywhere.
+    pub(crate) fn id_for_key(&self, key: &str) -> Option<u32> {
+        self.ids_by_key.get(key).copied()
+    }
+
+    pub(crate) fn next_id(&self) -> u32 {
+        self.next_id
+    }
+
+    /// The version a new registration under `subject` gets (after every version, deleted ones included).
+    pub(crate) fn next_version(&self, subject: &str) -> u32 {
+        self.subjects
+            .get(subject)
+            .and_then(|s| s.versions.keys().next_back())
+            .map_or(1, |v| v + 1)
+    }
+
+    pub(crate) fn global_level(&self) -> Option<CompatibilityLevel> {
+        self.compatibility
+    }
+
+    /// The level checks use: the subject's, else the global one, else BACKWARD.
+    pub(crate) fn effective_level(&self, subject: &str) -> CompatibilityLevel {
+        self.subjects
+            .get(subject)
+            .and_then(|s| s.compatibility)
+            .or(self.compatibility)
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn global_mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The subject's mode, else the global one (a global READONLY_OVERRIDE wins).
+    pub(crate) fn effective_mode(&self, subject: &str) -> Mode {
+        if self.mode == Mode::ReadOnlyOverride {
+            return self.mode;
+        }
+        self.subjects
+            .get(subject)
+            .and_then(|s| s.mode)
+            .unwrap_or(self.mode)
+    }
+
+    /// Parsed non-deleted versions of `subject`, oldest first.
+    pub(crate) fn history(&self, subject: &str) -> Vec<Arc<SchemaSet>> {
+        let Some(s) = self.subjects.get(subject) else {
+            return Vec::new();
+        };
+        s.versions
+            .values()
+            .filter(|v| !v.deleted)
+            .filter_map(|v| self.parsed_set(v.id))
+            .collect()
+    }
+
+    /// The parsed documents of schema `id`.
+    pub(crate) fn parsed_set(&self, id: u32) -> Option<Arc<SchemaSet>> {
+        self.schemas
+            .get(&id)
+            .and_then(|e| e.parsed.as_ref())
+            .map(|p| Arc::clone(&p.set))
+    }
+
+    /// Ids of the schemas that reference `subject`'s `version`.
+    pub(crate) fn referenced_by(&self, subject: &str, version: u32) -> Vec<u32> {
+        let mut ids: Vec<u32> = self
+            .schemas
+            .iter()
+            .filter(|(_, e)| {
+                e.references
+                    .iter()
+                    .any(|r| r.subject == subject && r.version == version as i32)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Checks references exist, resolving version `-1` to the subject's latest version.
+    pub(crate) fn normalize_references(
+        &self,
+        references: Vec<Reference>,
+    ) -> Result<Vec<Reference>, String> {
+        references
+            .into_iter()
+            .map(|mut r| {
+                let version = match r.version {
+                    -1 => VersionId::Latest,
+                    n if n >= 1 => VersionId::Number(n as u32),
+                    n => {
+                        return Err(format!(
+                            "reference {:?} has invalid version {n}",
+                            r.name
+                        ));
+                    }
+                };
+                let (n, _) = self.find_version(&r.subject, version, true).ok_or_else(|| {
+                    format!(
+                        "reference {:?}: subject {:?} version {} not found",
+                        r.name, r.subject, r.version
+                    )
+                })?;
+                r.version = n as i32;
+                Ok(r)
+            })
+            .collect()
+    }
+
+    /// Parses `text` with the schemas its (normalized) `references` lead to.
+    pub(crate) fn prepare(&self, text: &str, references: &[Reference]) -> Result<Parsed, String> {
+        let mut deps = Vec::new();
+        let mut seen = HashSet::new();
+        for r in references {
+            let id = self
+                .find_version(&r.subject, VersionId::Number(r.version.max(0) as u32), true)
+                .map(|(_, v)| v.id)
+                .ok_or_else(|| {
+                    format!(
+                        "reference {:?}: subject {:?} version {} not found",
+                        r.name, r.subject, r.version
+                    )
+                })?;
+            let entry = self
+                .schemas
+                .get(&id)
+                .ok_or_else(|| format!("reference {:?}: schema {id} not found", r.name))?;
+            let transitive = entry.parsed.as_ref().map(|p| p.deps.as_slice()).unwrap_or(&[]);
+            for dep in transitive.iter().copied().chain([id]) {
+                if seen.insert(dep) {
+                    let t = self
+                        .schemas
+                        .get(&dep)
+                        .map(|e| Arc::clone(&e.text))
+                        .ok_or_else(|| format!("referenced schema {dep} not found"))?;
+                    deps.push((dep, t));
+                }
+            }
+        }
+        schema::parse(text, references, deps)
+    }
+
+    // ---- mutations ----
+
+    /// Logs (and syncs) `mutation`, then applies it.
+    pub(crate) async fn commit(&mut self, mutation: Mutation) -> Result<(), ApiError> {
+        if let Some(log) = self.log.as_mut() {
+            log.append(&mutation.record).await.map_err(|e| {
+                tracing::error!(error = %e, "cannot persist a mutation");
+                ApiError::store(format!("Error in the backend data store: {e}"))
+            })?;
+        }
+        self.apply(mutation.record, mutation.parsed).map_err(|e| {
+            tracing::error!(error = %e, "cannot apply a logged mutation");
+            ApiError::store(format!("Error in the backend data store: {e}"))
+        })
+    }
+
+    /// Applies a mutation (already validated, or read back from the log).
+    pub(crate) fn apply(&mut self, record: Record, parsed: Option<Parsed>) -> Result<(), String> {
+        match record {
+            Record::Register {
+                subject,
+                version,
+                id,
+                schema,
+                references,
+            } => {
+                if self
+                    .subjects
+                    .get(&subject)
+                    .is_some_and(|s| s.versions.contains_key(&version))
+                {
+                    return Err(format!("subject {subject:?} already has version {version}"));
+                }
+                if !self.schemas.contains_key(&id) {
+                    let parsed = match parsed {
+                        Some(p) => Some(p),
+                        None => match self.prepare(&schema, &references) {
+                            Ok(p) => Some(p),
+                            Err(e) => {
+                                tracing::warn!(id, error = %e, "a stored schema no longer parses");
+                                None
+                            }
+                        },
+                    };
+                    let info = SchemaInfo {
+                        schema: schema.clone(),
+                        schema_type: None,
+                        references: references.clone(),
+                    };
+                    let by_id = Bytes::from(serde_json::to_vec(&info).map_err(|e| e.to_string())?);
+                    if let Some(p) = &parsed {
+                        self.ids_by_key.insert(p.key.clone(), id);
+                    }
+                    self.schemas.insert(
+                        id,
+                        Arc::new(SchemaEntry {
+                            text: Arc::from(schema),
+                            references,
+                            parsed,
+                            by_id,
+                        }),
+                    );
+                }
+                self.subjects
+                    .entry(subject)
+                    .or_default()
+                    .versions
+                    .insert(version, VersionEntry { id, deleted: false });
+                self.next_id = self.next_id.max(id.saturating_add(1));
+            }
+            Record::DeleteVersion {
+                subject,
+                version,
+                permanent,
+            } => {
+                let s = self
+                    .subjects
+                    .get_mut(&subject)
+                    .ok_or_else(|| format!("no subject {subject:?}"))?;
+                let v = s
+                    .versions
+                    .get_mut(&version)
+                    .ok_or_else(|| format!("no version {version} of {subject:?}"))?;
+                if permanent {
+                    let id = v.id;
+                    s.versions.remove(&version);
+                    self.remove_subject_if_empty(&subject);
+                    self.collect(id);
+                } else {
+                    v.deleted = true;
+                }
+            }
+            Record::DeleteSubject { subject, permanent } => {
+                let s = self
+                    .subjects
+                    .get_mut(&subject)
+                    .ok_or_else(|| format!("no subject {subject:?}"))?;
+                if permanent {
+                    let ids: Vec<u32> = s.versions.values().map(|v| v.id).collect();
+                    self.subjects.remove(&subject);
+                    for id in ids {
+                        self.collect(id);
+                    }
+                } else {
+                    for v in s.versions.values_mut() {
+                        v.deleted = true;
+                    }
+                }
+            }
+            Record::Config {
+                subject,
+                compatibility,
+            } => {
+                let level = match compatibility {
+                    Some(c) => Some(
+                        parse_level(&c).ok_or_else(|| format!("invalid compatibility {c:?}"))?,
+                    ),
+                    None => None,
+                };
+                match subject {
+                    None => self.compatibility = level,
+                    Some(s) => {
+                        self.subjects.entry(s.clone()).or_default().compatibility = level;
+                        self.remove_subject_if_empty(&s);
+                    }
+                }
+            }
+            Record::Mode { subject, mode } => {
+                let mode = match mode {
+                    Some(m) => Some(Mode::parse(&m).ok_or_else(|| format!("invalid mode {m:?}"))?),
+                    None => None,
+                };
+                match subject {
+                    None => self.mode = mode.unwrap_or_default(),
+                    Some(s) => {
+                        self.subjects.entry(s.clone()).or_default().mode = mode;
+                        self.remove_subject_if_empty(&s);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_subject_if_empty(&mut self, subject: &str) {
+        if self.subjects.get(subject).is_some_and(Subject::is_empty) {
+            self.subjects.remove(subject);
+        }
+    }
+
+    /// Forgets schema `id` once no subject version holds it.
+    fn collect(&mut self, id: u32) {
+        let used = self
+            .subjects
+            .values()
+            .any(|s| s.versions.values().any(|v| v.id == id));
+        if !used && let Some(entry) = self.schemas.remove(&id) {
+            if let Some(key) = entry.key()
+                && self.ids_by_key.get(key) == Some(&id)
+            {
+                self.ids_by_key.remove(key);
+            }
+        }
+    }
+}

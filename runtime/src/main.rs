@@ -1,0 +1,5 @@
+//! The `ursa` binary.
+
+fn main() -> std::process::ExitCode {
+    ursa::cli::main()
+}

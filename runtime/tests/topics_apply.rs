@@ -1,0 +1,186 @@
+//! `ursa topics apply` against a real broker: creates topics with their partitions and configs, shows the
+//! diff, is idempotent, changes configs, refuses to shrink, and `--dry-run` changes nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use ursa::topics::Admin;
+use ursa_testkit::{Kafka, unique_name};
+
+fn ursa(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_ursa"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn catalog(
+    dir: &std::path::Path,
+    a: &str,
+    b: &str,
+    a_partitions: u32,
+    b_retention: &str,
+) -> String {
+    let path = dir.join("topics.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[defaults]\nretention = \"1d\"\n[topics.\"{a}\"]\nvalue = \"x.A\"\npartitions = {a_partitions}\n[topics.\"{b}\"]\nvalue = \"x.B\"\nretention = \"{b_retention}\"\ncleanup_policy = \"compact,delete\"\n[topics.\"{b}\".config]\n\"max.message.bytes\" = \"2000000\"\n"
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn applies_the_catalog_to_a_real_broker() {
+    let kafka = Kafka::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (unique_name("apply-a"), unique_name("apply-b"));
+    let cat = catalog(dir.path(), &a, &b, 6, "infinite");
+    let bootstrap = kafka.bootstrap();
+
+    let dry = ursa(&[
+        "topics",
+        "apply",
+        "--dry-run",
+        "--bootstrap-servers",
+        bootstrap,
+        "--catalog",
+        &cat,
+    ]);
+    assert!(dry.status.success(), "{}", text(&dry));
+    assert!(
+        text(&dry).contains(&format!("+ create topic {a} (partitions 6")),
+        "{}",
+        text(&dry)
+    );
+    let admin = Admin::new(bootstrap, Duration::from_secs(10)).unwrap();
+    assert!(
+        admin
+            .describe(&[a.clone(), b.clone()])
+            .await
+            .unwrap()
+            .is_empty(),
+        "dry run created topics"
+    );
+
+    let out = ursa(&[
+        "topics",
+        "apply",
+        "--bootstrap-servers",
+        bootstrap,
+        "--catalog",
+        &cat,
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let topics = admin.describe(&[a.clone(), b.clone()]).await.unwrap();
+    assert_eq!(topics.len(), 2, "{topics:?}");
+    let ta = topics.iter().find(|t| t.name == a).unwrap();
+    let tb = topics.iter().find(|t| t.name == b).unwrap();
+    assert_eq!(ta.partitions, 6);
+    assert_eq!(
+        ta.effective.get("retention.ms").map(String::as_str),
+        Some("86400000")
+    );
+    assert_eq!(
+        tb.effective.get("retention.ms").map(String::as_str),
+        Some("-1")
+    );
+    assert_eq!(
+        tb.effective.get("cleanup.policy").map(String::as_str),
+        Some("compact,delete")
+    );
+    assert_eq!(
+        tb.effective.get("max.message.bytes").map(String::as_str),
+        Some("2000000")
+    );
+
+    let again = ursa(&[
+        "topics",
+        "apply",
+        "--bootstrap-servers",
+        bootstrap,
+        "--catalog",
+        &cat,
+    ]);
+    assert!(
+        again.status.success() && text(&again).contains("topics are up to date"),
+        "{}",
+        text(&again)
+    );
+
+    // A config change is shown and applied; fewer partitions are refused, not applied.
+    let cat = catalog(dir.path(), &a, &b, 2, "30d");
+    let out = ursa(&[
+        "topics",
+        "apply",
+        "--bootstrap-servers",
+        bootstrap,
+        "--catalog",
+        &cat,
+    ]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "! topic {a}: has 6 partitions, the catalog says 2"
+        )),
+        "{shown}"
+    );
+    assert!(shown.contains("retention.ms: -1 -> 2592000000"), "{shown}");
+    let tb = admin.describe(std::slice::from_ref(&b)).await.unwrap().remove(0);
+    assert_eq!(
+        tb.effective.get("retention.ms").map(String::as_str),
+        Some("2592000000")
+    );
+    assert_eq!(
+        tb.effective.get("max.message.bytes").map(String::as_str),
+        Some("2000000"),
+        "other overrides kept"
+    );
+    let ta = admin.describe(std::slice::from_ref(&a)).await.unwrap().remove(0);
+    assert_eq!(ta.partitions, 6);
+}
+
+#[test]
+fn bad_input_exits_2_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("topics.toml");
+    std::fs::write(&path, "[topics.x]\nvalue = \"a.B\"\npartitons = 3\n").unwrap();
+    let out = ursa(&[
+        "topics",
+        "apply",
+        "--bootstrap-servers",
+        "127.0.0.1:1",
+        "--catalog",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("partitons"), "{}", text(&out));
+    let out = ursa(&[
+        "topics",
+        "apply",
+        "--bootstrap-servers",
+        "127.0.0.1:1",
+        "--timeout",
+        "2s",
+        "--catalog",
+        "../schemas/topics.toml",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot read topics from 127.0.0.1:1"),
+        "{}",
+        text(&out)
+    );
+}

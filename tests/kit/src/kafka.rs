@@ -1,0 +1,207 @@
+//! A Kafka broker for tests: local nisshi process (default) or Apache Kafka in Docker (testcontainers).
+
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::wait_until;
+
+/// The command that installs the local broker.
+pub const INSTALL_NISSHI: &str = "cargo install nisshi --version 0.8.1 --locked --ignore-rust-version --no-default-features --features dynostore,libsql";
+
+/// A running broker. The local process stops when the test process exits.
+pub struct Kafka {
+    bootstrap: String,
+    _process: Option<(Child, ChildStdin)>,
+    #[cfg(feature = "docker")]
+    _container: Option<testcontainers::ContainerAsync<testcontainers::GenericImage>>,
+}
+
+impl Kafka {
+    /// The broker shared by every test of this process (started on first use).
+    pub fn shared() -> &'static Kafka {
+        static SHARED: OnceLock<Kafka> = OnceLock::new();
+        SHARED.get_or_init(|| match Kafka::start() {
+            Ok(k) => k,
+            Err(e) => {
+                // A missing broker fails the test loudly with the fix.
+                eprintln!("cannot start a Kafka broker for the tests: {e:#}");
+                std::process::exit(101)
+            }
+        })
+    }
+
+    /// `host:port` for `bootstrap.servers`.
+    pub fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    /// Starts a fresh broker per the environment (see the crate docs).
+    pub fn start() -> Result<Kafka> {
+        match std::env::var("URSA_TEST_BACKEND").as_deref() {
+            Ok("docker") => Self::start_docker(),
+            Ok("local") | Err(_) => Self::start_local(),
+            Ok(other) => bail!("URSA_TEST_BACKEND={other}: expected `local` or `docker`"),
+        }
+    }
+
+    #[cfg(feature = "docker")]
+    fn start_docker() -> Result<Kafka> {
+        use testcontainers::core::{IntoContainerPort, WaitFor};
+        use testcontainers::runners::AsyncRunner;
+        use testcontainers::{GenericImage, ImageExt};
+        let rt = tokio::runtime::Runtime::new()?;
+        let port = free_port()?;
+        let container = rt.block_on(
+            GenericImage::new("apache/kafka", "3.9.0")
+                .with_wait_for(WaitFor::message_on_stdout("Kafka Server started"))
+                .with_mapped_port(port, 9092.tcp())
+                .with_env_var(
+                    "KAFKA_ADVERTISED_LISTENERS",
+                    format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://localhost:9093"),
+                )
+                .start(),
+        )?;
+        std::mem::forget(rt);
+        let k = Kafka {
+            bootstrap: format!("127.0.0.1:{port}"),
+            _process: None,
+            _container: Some(container),
+        };
+        k.wait_ready()?;
+        Ok(k)
+    }
+
+    #[cfg(not(feature = "docker"))]
+    fn start_docker() -> Result<Kafka> {
+        bail!(
+            "URSA_TEST_BACKEND=docker needs the `docker` feature: run `cargo xtask test` on a machine with a Docker engine"
+        )
+    }
+
+    fn nisshi() -> Result<PathBuf> {
+        let mut candidates: Vec<PathBuf> = Vec::new();
+        if let Ok(p) = std::env::var("NISSHI") {
+            candidates.push(p.into());
+        }
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/tools/bin/nisshi");
+        candidates.push(root);
+        if let Some(home) = std::env::var_os("CARGO_HOME").or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo").into_os_string())
+        }) {
+            candidates.push(PathBuf::from(home).join("bin/nisshi"));
+        }
+        if let Some(path) = std::env::var_os("PATH") {
+            candidates.extend(std::env::split_paths(&path).map(|d| d.join("nisshi")));
+        }
+        candidates
+            .into_iter()
+            .find(|p| p.is_file())
+            .with_context(|| format!("the `nisshi` broker is not installed: run `cargo xtask test` (installs it) or `{INSTALL_NISSHI}`"))
+    }
+
+    fn start_local() -> Result<Kafka> {
+        let bin = Self::nisshi()?;
+        let port = free_port()?;
+        let url = format!("tcp://127.0.0.1:{port}");
+        // The shell ends the broker when our stdin closes, i.e. when this test process exits.
+        let script = format!(
+            "\"$0\" broker --listener-url {url} --advertised-listener-url {url} --storage-engine memory://nisshi/ --group-initial-rebalance-delay 0s >/dev/null 2>&1 & pid=$!; read _; kill $pid"
+        );
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(&bin)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        // Held for the life of the broker: closing it stops the broker.
+        let stdin = child.stdin.take().context("broker stdin")?;
+        let k = Kafka {
+            bootstrap: format!("127.0.0.1:{port}"),
+            _process: Some((child, stdin)),
+            #[cfg(feature = "docker")]
+            _container: None,
+        };
+        k.wait_ready()?;
+        Ok(k)
+    }
+
+    fn wait_ready(&self) -> Result<()> {
+        let addr = self.bootstrap.clone();
+        wait_until(
+            &format!("a broker listening on {addr}"),
+            Duration::from_secs(60),
+            || TcpStream::connect(&addr).ok(),
+        )?;
+        let consumer: BaseConsumer = self.config().create()?;
+        wait_until("broker metadata", Duration::from_secs(60), || {
+            consumer.fetch_metadata(None, Duration::from_secs(2)).ok()
+        })?;
+        Ok(())
+    }
+
+    /// A client config with `bootstrap.servers` set.
+    pub fn config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap);
+        c
+    }
+}
+
+impl Drop for Kafka {
+    fn drop(&mut self) {
+        if let Some((mut child, mut stdin)) = self._process.take() {
+            let _ = stdin.write_all(b"\n");
+            drop(stdin);
+            let _ = child.wait();
+        }
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Creates a topic and waits until its metadata shows every partition.
+pub async fn create_topic(kafka: &Kafka, name: &str, partitions: i32) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = kafka.config().create()?;
+    let results = admin
+        .create_topics(
+            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await?;
+    for r in results {
+        if let Err((topic, code)) = r {
+            bail!("creating topic {topic}: {code}");
+        }
+    }
+    let consumer: BaseConsumer = kafka.config().create()?;
+    let name = name.to_owned();
+    tokio::task::spawn_blocking(move || {
+        wait_until(
+            &format!("metadata of topic {name}"),
+            Duration::from_secs(30),
+            || {
+                let md = consumer
+                    .fetch_metadata(Some(&name), Duration::from_secs(2))
+                    .ok()?;
+                let t = md.topics().first()?;
+                (t.error().is_none() && t.partitions().len() == partitions as usize).then_some(())
+            },
+        )
+    })
+    .await??;
+    Ok(())
+}
