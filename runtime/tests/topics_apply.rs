@@ -138,7 +138,11 @@ async fn applies_the_catalog_to_a_real_broker() {
         "{shown}"
     );
     assert!(shown.contains("retention.ms: -1 -> 2592000000"), "{shown}");
-    let tb = admin.describe(std::slice::from_ref(&b)).await.unwrap().remove(0);
+    let tb = admin
+        .describe(std::slice::from_ref(&b))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(
         tb.effective.get("retention.ms").map(String::as_str),
         Some("2592000000")
@@ -148,7 +152,11 @@ async fn applies_the_catalog_to_a_real_broker() {
         Some("2000000"),
         "other overrides kept"
     );
-    let ta = admin.describe(std::slice::from_ref(&a)).await.unwrap().remove(0);
+    let ta = admin
+        .describe(std::slice::from_ref(&a))
+        .await
+        .unwrap()
+        .remove(0);
     assert_eq!(ta.partitions, 6);
 }
 

@@ -19,6 +19,9 @@ enum Command {
     Codegen(codegen::Args),
     /// Set up what the tests need (Python packages, …) and run every test, lint and freshness check.
     Test(test::Args),
+    /// Schema governance (the same commands as `ursa schema`): compat, check, lint, register.
+    #[command(subcommand)]
+    Schema(ursa_schema_tools::cli::SchemaCommand),
     /// Run a benchmark suite side by side with its peers and print the ratios (`codegen`, …).
     Bench(bench::Args),
     /// The main job: regenerate the event types, then run the example that encodes and decodes an event.
@@ -31,6 +34,7 @@ fn main() -> std::process::ExitCode {
         Command::Codegen(args) => codegen::run(&args),
         Command::Test(args) => test::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Schema(cmd) => Ok(ursa_schema_tools::cli::run(&cmd)),
         Command::Demo => codegen::run(&codegen::Args::default()).and_then(|code| {
             if code != std::process::ExitCode::SUCCESS {
                 return Ok(code);

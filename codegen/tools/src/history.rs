@@ -48,7 +48,13 @@ pub fn locate(dir: &Path) -> Result<(PathBuf, PathBuf), ToolError> {
     let rel = abs
         .strip_prefix(&root)
         .map(Path::to_path_buf)
-        .map_err(|_| ToolError::Git(format!("{} is not inside {}", abs.display(), root.display())))?;
+        .map_err(|_| {
+            ToolError::Git(format!(
+                "{} is not inside {}",
+                abs.display(),
+                root.display()
+            ))
+        })?;
     Ok((root, rel))
 }
 
@@ -63,10 +69,16 @@ fn read_blobs(root: &Path, ids: &[String]) -> Result<HashMap<String, String>, To
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| ToolError::Git(format!("cannot run git cat-file: {e}")))?;
-    let mut stdin = child.stdin.take().ok_or_else(|| ToolError::Git("no stdin".into()))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| ToolError::Git("no stdin".into()))?;
     let request: String = ids.iter().map(|id| format!("{id}\n")).collect();
     let writer = std::thread::spawn(move || stdin.write_all(request.as_bytes()));
-    let stdout = child.stdout.take().ok_or_else(|| ToolError::Git("no stdout".into()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| ToolError::Git("no stdout".into()))?;
     let mut reader = BufReader::new(stdout);
     let mut out = HashMap::new();
     for id in ids {
@@ -76,8 +88,15 @@ fn read_blobs(root: &Path, ids: &[String]) -> Result<HashMap<String, String>, To
             .map_err(|e| ToolError::Git(e.to_string()))?;
         let parts: Vec<&str> = header.split_whitespace().collect();
         let size: usize = match parts.as_slice() {
-            [_, "blob", size] => size.parse().map_err(|_| ToolError::Git(format!("bad cat-file header {header:?}")))?,
-            _ => return Err(ToolError::Git(format!("cannot read blob {id}: {}", header.trim()))),
+            [_, "blob", size] => size
+                .parse()
+                .map_err(|_| ToolError::Git(format!("bad cat-file header {header:?}")))?,
+            _ => {
+                return Err(ToolError::Git(format!(
+                    "cannot read blob {id}: {}",
+                    header.trim()
+                )));
+            }
         };
         let mut body = vec![0u8; size + 1];
         reader
@@ -101,9 +120,21 @@ pub fn revisions(
     all: bool,
 ) -> Result<(Vec<Revision>, Vec<String>), ToolError> {
     let dir_arg = dir.to_string_lossy().replace('\\', "/");
-    let dir_arg = if dir_arg.is_empty() { ".".to_owned() } else { dir_arg };
-    let tip = git(root, &["rev-parse", "--verify", "--quiet", &format!("{reference}^{{commit}}")])
-        .map_err(|_| ToolError::Git(format!("unknown git reference `{reference}`")))?;
+    let dir_arg = if dir_arg.is_empty() {
+        ".".to_owned()
+    } else {
+        dir_arg
+    };
+    let tip = git(
+        root,
+        &[
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            &format!("{reference}^{{commit}}"),
+        ],
+    )
+    .map_err(|_| ToolError::Git(format!("unknown git reference `{reference}`")))?;
     let commits: Vec<String> = if all {
         git(root, &["rev-list", "--reverse", tip.trim(), "--", &dir_arg])?
             .lines()
@@ -119,9 +150,13 @@ pub fn revisions(
         let listing = git(root, &["ls-tree", "-r", "--full-tree", c, "--", &dir_arg])?;
         let mut files = Vec::new();
         for line in listing.lines() {
-            let Some((meta, path)) = line.split_once('\t') else { continue };
+            let Some((meta, path)) = line.split_once('\t') else {
+                continue;
+            };
             let mut m = meta.split_whitespace();
-            let (Some(_mode), Some("blob"), Some(id)) = (m.next(), m.next(), m.next()) else { continue };
+            let (Some(_mode), Some("blob"), Some(id)) = (m.next(), m.next(), m.next()) else {
+                continue;
+            };
             if path.ends_with(".avsc") {
                 files.push((path.to_owned(), id.to_owned()));
                 blob_ids.push(id.to_owned());
@@ -141,11 +176,23 @@ pub fn revisions(
         let short = &commit[..commit.len().min(10)];
         let sources = files
             .iter()
-            .map(|(path, id)| SourceFile::new(format!("{short}:{path}"), blobs.get(id).cloned().unwrap_or_default()))
+            .map(|(path, id)| {
+                SourceFile::new(
+                    format!("{short}:{path}"),
+                    blobs.get(id).cloned().unwrap_or_default(),
+                )
+            })
             .collect();
-        match SchemaSet::parse(sources, ParseOptions { logical_types: LogicalTypes::Lenient }) {
+        match SchemaSet::parse(
+            sources,
+            ParseOptions {
+                logical_types: LogicalTypes::Lenient,
+            },
+        ) {
             Ok(set) => out.push(Revision { commit, set }),
-            Err(e) => skipped.push(format!("skipped commit {short}: its schemas do not parse: {e}")),
+            Err(e) => skipped.push(format!(
+                "skipped commit {short}: its schemas do not parse: {e}"
+            )),
         }
     }
     Ok((out, skipped))

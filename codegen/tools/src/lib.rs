@@ -2,9 +2,13 @@
 //! registry), `schema lint`, and the subjects a topic catalog implies. The same commands back
 //! `cargo xtask schema …` and the operator binary's `ursa schema …`.
 
+pub mod cli;
 mod error;
 pub mod history;
 pub mod lint;
+mod output;
 pub mod subjects;
 
 pub use error::ToolError;
+
+pub use output::Format;

@@ -124,7 +124,9 @@ pub fn subjects(catalog: &Catalog, set: &SchemaSet) -> Vec<Subject> {
         .topics
         .iter()
         .filter_map(|t| match &t.value {
-            SchemaRef::Named(n) => set.lookup(n).map(|id| (t.compatibility, reachable(set, id))),
+            SchemaRef::Named(n) => set
+                .lookup(n)
+                .map(|id| (t.compatibility, reachable(set, id))),
             SchemaRef::Primitive(_) => None,
         })
         .collect();
@@ -139,7 +141,11 @@ pub fn subjects(catalog: &Catalog, set: &SchemaSet) -> Vec<Subject> {
             name: full.clone(),
             role: SubjectRole::Reference,
             schema: SubjectSchema::Named(full),
-            compatibility: if levels.is_empty() { Compatibility::Backward } else { strictest(levels) },
+            compatibility: if levels.is_empty() {
+                Compatibility::Backward
+            } else {
+                strictest(levels)
+            },
         });
     }
     for t in &catalog.topics {

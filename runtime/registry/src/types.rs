@@ -111,7 +111,11 @@ pub struct SchemaInfo {
     /// The schema text.
     pub schema: String,
     /// `AVRO`, `JSON` or `PROTOBUF` (absent means `AVRO`).
-    #[serde(rename = "schemaType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "schemaType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub schema_type: Option<String>,
     /// References to other subjects' versions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -128,7 +132,11 @@ pub struct RegisteredSchema {
     /// The global schema id.
     pub id: u32,
     /// `AVRO`, `JSON` or `PROTOBUF` (absent means `AVRO`).
-    #[serde(rename = "schemaType", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "schemaType",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub schema_type: Option<String>,
     /// References to other subjects' versions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -19,6 +19,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Schema governance: compatibility checks, lint, registration.
+    #[command(subcommand)]
+    Schema(ursa_schema_tools::cli::SchemaCommand),
     /// Topic management from the catalog.
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
@@ -40,6 +43,9 @@ pub fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Topics(cmd) => topics::run(cmd).await,
+            Command::Schema(cmd) => {
+                tokio::task::block_in_place(|| ursa_schema_tools::cli::run(&cmd))
+            }
         }
     })
 }

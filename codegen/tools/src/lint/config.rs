@@ -145,10 +145,12 @@ impl LintConfig {
 
     /// The severity of `rule` for the file at `rel_path` (relative to the schema folder, `/`-separated).
     pub fn severity(&self, rule: Rule, rel_path: &str) -> Severity {
-        let ignored = self
-            .ignores
-            .iter()
-            .any(|(r, globs)| *r == rule && globs.iter().any(|g| glob_match(g, rel_path).unwrap_or(false)));
+        let ignored = self.ignores.iter().any(|(r, globs)| {
+            *r == rule
+                && globs
+                    .iter()
+                    .any(|g| glob_match(g, rel_path).unwrap_or(false))
+        });
         if ignored {
             Severity::Off
         } else {
@@ -187,9 +189,16 @@ mod tests {
         .unwrap();
         assert_eq!(c.severity(Rule::DocRequired, "a.avsc"), Severity::Warn);
         assert_eq!(c.severity(Rule::EnumDefault, "a.avsc"), Severity::Off);
-        assert_eq!(c.severity(Rule::TypeNameCase, "legacy/x/Y.avsc"), Severity::Off);
+        assert_eq!(
+            c.severity(Rule::TypeNameCase, "legacy/x/Y.avsc"),
+            Severity::Off
+        );
         assert_eq!(c.severity(Rule::TypeNameCase, "x/Y.avsc"), Severity::Error);
         assert_eq!(c.field_style, FieldStyle::Camel);
-        assert!(LintConfig::parse("[rules]\nno-such-rule = \"warn\"\n").unwrap_err().contains("no-such-rule"));
+        assert!(
+            LintConfig::parse("[rules]\nno-such-rule = \"warn\"\n")
+                .unwrap_err()
+                .contains("no-such-rule")
+        );
     }
 }

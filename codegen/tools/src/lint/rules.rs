@@ -29,7 +29,8 @@ fn is_upper_camel(s: &str) -> bool {
 
 fn is_snake(s: &str) -> bool {
     s.starts_with(|c: char| c.is_ascii_lowercase())
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 fn is_camel(s: &str) -> bool {
@@ -38,7 +39,11 @@ fn is_camel(s: &str) -> bool {
 
 impl Linter<'_> {
     fn report(&mut self, rule: Rule, loc: Loc, location: String, message: String) {
-        let rel = self.input.rel_paths.get(loc.file.index()).map_or("", String::as_str);
+        let rel = self
+            .input
+            .rel_paths
+            .get(loc.file.index())
+            .map_or("", String::as_str);
         let severity = self.config.severity(rule, rel);
         if severity == Severity::Off {
             return;
@@ -53,6 +58,9 @@ impl Linter<'_> {
             line: Some(line),
             column: Some(column),
             is_error: severity == Severity::Error,
+            detail: String::new(),
+            direction: None,
+            version: None,
         });
     }
 
@@ -60,10 +68,20 @@ impl Linter<'_> {
         let full = t.name.fullname();
         let pointer = format!("#{full}");
         if t.doc.is_none() {
-            self.report(Rule::DocRequired, t.loc, pointer.clone(), format!("type `{full}` has no doc"));
+            self.report(
+                Rule::DocRequired,
+                t.loc,
+                pointer.clone(),
+                format!("type `{full}` has no doc"),
+            );
         }
         if !is_upper_camel(&t.name.name) {
-            self.report(Rule::TypeNameCase, t.loc, pointer.clone(), format!("type name `{}` is not UpperCamelCase", t.name.name));
+            self.report(
+                Rule::TypeNameCase,
+                t.loc,
+                pointer.clone(),
+                format!("type name `{}` is not UpperCamelCase", t.name.name),
+            );
         }
         match &t.kind {
             NamedKind::Enum { default: None, .. } => self.report(
@@ -76,7 +94,12 @@ impl Linter<'_> {
                 for (i, f) in fields.iter().enumerate() {
                     let at = format!("{pointer}/fields/{i}");
                     if f.doc.is_none() {
-                        self.report(Rule::DocRequired, f.loc, at.clone(), format!("field `{}` of `{full}` has no doc", f.name));
+                        self.report(
+                            Rule::DocRequired,
+                            f.loc,
+                            at.clone(),
+                            format!("field `{}` of `{full}` has no doc", f.name),
+                        );
                     }
                     let ok = match field_style {
                         FieldStyle::Snake => is_snake(&f.name),
@@ -84,8 +107,17 @@ impl Linter<'_> {
                         FieldStyle::Consistent => true,
                     };
                     if !ok {
-                        let style = if field_style == FieldStyle::Snake { "snake_case" } else { "camelCase" };
-                        self.report(Rule::FieldNameCase, f.loc, at.clone(), format!("field `{}` of `{full}` is not {style}", f.name));
+                        let style = if field_style == FieldStyle::Snake {
+                            "snake_case"
+                        } else {
+                            "camelCase"
+                        };
+                        self.report(
+                            Rule::FieldNameCase,
+                            f.loc,
+                            at.clone(),
+                            format!("field `{}` of `{full}` is not {style}", f.name),
+                        );
                     }
                     self.nullable(&f.schema, f.default.as_ref(), f.loc, &at, &f.name);
                 }
@@ -94,9 +126,20 @@ impl Linter<'_> {
         }
     }
 
-    fn nullable(&mut self, schema: &Schema, default: Option<&serde_json::Value>, loc: Loc, at: &str, name: &str) {
-        let SchemaKind::Union(branches) = &schema.kind else { return };
-        let Some(null_at) = branches.iter().position(|b| b.kind == SchemaKind::Null) else { return };
+    fn nullable(
+        &mut self,
+        schema: &Schema,
+        default: Option<&serde_json::Value>,
+        loc: Loc,
+        at: &str,
+        name: &str,
+    ) {
+        let SchemaKind::Union(branches) = &schema.kind else {
+            return;
+        };
+        let Some(null_at) = branches.iter().position(|b| b.kind == SchemaKind::Null) else {
+            return;
+        };
         if null_at != 0 {
             self.report(
                 Rule::NullableNullFirst,
@@ -138,7 +181,11 @@ pub fn lint(input: &LintInput<'_>, config: &LintConfig) -> Vec<Message> {
                     }
                 }
             }
-            if camel > snake { FieldStyle::Camel } else { FieldStyle::Snake }
+            if camel > snake {
+                FieldStyle::Camel
+            } else {
+                FieldStyle::Snake
+            }
         }
         s => s,
     };
@@ -155,13 +202,20 @@ pub fn lint(input: &LintInput<'_>, config: &LintConfig) -> Vec<Message> {
             }
             expected.push_str(&t.name.name);
             expected.push_str(".avsc");
-            let actual = input.rel_paths.get(file.index()).cloned().unwrap_or_default();
+            let actual = input
+                .rel_paths
+                .get(file.index())
+                .cloned()
+                .unwrap_or_default();
             if actual != expected {
                 l.report(
                     Rule::NamespaceMatchesFolder,
                     t.loc,
                     format!("#{}", t.name.fullname()),
-                    format!("`{}` is in {actual}; by its namespace it belongs in {expected}", t.name.fullname()),
+                    format!(
+                        "`{}` is in {actual}; by its namespace it belongs in {expected}",
+                        t.name.fullname()
+                    ),
                 );
             }
         }
@@ -169,21 +223,31 @@ pub fn lint(input: &LintInput<'_>, config: &LintConfig) -> Vec<Message> {
     if let Some(prev) = input.previous {
         new_field_defaults(&mut l, prev);
     }
-    l.out.sort_by(|a, b| (&a.file, a.line, a.column, &a.kind).cmp(&(&b.file, b.line, b.column, &b.kind)));
+    l.out.sort_by(|a, b| {
+        (&a.file, a.line, a.column, &a.kind).cmp(&(&b.file, b.line, b.column, &b.kind))
+    });
     l.out
 }
 
 fn new_field_defaults(l: &mut Linter<'_>, prev: &SchemaSet) {
     let set = l.input.set;
     for (_, t) in set.named_types() {
-        let NamedKind::Record { fields } = &t.kind else { continue };
+        let NamedKind::Record { fields } = &t.kind else {
+            continue;
+        };
         let full = t.name.fullname();
-        let old = prev.lookup(&full).or_else(|| t.aliases.iter().find_map(|a| prev.lookup(&a.fullname())));
+        let old = prev
+            .lookup(&full)
+            .or_else(|| t.aliases.iter().find_map(|a| prev.lookup(&a.fullname())));
         let Some(old) = old else { continue };
-        let NamedKind::Record { fields: old_fields } = &prev.named(old).kind else { continue };
-        let old_names: BTreeMap<&str, ()> = old_fields.iter().map(|f| (f.name.as_str(), ())).collect();
+        let NamedKind::Record { fields: old_fields } = &prev.named(old).kind else {
+            continue;
+        };
+        let old_names: BTreeMap<&str, ()> =
+            old_fields.iter().map(|f| (f.name.as_str(), ())).collect();
         for (i, f) in fields.iter().enumerate() {
-            let existed = old_names.contains_key(f.name.as_str()) || f.aliases.iter().any(|a| old_names.contains_key(a.as_str()));
+            let existed = old_names.contains_key(f.name.as_str())
+                || f.aliases.iter().any(|a| old_names.contains_key(a.as_str()));
             if !existed && f.default.is_none() {
                 l.report(
                     Rule::NewFieldDefault,

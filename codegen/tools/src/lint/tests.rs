@@ -12,13 +12,24 @@ fn set(files: &[(&str, &str)]) -> SchemaSet {
     .unwrap()
 }
 
-fn kinds(files: &[(&str, &str)], config: &LintConfig, previous: Option<&SchemaSet>) -> Vec<(String, usize, bool)> {
+fn kinds(
+    files: &[(&str, &str)],
+    config: &LintConfig,
+    previous: Option<&SchemaSet>,
+) -> Vec<(String, usize, bool)> {
     let s = set(files);
     let rel: Vec<String> = files.iter().map(|(p, _)| (*p).to_owned()).collect();
-    lint(&LintInput { set: &s, rel_paths: &rel, previous }, config)
-        .into_iter()
-        .map(|m| (m.kind, m.line.unwrap(), m.is_error))
-        .collect()
+    lint(
+        &LintInput {
+            set: &s,
+            rel_paths: &rel,
+            previous,
+        },
+        config,
+    )
+    .into_iter()
+    .map(|m| (m.kind, m.line.unwrap(), m.is_error))
+    .collect()
 }
 
 const GOOD: &str = r#"{"type": "record", "name": "Good", "namespace": "a.b", "doc": "d",
@@ -26,7 +37,10 @@ const GOOD: &str = r#"{"type": "record", "name": "Good", "namespace": "a.b", "do
 
 #[test]
 fn a_clean_schema_has_no_findings() {
-    assert_eq!(kinds(&[("a/b/Good.avsc", GOOD)], &LintConfig::default(), None), vec![]);
+    assert_eq!(
+        kinds(&[("a/b/Good.avsc", GOOD)], &LintConfig::default(), None),
+        vec![]
+    );
 }
 
 #[test]
@@ -40,22 +54,49 @@ fn every_rule_fires() {
  ]}"#;
     let found = kinds(&[("wrong/place.avsc", bad)], &LintConfig::default(), None);
     let ids: Vec<&str> = found.iter().map(|(k, _, _)| k.as_str()).collect();
-    for rule in ["doc-required", "type-name-case", "field-name-case", "nullable-null-first", "enum-default", "namespace-matches-folder"] {
+    for rule in [
+        "doc-required",
+        "type-name-case",
+        "field-name-case",
+        "nullable-null-first",
+        "enum-default",
+        "namespace-matches-folder",
+    ] {
         assert!(ids.contains(&rule), "{rule} missing in {found:?}");
     }
     // Positions point into the file: the camelCase field is on line 3.
-    assert!(found.contains(&("field-name-case".to_owned(), 3, true)), "{found:?}");
-    assert_eq!(found.iter().filter(|(k, _, _)| k == "nullable-null-first").count(), 2, "{found:?}");
+    assert!(
+        found.contains(&("field-name-case".to_owned(), 3, true)),
+        "{found:?}"
+    );
+    assert_eq!(
+        found
+            .iter()
+            .filter(|(k, _, _)| k == "nullable-null-first")
+            .count(),
+        2,
+        "{found:?}"
+    );
 }
 
 #[test]
 fn severities_and_ignores_apply() {
     let no_doc = r#"{"type": "record", "name": "NoDoc", "fields": []}"#;
     let cfg = LintConfig::parse("[rules]\ndoc-required = \"warn\"\n").unwrap();
-    assert_eq!(kinds(&[("NoDoc.avsc", no_doc)], &cfg, None), vec![("doc-required".to_owned(), 1, false)]);
-    let cfg = LintConfig::parse("[[ignore]]\nrule = \"doc-required\"\nfiles = [\"legacy/**\"]\n").unwrap();
-    assert_eq!(kinds(&[("legacy/x/NoDoc.avsc", no_doc)], &cfg, None).len(), 1, "only the folder rule remains");
-    let cfg = LintConfig::parse("[rules]\ndoc-required = \"off\"\nnamespace-matches-folder = \"off\"\n").unwrap();
+    assert_eq!(
+        kinds(&[("NoDoc.avsc", no_doc)], &cfg, None),
+        vec![("doc-required".to_owned(), 1, false)]
+    );
+    let cfg = LintConfig::parse("[[ignore]]\nrule = \"doc-required\"\nfiles = [\"legacy/**\"]\n")
+        .unwrap();
+    assert_eq!(
+        kinds(&[("legacy/x/NoDoc.avsc", no_doc)], &cfg, None).len(),
+        1,
+        "only the folder rule remains"
+    );
+    let cfg =
+        LintConfig::parse("[rules]\ndoc-required = \"off\"\nnamespace-matches-folder = \"off\"\n")
+            .unwrap();
     assert!(kinds(&[("x/NoDoc.avsc", no_doc)], &cfg, None).is_empty());
 }
 
@@ -66,7 +107,10 @@ fn camel_case_style_and_consistency() {
   {"name": "lastName", "type": "string", "doc": "d"},
   {"name": "snake_one", "type": "string", "doc": "d"}]}"#;
     let cfg = LintConfig::parse("[field-name-case]\nstyle = \"consistent\"\n").unwrap();
-    assert_eq!(kinds(&[("C.avsc", camel)], &cfg, None), vec![("field-name-case".to_owned(), 4, true)]);
+    assert_eq!(
+        kinds(&[("C.avsc", camel)], &cfg, None),
+        vec![("field-name-case".to_owned(), 4, true)]
+    );
     let cfg = LintConfig::parse("[field-name-case]\nstyle = \"camelCase\"\n").unwrap();
     assert_eq!(kinds(&[("C.avsc", camel)], &cfg, None).len(), 1);
 }
@@ -79,6 +123,10 @@ fn fields_added_since_the_reference_need_defaults() {
   {"name": "added", "type": "int", "doc": "d"},
   {"name": "added_ok", "type": "int", "doc": "d", "default": 0},
   {"name": "renamed", "aliases": ["x_y"], "type": ["null", "string"], "default": null, "doc": "d"}]}"#;
-    let found = kinds(&[("a/b/Good.avsc", new)], &LintConfig::default(), Some(&old));
+    let found = kinds(
+        &[("a/b/Good.avsc", new)],
+        &LintConfig::default(),
+        Some(&old),
+    );
     assert_eq!(found, vec![("new-field-default".to_owned(), 3, true)]);
 }

@@ -70,7 +70,11 @@ impl RetryPolicy {
             .min(self.max_backoff);
         let half = bound / 2;
         let span = (bound - half).as_nanos() as u64;
-        let jitter = if span == 0 { 0 } else { random_u64() % (span + 1) };
+        let jitter = if span == 0 {
+            0
+        } else {
+            random_u64() % (span + 1)
+        };
         half + Duration::from_nanos(jitter)
     }
 }

@@ -89,7 +89,9 @@ pub enum ClientError {
         message: String,
     },
     /// The answer is not what the API defines (not JSON, wrong shape).
-    #[error("unexpected answer from the schema registry (HTTP {status}): {problem}; body starts: {snippet:?}")]
+    #[error(
+        "unexpected answer from the schema registry (HTTP {status}): {problem}; body starts: {snippet:?}"
+    )]
     Protocol {
         /// The HTTP status.
         status: u16,
@@ -105,7 +107,9 @@ impl ClientError {
     pub fn is_retriable(&self) -> bool {
         matches!(
             self,
-            ClientError::Connect { .. } | ClientError::Timeout { .. } | ClientError::Unavailable { .. }
+            ClientError::Connect { .. }
+                | ClientError::Timeout { .. }
+                | ClientError::Unavailable { .. }
         )
     }
 
@@ -148,7 +152,8 @@ impl ClientError {
             }
             return ClientError::Protocol {
                 status,
-                problem: "the error body is not Confluent's {\"error_code\", \"message\"} JSON".into(),
+                problem: "the error body is not Confluent's {\"error_code\", \"message\"} JSON"
+                    .into(),
                 snippet: snippet(body),
             };
         };

@@ -73,7 +73,9 @@ impl ApiError {
         Self::new(
             StatusCode::NOT_FOUND,
             40404,
-            format!("Subject '{subject}' was soft deleted.Set permanent=true to delete permanently"),
+            format!(
+                "Subject '{subject}' was soft deleted.Set permanent=true to delete permanently"
+            ),
         )
     }
 

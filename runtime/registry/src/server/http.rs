@@ -56,7 +56,12 @@ pub(crate) fn ok<T: Serialize + ?Sized>(value: &T) -> Response {
 pub(crate) fn body<T: DeserializeOwned>(headers: &HeaderMap, bytes: &Bytes) -> Result<T, ApiError> {
     if let Some(ct) = headers.get(CONTENT_TYPE) {
         let ct = ct.to_str().unwrap_or("");
-        let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
         if !essence.is_empty() && !ACCEPTED.contains(&essence.as_str()) {
             return Err(ApiError::unsupported_media_type(ct));
         }

@@ -136,7 +136,10 @@ impl Server {
     }
 
     /// Serves until `shutdown` completes, then finishes in-flight requests.
-    pub async fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), Error> {
         let app = routes::router(self.state);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)

@@ -130,11 +130,9 @@ impl Store {
 
     /// Whether the subject has a version (a non-deleted one unless `include_deleted`).
     pub(crate) fn has_subject(&self, name: &str, include_deleted: bool) -> bool {
-        self.subjects.get(name).is_some_and(|s| {
-            s.versions
-                .values()
-                .any(|v| include_deleted || !v.deleted)
-        })
+        self.subjects
+            .get(name)
+            .is_some_and(|s| s.versions.values().any(|v| include_deleted || !v.deleted))
     }
 
     /// A version of a subject (`Latest`: the highest one that qualifies).
@@ -269,18 +267,17 @@ impl Store {
                     -1 => VersionId::Latest,
                     n if n >= 1 => VersionId::Number(n as u32),
                     n => {
-                        return Err(format!(
-                            "reference {:?} has invalid version {n}",
-                            r.name
-                        ));
+                        return Err(format!("reference {:?} has invalid version {n}", r.name));
                     }
                 };
-                let (n, _) = self.find_version(&r.subject, version, true).ok_or_else(|| {
-                    format!(
-                        "reference {:?}: subject {:?} version {} not found",
-                        r.name, r.subject, r.version
-                    )
-                })?;
+                let (n, _) = self
+                    .find_version(&r.subject, version, true)
+                    .ok_or_else(|| {
+                        format!(
+                            "reference {:?}: subject {:?} version {} not found",
+                            r.name, r.subject, r.version
+                        )
+                    })?;
                 r.version = n as i32;
                 Ok(r)
             })
@@ -305,7 +302,11 @@ impl Store {
                 .schemas
                 .get(&id)
                 .ok_or_else(|| format!("reference {:?}: schema {id} not found", r.name))?;
-            let transitive = entry.parsed.as_ref().map(|p| p.deps.as_slice()).unwrap_or(&[]);
+            let transitive = entry
+                .parsed
+                .as_ref()
+                .map(|p| p.deps.as_slice())
+                .unwrap_or(&[]);
             for dep in transitive.iter().copied().chain([id]) {
                 if seen.insert(dep) {
                     let t = self

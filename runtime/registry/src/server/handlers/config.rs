@@ -109,7 +109,12 @@ pub(crate) async fn put_subject(
     put(state, Some(subject), headers, body).await
 }
 
-async fn put(state: AppState, subject: Option<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn put(
+    state: AppState,
+    subject: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let level = match level_of(&headers, &body) {
         Ok(l) => l,
         Err(e) => return respond(Err(e)),

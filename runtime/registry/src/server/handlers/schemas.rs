@@ -32,7 +32,10 @@ pub(crate) async fn by_id(State(state): State<AppState>, Path(id): Path<String>)
 }
 
 /// `GET /schemas/ids/{id}/schema`: the schema text alone.
-pub(crate) async fn by_id_schema(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+pub(crate) async fn by_id_schema(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
         Err(e) => return respond(Err(e)),
@@ -45,7 +48,11 @@ pub(crate) async fn by_id_schema(State(state): State<AppState>, Path(id): Path<S
 }
 
 /// The (subject, version) pairs holding schema `id`.
-async fn usages(state: &AppState, id: &str, params: &Params) -> Result<Vec<SubjectVersion>, ApiError> {
+async fn usages(
+    state: &AppState,
+    id: &str,
+    params: &Params,
+) -> Result<Vec<SubjectVersion>, ApiError> {
     let id = parse_id(id)?;
     let deleted = flag(params, "deleted");
     let only = params.get("subject");
@@ -88,7 +95,11 @@ pub(crate) async fn versions(
     Path(id): Path<String>,
     Query(params): Query<Params>,
 ) -> Response {
-    respond(usages(&state, &id, &params).await.map(|found| http::ok(&found)))
+    respond(
+        usages(&state, &id, &params)
+            .await
+            .map(|found| http::ok(&found)),
+    )
 }
 
 /// `GET /schemas/types`.

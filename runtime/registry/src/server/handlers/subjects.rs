@@ -100,7 +100,10 @@ pub(crate) async fn delete(
 ) -> Response {
     let permanent = flag(&params, "permanent");
     let result = write(&state, move |store| {
-        let Some(s) = store.subject(&subject).filter(|_| store.has_subject(&subject, true)) else {
+        let Some(s) = store
+            .subject(&subject)
+            .filter(|_| store.has_subject(&subject, true))
+        else {
             return Err(ApiError::subject_not_found(&subject));
         };
         if store.effective_mode(&subject).is_read_only() {

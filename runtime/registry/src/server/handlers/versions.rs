@@ -127,7 +127,10 @@ pub(crate) async fn register(
         Ok(r) => r,
         Err(e) => return respond(Err(e)),
     };
-    let result = write(&state, move |store| plan_register(store, &subject, &request)).await;
+    let result = write(&state, move |store| {
+        plan_register(store, &subject, &request)
+    })
+    .await;
     respond(result.map(|id| http::ok(&IdResponse { id })))
 }
 
@@ -189,7 +192,10 @@ fn plan_register(
                 .ok()
                 .filter(|v| *v <= i32::MAX as u32)
                 .ok_or_else(|| ApiError::invalid_version(&v.to_string()))?;
-            if store.find_version(subject, VersionId::Number(v), true).is_some() {
+            if store
+                .find_version(subject, VersionId::Number(v), true)
+                .is_some()
+            {
                 return Err(ApiError::not_permitted(format!(
                     "Overwrite new schema with version {v} is not permitted."
                 )));

@@ -1,0 +1,74 @@
+//! `schema compat`: check a new schema file against older files at a level.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use ursa_avro::schema::{LogicalTypes, ParseOptions, SchemaSet, SourceFile};
+use ursa_compat::{Doc, Level};
+
+use crate::ToolError;
+use crate::output::{Format, single};
+
+/// Arguments of `schema compat`.
+#[derive(clap::Args, Debug)]
+pub struct CompatArgs {
+    /// Earlier versions, oldest first (repeat the flag).
+    #[arg(long = "old", required = true)]
+    old: Vec<PathBuf>,
+    /// The new version.
+    #[arg(long)]
+    new: PathBuf,
+    /// Compatibility level.
+    #[arg(long, value_parser = parse_level)]
+    level: Level,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    format: Format,
+}
+
+/// Parses a level name like `FULL_TRANSITIVE` (case-insensitive).
+pub fn parse_level(s: &str) -> Result<Level, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_ascii_uppercase())).map_err(|_| {
+        format!("unknown level {s:?}: BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE or NONE")
+    })
+}
+
+fn load(path: &PathBuf, logical: LogicalTypes) -> Result<SchemaSet, ToolError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ToolError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(SchemaSet::parse(
+        vec![SourceFile::new(path.display().to_string(), text)],
+        ParseOptions {
+            logical_types: logical,
+        },
+    )?)
+}
+
+pub(crate) fn run(args: &CompatArgs) -> Result<ExitCode, ToolError> {
+    let new = load(&args.new, LogicalTypes::Strict)?;
+    let old: Vec<SchemaSet> = args
+        .old
+        .iter()
+        .map(|p| load(p, LogicalTypes::Lenient))
+        .collect::<Result<_, _>>()?;
+    let history: Vec<Doc<'_>> = old.iter().map(Doc::last).collect();
+    let report = ursa_compat::check(args.level, Doc::last(&new), &history);
+    let mut sources = vec![&new];
+    sources.extend(old.iter());
+    print!(
+        "{}",
+        single(
+            args.format,
+            &args.new.display().to_string(),
+            &report,
+            &sources
+        )
+    );
+    Ok(if report.is_compatible {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,665 @@
+//! The dev registry's REST API, driven with raw HTTP: paths, status codes, bodies and Confluent error codes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::{Raw, assert_error, start, user_incompatible, user_v1, user_v2};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn register_get_and_idempotency() {
+    let server = start().await;
+    let raw = Raw::new(&server.url());
+
+    let root = raw.get("/").await;
+    assert_eq!((root.status, root.body.clone()), (200, json!({})));
+
+    let id = raw.register("users-value", &user_v1()).await;
+    assert_eq!(id, 1);
+    // The same schema again (any whitespace): the same id, no new version.
+    let pretty = serde_json::to_string_pretty(&user_v1()).unwrap();
+    let again = raw
+        .post("/subjects/users-value/versions", json!({ "schema": pretty }))
+        .await;
+    assert_eq!((again.status, again.body["id"].as_u64()), (200, Some(id)));
+    assert_eq!(
+        again.content_type,
+        "application/vnd.schemaregistry.v1+json"
+    );
+    assert_eq!(raw.get("/subjects/users-value/versions").await.body, json!([1]));
+
+    let id2 = raw.register("users-value", &user_v2()).await;
+    assert_eq!(id2, 2);
+    assert_eq!(
+        raw.get("/subjects/users-value/versions").await.body,
+        json!([1, 2])
+    );
+    assert_eq!(raw.get("/subjects").await.body, json!(["users-value"]));
+
+    for path in [
+        "/subjects/users-value/versions/latest",
+        "/subjects/users-value/versions/-1",
+        "/subjects/users-value/versions/2",
+    ] {
+        let a = raw.get(path).await;
+        assert_eq!(a.status, 200, "{path}: {a:?}");
+        assert_eq!(a.body["subject"], "users-value");
+        assert_eq!(a.body["version"], 2);
+        assert_eq!(a.body["id"], 2);
+        assert!(a.body.get("schemaType").is_none(), "AVRO omits schemaType");
+        assert!(a.body.get("references").is_none());
+        let schema: Value = serde_json::from_str(a.body["schema"].as_str().unwrap()).unwrap();
+        assert_eq!(schema, user_v2());
+    }
+    // Field order of a version body, as Confluent's.
+    let v1 = raw.get("/subjects/users-value/versions/1").await;
+    let keys: Vec<&String> = v1.body.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["subject", "version", "id", "schema"]);
+
+    let raw_schema = raw.get("/subjects/users-value/versions/1/schema").await;
+    assert_eq!(raw_schema.status, 200);
+    assert_eq!(raw_schema.body, user_v1());
+
+    let by_id = raw.get(&format!("/schemas/ids/{id}")).await;
+    assert_eq!(by_id.status, 200);
+    assert_eq!(by_id.body.as_object().unwrap().len(), 1, "{by_id:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(by_id.body["schema"].as_str().unwrap()).unwrap(),
+        user_v1()
+    );
+    assert_eq!(
+        raw.get(&format!("/schemas/ids/{id}/schema")).await.body,
+        user_v1()
+    );
+    assert_eq!(raw.get("/schemas/types").await.body, json!(["AVRO"]));
+
+    // Lookup.
+    let found = raw
+        .post(
+            "/subjects/users-value",
+            json!({ "schema": user_v1().to_string() }),
+        )
+        .await;
+    assert_eq!(found.status, 200, "{found:?}");
+    assert_eq!(found.body["id"], 1);
+    assert_eq!(found.body["version"], 1);
+    assert_eq!(found.body["subject"], "users-value");
+    assert!(found.body["schema"].is_string());
+    let missing = raw
+        .post(
+            "/subjects/users-value",
+            json!({ "schema": user_incompatible().to_string() }),
+        )
+        .await;
+    assert_error(&missing, 404, 40403);
+    let no_subject = raw
+        .post("/subjects/nope", json!({ "schema": user_v1().to_string() }))
+        .await;
+    assert_error(&no_subject, 404, 40401);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn ids_are_global_and_shared_across_subjects() {
+    let server = start().await;
+    let raw = Raw::new(&server.url());
+    let a = raw.register("a-value", &user_v1()).await;
+    let b = raw.register("b-value", &user_v1()).await;
+    assert_eq!(a, b, "identical schemas share an id");
+    let c = raw.register("b-value", &user_v2()).await;
+    assert_ne!(c, a);
+    assert_eq!(
+        raw.get(&format!("/schemas/ids/{a}/subjects")).await.body,
+        json!(["a-value", "b-value"])
+    );
+    assert_eq!(
+        raw.get(&format!("/schemas/ids/{a}/versions")).await.body,
+        json!([{"subject": "a-value", "version": 1}, {"subject": "b-value", "version": 1}])
+    );
+    // A different schema under a third subject gets the next id; the same as b's v2 shares it.
+    assert_eq!(raw.register("c-value", &user_v2()).await, c);
+    assert_error(&raw.get("/schemas/ids/999").await, 404, 40403);
+    assert_error(&raw.get("/schemas/ids/999/subjects").await, 404, 40403);
+    assert_error(&raw.get("/schemas/ids/999/versions").await, 404, 40403);
+    assert_error(&raw.get("/schemas/ids/abc").await, 404, 40403);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn error_codes_and_content_types() {
+    let server = start().await;
+    let raw = Raw::new(&server.url());
+    raw.register("s", &user_v1()).await;
+
+    assert_error(&raw.get("/subjects/nope/versions").await, 404, 40401);
+    assert_error(&raw.get("/subjects/nope/versions/1").await, 404, 40401);
+    assert_error(&raw.get("/subjects/s/versions/7").await, 404, 40402);
+    for bad in ["0", "abc", "-2", "2147483648"] {
+        assert_error(
+            &raw.get(&format!("/subjects/s/versions/{bad}")).await,
+            422,
+            42202,
+        );
+    }
+    // Invalid schemas.
+    for schema in [
+        "{not json",
+        r#"{"type": "record", "name": "X"}"#,
+        r#"{"type": "record", "name": "X", "fields": [{"name": "a", "type": "Missing"}]}"#,
+        "",
+    ] {
+        let a = raw
+            .post("/subjects/s2/versions", json!({ "schema": schema }))
+            .await;
+        assert_error(&a, 422, 42201);
+    }
+    let typed = raw
+        .post(
+            "/subjects/s2/versions",
+            json!({ "schema": "{}", "schemaType": "PROTOBUF" }),
+        )
+        .await;
+    assert_error(&typed, 422, 42201);
+    let a = raw
+        .post(
+            "/subjects/s2/versions",
+            json!({ "schema": user_v1().to_string(), "schemaType": "AVRO" }),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+
+    // Malformed request JSON.
+    let a = raw
+        .send(
+            Method::POST,
+            "/subjects/s/versions",
+            Some("{oops".into()),
+            "application/json",
+        )
+        .await;
+    assert_error(&a, 400, 400);
+    // Request content types Confluent accepts, and one it does not.
+    for ct in [
+        "application/json",
+        "application/vnd.schemaregistry+json",
+        "application/vnd.schemaregistry.v1+json; charset=utf-8",
+        "application/octet-stream",
+    ] {
+        let a = raw
+            .send(
+                Method::POST,
+                "/subjects/s/versions",
+                Some(json!({ "schema": user_v1().to_string() }).to_string()),
+                ct,
+            )
+            .await;
+        assert_eq!(a.status, 200, "{ct}: {a:?}");
+    }
+    let a = raw
+        .send(
+            Method::POST,
+            "/subjects/s/versions",
+            Some(json!({ "schema": user_v1().to_string() }).to_string()),
+            "text/plain",
+        )
+        .await;
+    assert_error(&a, 415, 415);
+
+    assert_error(&raw.get("/no/such/path").await, 404, 404);
+    assert_error(
+        &raw.send(Method::PATCH, "/subjects", None, "").await,
+        405,
+        405,
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn soft_and_permanent_deletes() {
+    let server = start().await;
+    let raw = Raw::new(&server.url());
+    let id1 = raw.register("s", &user_v1()).await;
+    let id2 = raw.register("s", &user_v2()).await;
+
+    // Versions: permanent only after soft.
+    assert_error(&raw.delete("/subjects/s/versions/1?permanent=true").await, 404, 40407);
+    let a = raw.delete("/subjects/s/versions/1").await;
+    assert_eq!((a.status, a.body.clone()), (200, json!(1)));
+    assert_error(&raw.delete("/subjects/s/versions/1").await, 404, 40406);
+    assert_error(&raw.get("/subjects/s/versions/1").await, 404, 40402);
+    assert_eq!(raw.get("/subjects/s/versions/1?deleted=true").await.status, 200);
+    assert_eq!(raw.get("/subjects/s/versions").await.body, json!([2]));
+    assert_eq!(
+        raw.get("/subjects/s/versions?deleted=true").await.body,
+        json!([1, 2])
+    );
+    // The id stays readable after a soft delete.
+    assert_eq!(raw.get(&format!("/schemas/ids/{id1}")).await.status, 200);
+    assert_eq!(
+        raw.get(&format!("/schemas/ids/{id1}/subjects")).await.body,
+        json!([])
+    );
+    assert_eq!(
+        raw.get(&format!("/schemas/ids/{id1}/subjects?deleted=true"))
+            .await
+            .body,
+        json!(["s"])
+    );
+    let a = raw.delete("/subjects/s/versions/1?permanent=true").await;
+    assert_eq!((a.status, a.body.clone()), (200, json!(1)));
+    assert_error(&raw.get("/subjects/s/versions/1?deleted=true").await, 404, 40402);
+    assert_error(&raw.get(&format!("/schemas/ids/{id1}")).await, 404, 40403);
+
+    // Re-registering a soft-deleted schema makes a new version.
+    raw.register("s", &user_v1()).await;
+    assert_eq!(raw.get("/subjects/s/versions").await.body, json!([2, 3]));
+
+    // Subjects: permanent only after soft.
+    assert_error(&raw.delete("/subjects/s?permanent=true").await, 404, 40405);
+    let a = raw.delete("/subjects/s").await;
+    assert_eq!((a.status, a.body.clone()), (200, json!([2, 3])));
+    assert_error(&raw.delete("/subjects/s").await, 404, 40404);
+    assert_eq!(raw.get("/subjects").await.body, json!([]));
+    assert_eq!(raw.get("/subjects?deleted=true").await.body, json!(["s"]));
+    assert_eq!(
+        raw.get("/subjects?deletedOnly=true").await.body,
+        json!(["s"])
+    );
+    assert_error(&raw.get("/subjects/s/versions").await, 404, 40401);
+    assert_error(&raw.get("/subjects/s/versions/latest").await, 404, 40401);
+    assert_eq!(raw.get(&format!("/schemas/ids/{id2}")).await.status, 200);
+    let a = raw.delete("/subjects/s?permanent=true").await;
+    assert_eq!((a.status, a.body.clone()), (200, json!([2, 3])));
+    assert_eq!(raw.get("/subjects?deleted=true").await.body, json!([]));
+    assert_error(&raw.get(&format!("/schemas/ids/{id2}")).await, 404, 40403);
+    assert_error(&raw.delete("/subjects/s").await, 404, 40401);
+    assert_error(&raw.delete("/subjects/s/versions/1").await, 404, 40401);
+
+    // Versions restart after a permanent delete; ids are never reused.
+    let id = raw.register("s", &user_v2()).await;
+    assert!(id > id2, "{id} > {id2}");
+    assert_eq!(raw.get("/subjects/s/versions").await.body, json!([1]));
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn config_global_and_per_subject() {
+    let server = start().await;
+    let raw = Raw::new(&server.url());
+    assert_eq!(
+        raw.get("/config").await.body,
+        json!({"compatibilityLevel": "BACKWARD"})
+    );
+    let a = raw.put("/config", json!({"compatibility": "FULL"})).await;
+    assert_eq!((a.status, a.body.clone()), (200, json!({"compatibility": "FULL"})));
+    assert_eq!(
+        raw.get("/config").await.body,
+        json!({"compatibilityLevel": "FULL"})
+    );
+
+    assert_error(&raw.get("/config/orders-value").await, 404, 40408);
+    assert_eq!(
+        raw.get("/config/orders-value?defaultToGlobal=true").await.body,
+        json!({"compatibilityLevel": "FULL"})
+    );
+    let a = raw
+        .put("/config/orders-value", json!({"compatibility": "none"}))
+        .await;
+    assert_eq!((a.status, a.body.clone()), (200, json!({"compatibility": "NONE"})));
+    assert_eq!(
+        raw.get("/config/orders-value").await.body,
+        json!({"compatibilityLevel": "NONE"})
+    );
+    assert_eq!(
+        raw.get("/config").await.body,
+        json!({"compatibilityLevel": "FULL"}),
+        "the subject's level does not change the global one"
+    );
+    assert_error(
+        &raw.put("/config/orders-value", json!({"compatibility": "SIDEWAYS"}))
+            .await,
+        422,
+        42203,
+    );
+    assert_error(&raw.put("/config", json!({})).await, 422, 42203);
+
+    let a = raw.delete("/config/orders-value").await;
+    assert_eq!((a.status, a.body.clone()), (200, json!({"compatibilityLevel": "NONE"})));
+    assert_error(&raw.delete("/config/orders-value").await, 404, 40401);
+    let a = raw.delete("/config").await;
+    assert_eq!((a.status, a.body.clone()), (200, json!({"compatibilityLevel": "FULL"})));
+    assert_eq!(
+        raw.get("/config").await.body,
+        json!({"compatibilityLevel": "BACKWARD"})
+    );
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn compatibility_endpoint_and_checks_on_register() {
+    let real = common::checker_is_real();
+    let server = start().await;
+    let raw = Raw::new(&server.url());
+    let body = |v: Value| json!({ "schema": v.to_string() });
+
+    // No versions yet: compatible against "latest"; 40401/40402 against a number.
+    let a = raw
+        .post("/compatibility/subjects/s/versions/latest", body(user_v1()))
+        .await;
+    assert_eq!((a.status, a.body.clone()), (200, json!({"is_compatible": true})));
+    assert_error(
+        &raw.post("/compatibility/subjects/s/versions/1", body(user_v1()))
+            .await,
+        404,
+        40401,
+    );
+    raw.register("s", &user_v1()).await;
+    assert_error(
+        &raw.post("/compatibility/subjects/s/versions/9", body(user_v1()))
+            .await,
+        404,
+        40402,
+    );
+    assert_error(
+        &raw.post("/compatibility/subjects/s/versions/x", body(user_v1()))
+            .await,
+        422,
+        42202,
+    );
+    assert_error(
+        &raw.post(
+            "/compatibility/subjects/s/versions/latest",
+            json!({"schema": "{"}),
+        )
+        .await,
+        422,
+        42201,
+    );
+    for path in [
+        "/compatibility/subjects/s/versions/latest",
+        "/compatibility/subjects/s/versions/1",
+        "/compatibility/subjects/s/versions",
+    ] {
+        let a = raw.post(path, body(user_v2())).await;
+        assert_eq!((a.status, a.body.clone()), (200, json!({"is_compatible": true})), "{path}");
+        let a = raw.post(&format!("{path}?verbose=true"), body(user_v2())).await;
+        assert_eq!(a.body["is_compatible"], true, "{path}");
+        assert_eq!(a.body["messages"], json!([]), "{path}");
+    }
+
+    if real {
+        let a = raw
+            .post(
+                "/compatibility/subjects/s/versions/latest?verbose=true",
+                body(user_incompatible()),
+            )
+            .await;
+        assert_eq!(a.body["is_compatible"], false, "{a:?}");
+        assert!(!a.body["messages"].as_array().unwrap().is_empty(), "{a:?}");
+        let a = raw
+            .post("/subjects/s/versions", body(user_incompatible()))
+            .await;
+        assert_error(&a, 409, 409);
+        let msg = a.body["message"].as_str().unwrap();
+        assert!(
+            msg.starts_with(
+                "Schema being registered is incompatible with an earlier schema for subject \"s\", details: "
+            ),
+            "{msg}"
+        );
+        // NONE at the subject level lets it through.
+        raw.put("/config/s", json!({"compatibility": "NONE"})).await;
+        assert_eq!(
+            raw.post("/subjects/s/versions", body(user_incompatible()))
+                .await
+                .status,
+            200
+        );
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn read_only_and_import_modes() {
+    let server = start().await;
+    let raw = Raw::new(&server.url());
+    raw.register("s", &user_v1()).await;
+    assert_eq!(raw.get("/mode").await.body, json!({"mode": "READWRITE"}));
+    let a = raw.put("/mode", json!({"mode": "READONLY"})).await;
+    assert_eq!((a.status, a.body.clone()), (200, json!({"mode": "READONLY"})));
+
+    let reg = raw
+        .post(
+            "/subjects/s/versions",
+            json!({ "schema": user_v2().to_string() }),
+        )
+        .await;
+    assert_error(&reg, 422, 42205);
+    assert_error(&raw.delete("/subjects/s/versions/1").await, 422, 42205);
+    assert_error(&raw.delete("/subjects/s").await, 422, 42205);
+    assert_error(
+        &raw.put("/config/s", json!({"compatibility": "FULL"})).await,
+        422,
+        42205,
+    );
+    // Reads still work.
+    assert_eq!(raw.get("/subjects/s/versions/1").await.status, 200);
+    assert_eq!(
+        raw.post(
+            "/subjects/s",
+            json!({ "schema": user_v1().to_string() })
+        )
+        .await
+        .status,
+        200
+    );
+    assert_error(&raw.put("/mode", json!({"mode": "SLEEPY"})).await, 422, 42204);
+    raw.put("/mode", json!({"mode": "READWRITE"})).await;
+    raw.register("s", &user_v2()).await;
+
+    // A subject-level mode.
+    let a = raw.put("/mode/s", json!({"mode": "READONLY"})).await;
+    assert_eq!(a.body, json!({"mode": "READONLY"}));
+    assert_eq!(raw.get("/mode/s").await.body, json!({"mode": "READONLY"}));
+    assert_error(&raw.get("/mode/other").await, 404, 40409);
+    assert_eq!(
+        raw.get("/mode/other?defaultToGlobal=true").await.body,
+        json!({"mode": "READWRITE"})
+    );
+    assert_error(&raw.delete("/subjects/s/versions/1").await, 422, 42205);
+    raw.register("other", &user_v1()).await;
+    let a = raw.delete("/mode/s").await;
+    assert_eq!((a.status, a.body.clone()), (200, json!({"mode": "READONLY"})));
+
+    // IMPORT needs an empty registry (or force), then takes ids and versions as given.
+    assert_error(&raw.put("/mode", json!({"mode": "IMPORT"})).await, 422, 42205);
+    assert_eq!(
+        raw.put("/mode/imported", json!({"mode": "IMPORT"})).await.status,
+        200
+    );
+    let a = raw
+        .post(
+            "/subjects/imported/versions",
+            json!({ "schema": user_incompatible().to_string(), "id": 100, "version": 7 }),
+        )
+        .await;
+    assert_eq!((a.status, a.body.clone()), (200, json!({"id": 100})), "{a:?}");
+    assert_eq!(raw.get("/subjects/imported/versions").await.body, json!([7]));
+    assert_eq!(raw.get("/schemas/ids/100").await.status, 200);
+    // An id not matching the schema already registered under another id.
+    let a = raw
+        .post(
+            "/subjects/imported/versions",
+            json!({ "schema": user_v1().to_string(), "id": 101, "version": 8 }),
+        )
+        .await;
+    assert_error(&a, 422, 42207);
+    // Outside IMPORT mode, ids cannot be chosen.
+    let a = raw
+        .post(
+            "/subjects/other/versions",
+            json!({ "schema": user_v2().to_string(), "id": 555 }),
+        )
+        .await;
+    assert_error(&a, 422, 42205);
+    // New ids continue after imported ones.
+    let next = raw
+        .register(
+            "fresh",
+            &json!({"type": "enum", "name": "Color", "symbols": ["RED"]}),
+        )
+        .await;
+    assert_eq!(next, 101);
+    server.stop().await.unwrap();
+}
+
+fn address() -> Value {
+    json!({
+        "type": "record", "name": "Address", "namespace": "com.acme",
+        "fields": [{"name": "street", "type": "string"}, {"name": "zip", "type": "string"}]
+    })
+}
+
+fn customer() -> Value {
+    json!({
+        "type": "record", "name": "Customer", "namespace": "com.acme",
+        "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "address", "type": "com.acme.Address"}
+        ]
+    })
+}
+
+#[tokio::test]
+async fn references_across_subjects() {
+    let server = start().await;
+    let raw = Raw::new(&server.url());
+    let address_id = raw.register("address", &address()).await;
+    let refs = json!([{"name": "com.acme.Address", "subject": "address", "version": 1}]);
+
+    // Without the reference the type is unknown.
+    let a = raw
+        .post(
+            "/subjects/customer-value/versions",
+            json!({ "schema": customer().to_string() }),
+        )
+        .await;
+    assert_error(&a, 422, 42201);
+    // A reference to a missing version.
+    let a = raw
+        .post(
+            "/subjects/customer-value/versions",
+            json!({ "schema": customer().to_string(),
+                    "references": [{"name": "com.acme.Address", "subject": "address", "version": 4}] }),
+        )
+        .await;
+    assert_error(&a, 422, 42201);
+
+    let a = raw
+        .post(
+            "/subjects/customer-value/versions",
+            json!({ "schema": customer().to_string(), "references": refs }),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    let customer_id = a.body["id"].as_u64().unwrap();
+    assert_ne!(customer_id, address_id);
+    // Idempotent with references too; `latest` (-1) resolves to the version.
+    let a = raw
+        .post(
+            "/subjects/customer-value/versions",
+            json!({ "schema": customer().to_string(),
+                    "references": [{"name": "com.acme.Address", "subject": "address", "version": -1}] }),
+        )
+        .await;
+    assert_eq!(a.body["id"].as_u64(), Some(customer_id));
+
+    let v = raw.get("/subjects/customer-value/versions/latest").await;
+    assert_eq!(v.body["references"], refs);
+    let by_id = raw.get(&format!("/schemas/ids/{customer_id}")).await;
+    assert_eq!(by_id.body["references"], refs);
+    let keys: Vec<&String> = by_id.body.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["schema", "references"]);
+    assert_eq!(
+        raw.get("/subjects/address/versions/1/referencedby").await.body,
+        json!([customer_id])
+    );
+    assert_eq!(
+        raw.get("/subjects/customer-value/versions/1/referencedby")
+            .await
+            .body,
+        json!([])
+    );
+    let found = raw
+        .post(
+            "/subjects/customer-value",
+            json!({ "schema": customer().to_string(), "references": refs }),
+        )
+        .await;
+    assert_eq!(found.body["id"].as_u64(), Some(customer_id), "{found:?}");
+    let a = raw
+        .post(
+            "/compatibility/subjects/customer-value/versions/latest",
+            json!({ "schema": customer().to_string(), "references": refs }),
+        )
+        .await;
+    assert_eq!(a.body, json!({"is_compatible": true}));
+
+    // A chain: an order referencing the customer (and so, transitively, the address).
+    let order = json!({
+        "type": "record", "name": "Order", "namespace": "com.acme",
+        "fields": [{"name": "customer", "type": "com.acme.Customer"},
+                   {"name": "ship_to", "type": "com.acme.Address"}]
+    });
+    let a = raw
+        .post(
+            "/subjects/order-value/versions",
+            json!({ "schema": order.to_string(), "references": [
+                {"name": "com.acme.Customer", "subject": "customer-value", "version": 1},
+                {"name": "com.acme.Address", "subject": "address", "version": 1}
+            ] }),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+
+    // A referenced version cannot be deleted.
+    assert_error(&raw.delete("/subjects/address/versions/1").await, 422, 42206);
+    assert_error(&raw.delete("/subjects/address").await, 422, 42206);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn concurrent_registrations_get_distinct_versions() {
+    let server = start().await;
+    let url = server.url();
+    let raw = Raw::new(&url);
+    raw.put("/config", json!({"compatibility": "NONE"})).await;
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let url = url.clone();
+        tasks.push(tokio::spawn(async move {
+            let raw = Raw::new(&url);
+            let schema = json!({"type": "record", "name": format!("R{i}"), "fields": []});
+            raw.post(
+                &format!("/subjects/s{}/versions", i % 2),
+                json!({"schema": schema.to_string()}),
+            )
+            .await
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        let a = t.await.unwrap();
+        assert_eq!(a.status, 200, "{a:?}");
+        ids.push(a.body["id"].as_u64().unwrap());
+    }
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=16).collect::<Vec<u64>>(), "every schema got its own id");
+    for s in ["s0", "s1"] {
+        let a = raw.get(&format!("/subjects/{s}/versions")).await;
+        assert_eq!(a.body, json!((1..=8).collect::<Vec<u64>>()));
+    }
+    server.stop().await.unwrap();
+}
