@@ -7,6 +7,7 @@ mod error;
 pub mod history;
 pub mod lint;
 mod output;
+pub mod plan;
 pub mod subjects;
 
 pub use error::ToolError;

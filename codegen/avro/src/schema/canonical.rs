@@ -95,6 +95,16 @@ impl SchemaSet {
         self.full_value(schema, &mut seen, None)
     }
 
+    /// Like [`SchemaSet::full_json`], but the named types in `external` are written as full-name references
+    /// instead of being defined: the form of a Confluent schema that uses schema references for them.
+    pub fn json_with_references(&self, schema: &Schema, external: &[NamedId]) -> Value {
+        let mut seen: HashSet<NamedId> = external.iter().copied().collect();
+        if let SchemaKind::Named(root) = schema.kind {
+            seen.remove(&root);
+        }
+        self.full_value(schema, &mut seen, None)
+    }
+
     fn full_value(
         &self,
         schema: &Schema,
