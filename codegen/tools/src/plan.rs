@@ -56,7 +56,9 @@ fn external_refs(set: &SchemaSet, root: NamedId) -> BTreeSet<NamedId> {
         }
         if let NamedKind::Record { fields } = &set.named(id).kind {
             let mut used = BTreeSet::new();
-            fields.iter().for_each(|f| collect_named(&f.schema, &mut used));
+            fields
+                .iter()
+                .for_each(|f| collect_named(&f.schema, &mut used));
             for u in used {
                 if home.get(&u).copied() == file {
                     stack.push(u);
@@ -95,19 +97,36 @@ pub fn plan(catalog: &Catalog, set: &SchemaSet) -> Vec<PlannedSubject> {
                 let (schema, references) = match id {
                     Some(id) => {
                         let external: Vec<NamedId> = external_refs(set, id).into_iter().collect();
-                        let node = Schema { kind: SchemaKind::Named(id), logical: None, attrs: Attrs::new(), loc: set.named(id).loc };
+                        let node = Schema {
+                            kind: SchemaKind::Named(id),
+                            logical: None,
+                            attrs: Attrs::new(),
+                            loc: set.named(id).loc,
+                        };
                         let refs = external
                             .iter()
                             .map(|e| {
                                 let name = set.named(*e).name.fullname();
-                                PlannedReference { subject: reference_subject.get(&name).cloned().unwrap_or_else(|| name.clone()), name }
+                                PlannedReference {
+                                    subject: reference_subject
+                                        .get(&name)
+                                        .cloned()
+                                        .unwrap_or_else(|| name.clone()),
+                                    name,
+                                }
                             })
                             .collect();
                         (set.json_with_references(&node, &external).to_string(), refs)
                     }
                     None => (String::new(), Vec::new()),
                 };
-                PlannedSubject { subject: s.name.clone(), role: s.role, schema, references, compatibility: s.compatibility }
+                PlannedSubject {
+                    subject: s.name.clone(),
+                    role: s.role,
+                    schema,
+                    references,
+                    compatibility: s.compatibility,
+                }
             }
         })
         .collect();
@@ -157,16 +176,41 @@ mod tests {
             ParseOptions::default(),
         )
         .unwrap();
-        let catalog = Catalog::parse(Path::new("t.toml"), "[topics.events]\nkey = \"string\"\nvalue = \"a.Event\"\ncompatibility = \"FULL\"\n").unwrap();
+        let catalog = Catalog::parse(
+            Path::new("t.toml"),
+            "[topics.events]\nkey = \"string\"\nvalue = \"a.Event\"\ncompatibility = \"FULL\"\n",
+        )
+        .unwrap();
         let p = plan(&catalog, &set);
         let names: Vec<&str> = p.iter().map(|s| s.subject.as_str()).collect();
         assert_eq!(names, ["c.Meta", "events-key", "events-value"]);
-        assert_eq!(p[0].compatibility, Compatibility::Full, "a shared type takes its users' level");
+        assert_eq!(
+            p[0].compatibility,
+            Compatibility::Full,
+            "a shared type takes its users' level"
+        );
         let value = &p[2];
-        assert_eq!(value.references, vec![PlannedReference { name: "c.Meta".into(), subject: "c.Meta".into() }]);
-        assert!(value.schema.contains("\"type\":\"c.Meta\""), "{}", value.schema);
-        assert!(!value.schema.contains("\"name\":\"c.Meta\""), "referenced type must not be inlined: {}", value.schema);
-        assert!(value.schema.contains("\"name\":\"a.Inner\""), "same-file types are inlined");
+        assert_eq!(
+            value.references,
+            vec![PlannedReference {
+                name: "c.Meta".into(),
+                subject: "c.Meta".into()
+            }]
+        );
+        assert!(
+            value.schema.contains("\"type\":\"c.Meta\""),
+            "{}",
+            value.schema
+        );
+        assert!(
+            !value.schema.contains("\"name\":\"c.Meta\""),
+            "referenced type must not be inlined: {}",
+            value.schema
+        );
+        assert!(
+            value.schema.contains("\"name\":\"a.Inner\""),
+            "same-file types are inlined"
+        );
         assert_eq!(p[1].schema, "\"string\"");
     }
 }

@@ -1,5 +1,6 @@
 //! Command-line interface of `ursa`.
 
+mod registry;
 mod topics;
 
 use std::process::ExitCode;
@@ -25,11 +26,41 @@ enum Command {
     /// Topic management from the catalog.
     #[command(subcommand)]
     Topics(topics::TopicsCommand),
+    /// The Confluent-compatible dev schema registry.
+    #[command(subcommand)]
+    Registry(registry::RegistryCommand),
+}
+
+/// Completes on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
 }
 
 /// Parses arguments and runs the command; exit codes: 0 success, 1 findings or failed changes, 2 bad input.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Schema commands are synchronous (registry calls run on a runtime of their own).
+    let command = match cli.command {
+        Command::Schema(cmd) => return ursa_schema_tools::cli::run(&cmd),
+        other => other,
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -41,11 +72,10 @@ pub fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Topics(cmd) => topics::run(cmd).await,
-            Command::Schema(cmd) => {
-                tokio::task::block_in_place(|| ursa_schema_tools::cli::run(&cmd))
-            }
+            Command::Registry(cmd) => registry::run(cmd).await,
+            Command::Schema(_) => ExitCode::from(2),
         }
     })
 }

@@ -4,6 +4,7 @@ mod check;
 mod compat;
 mod lint;
 mod register;
+mod registry;
 mod registry_check;
 
 use std::path::PathBuf;
