@@ -30,7 +30,11 @@ pub fn cargo(args: &[&str]) -> Result<()> {
 }
 
 /// Python packages the tests use as third-party peers.
-const PYTHON_PACKAGES: &[&str] = &["fastavro==1.13.1", "avro==1.12.2"];
+const PYTHON_PACKAGES: &[&str] = &[
+    "fastavro==1.13.1",
+    "avro==1.12.2",
+    "confluent-kafka[avro,schemaregistry]==2.16.1",
+];
 
 fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
@@ -40,7 +44,10 @@ fn python() -> String {
 pub fn ensure_python_packages() -> Result<()> {
     let py = python();
     let present = Command::new(&py)
-        .args(["-c", "import fastavro, avro"])
+        .args([
+            "-c",
+            "import fastavro, avro, confluent_kafka.schema_registry.avro",
+        ])
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);

@@ -21,14 +21,17 @@ async fn register_get_and_idempotency() {
     // The same schema again (any whitespace): the same id, no new version.
     let pretty = serde_json::to_string_pretty(&user_v1()).unwrap();
     let again = raw
-        .post("/subjects/users-value/versions", json!({ "schema": pretty }))
+        .post(
+            "/subjects/users-value/versions",
+            json!({ "schema": pretty }),
+        )
         .await;
     assert_eq!((again.status, again.body["id"].as_u64()), (200, Some(id)));
+    assert_eq!(again.content_type, "application/vnd.schemaregistry.v1+json");
     assert_eq!(
-        again.content_type,
-        "application/vnd.schemaregistry.v1+json"
+        raw.get("/subjects/users-value/versions").await.body,
+        json!([1])
     );
-    assert_eq!(raw.get("/subjects/users-value/versions").await.body, json!([1]));
 
     let id2 = raw.register("users-value", &user_v2()).await;
     assert_eq!(id2, 2);
@@ -208,6 +211,33 @@ async fn error_codes_and_content_types() {
     assert_error(&a, 415, 415);
 
     assert_error(&raw.get("/no/such/path").await, 404, 404);
+    // Errors the HTTP layer finds (an undecodable path, an oversized body) are Confluent-shaped too.
+    assert_error(&raw.get("/subjects/%FF%FE/versions").await, 400, 400);
+    let huge = json!({ "schema": "x".repeat(3 * 1024 * 1024) }).to_string();
+    let a = raw
+        .send(
+            Method::POST,
+            "/subjects/s/versions",
+            Some(huge),
+            "application/json",
+        )
+        .await;
+    assert_error(&a, 413, 413);
+    // Subjects with characters that need escaping.
+    let odd = "topic/with space-value";
+    let path = format!("/subjects/{}/versions", "topic%2Fwith%20space-value");
+    let a = raw
+        .post(&path, json!({ "schema": user_v1().to_string() }))
+        .await;
+    assert_eq!(a.status, 200, "{a:?}");
+    assert!(
+        raw.get("/subjects")
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .contains(&json!(odd))
+    );
     assert_error(
         &raw.send(Method::PATCH, "/subjects", None, "").await,
         405,
@@ -224,12 +254,19 @@ async fn soft_and_permanent_deletes() {
     let id2 = raw.register("s", &user_v2()).await;
 
     // Versions: permanent only after soft.
-    assert_error(&raw.delete("/subjects/s/versions/1?permanent=true").await, 404, 40407);
+    assert_error(
+        &raw.delete("/subjects/s/versions/1?permanent=true").await,
+        404,
+        40407,
+    );
     let a = raw.delete("/subjects/s/versions/1").await;
     assert_eq!((a.status, a.body.clone()), (200, json!(1)));
     assert_error(&raw.delete("/subjects/s/versions/1").await, 404, 40406);
     assert_error(&raw.get("/subjects/s/versions/1").await, 404, 40402);
-    assert_eq!(raw.get("/subjects/s/versions/1?deleted=true").await.status, 200);
+    assert_eq!(
+        raw.get("/subjects/s/versions/1?deleted=true").await.status,
+        200
+    );
     assert_eq!(raw.get("/subjects/s/versions").await.body, json!([2]));
     assert_eq!(
         raw.get("/subjects/s/versions?deleted=true").await.body,
@@ -249,7 +286,11 @@ async fn soft_and_permanent_deletes() {
     );
     let a = raw.delete("/subjects/s/versions/1?permanent=true").await;
     assert_eq!((a.status, a.body.clone()), (200, json!(1)));
-    assert_error(&raw.get("/subjects/s/versions/1?deleted=true").await, 404, 40402);
+    assert_error(
+        &raw.get("/subjects/s/versions/1?deleted=true").await,
+        404,
+        40402,
+    );
     assert_error(&raw.get(&format!("/schemas/ids/{id1}")).await, 404, 40403);
 
     // Re-registering a soft-deleted schema makes a new version.
@@ -293,7 +334,10 @@ async fn config_global_and_per_subject() {
         json!({"compatibilityLevel": "BACKWARD"})
     );
     let a = raw.put("/config", json!({"compatibility": "FULL"})).await;
-    assert_eq!((a.status, a.body.clone()), (200, json!({"compatibility": "FULL"})));
+    assert_eq!(
+        (a.status, a.body.clone()),
+        (200, json!({"compatibility": "FULL"}))
+    );
     assert_eq!(
         raw.get("/config").await.body,
         json!({"compatibilityLevel": "FULL"})
@@ -301,13 +345,18 @@ async fn config_global_and_per_subject() {
 
     assert_error(&raw.get("/config/orders-value").await, 404, 40408);
     assert_eq!(
-        raw.get("/config/orders-value?defaultToGlobal=true").await.body,
+        raw.get("/config/orders-value?defaultToGlobal=true")
+            .await
+            .body,
         json!({"compatibilityLevel": "FULL"})
     );
     let a = raw
         .put("/config/orders-value", json!({"compatibility": "none"}))
         .await;
-    assert_eq!((a.status, a.body.clone()), (200, json!({"compatibility": "NONE"})));
+    assert_eq!(
+        (a.status, a.body.clone()),
+        (200, json!({"compatibility": "NONE"}))
+    );
     assert_eq!(
         raw.get("/config/orders-value").await.body,
         json!({"compatibilityLevel": "NONE"})
@@ -326,10 +375,16 @@ async fn config_global_and_per_subject() {
     assert_error(&raw.put("/config", json!({})).await, 422, 42203);
 
     let a = raw.delete("/config/orders-value").await;
-    assert_eq!((a.status, a.body.clone()), (200, json!({"compatibilityLevel": "NONE"})));
+    assert_eq!(
+        (a.status, a.body.clone()),
+        (200, json!({"compatibilityLevel": "NONE"}))
+    );
     assert_error(&raw.delete("/config/orders-value").await, 404, 40401);
     let a = raw.delete("/config").await;
-    assert_eq!((a.status, a.body.clone()), (200, json!({"compatibilityLevel": "FULL"})));
+    assert_eq!(
+        (a.status, a.body.clone()),
+        (200, json!({"compatibilityLevel": "FULL"}))
+    );
     assert_eq!(
         raw.get("/config").await.body,
         json!({"compatibilityLevel": "BACKWARD"})
@@ -339,7 +394,6 @@ async fn config_global_and_per_subject() {
 
 #[tokio::test]
 async fn compatibility_endpoint_and_checks_on_register() {
-    let real = common::checker_is_real();
     let server = start().await;
     let raw = Raw::new(&server.url());
     let body = |v: Value| json!({ "schema": v.to_string() });
@@ -348,7 +402,10 @@ async fn compatibility_endpoint_and_checks_on_register() {
     let a = raw
         .post("/compatibility/subjects/s/versions/latest", body(user_v1()))
         .await;
-    assert_eq!((a.status, a.body.clone()), (200, json!({"is_compatible": true})));
+    assert_eq!(
+        (a.status, a.body.clone()),
+        (200, json!({"is_compatible": true}))
+    );
     assert_error(
         &raw.post("/compatibility/subjects/s/versions/1", body(user_v1()))
             .await,
@@ -383,13 +440,19 @@ async fn compatibility_endpoint_and_checks_on_register() {
         "/compatibility/subjects/s/versions",
     ] {
         let a = raw.post(path, body(user_v2())).await;
-        assert_eq!((a.status, a.body.clone()), (200, json!({"is_compatible": true})), "{path}");
-        let a = raw.post(&format!("{path}?verbose=true"), body(user_v2())).await;
+        assert_eq!(
+            (a.status, a.body.clone()),
+            (200, json!({"is_compatible": true})),
+            "{path}"
+        );
+        let a = raw
+            .post(&format!("{path}?verbose=true"), body(user_v2()))
+            .await;
         assert_eq!(a.body["is_compatible"], true, "{path}");
         assert_eq!(a.body["messages"], json!([]), "{path}");
     }
 
-    if real {
+    {
         let a = raw
             .post(
                 "/compatibility/subjects/s/versions/latest?verbose=true",
@@ -428,7 +491,10 @@ async fn read_only_and_import_modes() {
     raw.register("s", &user_v1()).await;
     assert_eq!(raw.get("/mode").await.body, json!({"mode": "READWRITE"}));
     let a = raw.put("/mode", json!({"mode": "READONLY"})).await;
-    assert_eq!((a.status, a.body.clone()), (200, json!({"mode": "READONLY"})));
+    assert_eq!(
+        (a.status, a.body.clone()),
+        (200, json!({"mode": "READONLY"}))
+    );
 
     let reg = raw
         .post(
@@ -447,15 +513,16 @@ async fn read_only_and_import_modes() {
     // Reads still work.
     assert_eq!(raw.get("/subjects/s/versions/1").await.status, 200);
     assert_eq!(
-        raw.post(
-            "/subjects/s",
-            json!({ "schema": user_v1().to_string() })
-        )
-        .await
-        .status,
+        raw.post("/subjects/s", json!({ "schema": user_v1().to_string() }))
+            .await
+            .status,
         200
     );
-    assert_error(&raw.put("/mode", json!({"mode": "SLEEPY"})).await, 422, 42204);
+    assert_error(
+        &raw.put("/mode", json!({"mode": "SLEEPY"})).await,
+        422,
+        42204,
+    );
     raw.put("/mode", json!({"mode": "READWRITE"})).await;
     raw.register("s", &user_v2()).await;
 
@@ -471,12 +538,21 @@ async fn read_only_and_import_modes() {
     assert_error(&raw.delete("/subjects/s/versions/1").await, 422, 42205);
     raw.register("other", &user_v1()).await;
     let a = raw.delete("/mode/s").await;
-    assert_eq!((a.status, a.body.clone()), (200, json!({"mode": "READONLY"})));
+    assert_eq!(
+        (a.status, a.body.clone()),
+        (200, json!({"mode": "READONLY"}))
+    );
 
     // IMPORT needs an empty registry (or force), then takes ids and versions as given.
-    assert_error(&raw.put("/mode", json!({"mode": "IMPORT"})).await, 422, 42205);
+    assert_error(
+        &raw.put("/mode", json!({"mode": "IMPORT"})).await,
+        422,
+        42205,
+    );
     assert_eq!(
-        raw.put("/mode/imported", json!({"mode": "IMPORT"})).await.status,
+        raw.put("/mode/imported", json!({"mode": "IMPORT"}))
+            .await
+            .status,
         200
     );
     let a = raw
@@ -485,8 +561,15 @@ async fn read_only_and_import_modes() {
             json!({ "schema": user_incompatible().to_string(), "id": 100, "version": 7 }),
         )
         .await;
-    assert_eq!((a.status, a.body.clone()), (200, json!({"id": 100})), "{a:?}");
-    assert_eq!(raw.get("/subjects/imported/versions").await.body, json!([7]));
+    assert_eq!(
+        (a.status, a.body.clone()),
+        (200, json!({"id": 100})),
+        "{a:?}"
+    );
+    assert_eq!(
+        raw.get("/subjects/imported/versions").await.body,
+        json!([7])
+    );
     assert_eq!(raw.get("/schemas/ids/100").await.status, 200);
     // An id not matching the schema already registered under another id.
     let a = raw
@@ -583,7 +666,9 @@ async fn references_across_subjects() {
     let keys: Vec<&String> = by_id.body.as_object().unwrap().keys().collect();
     assert_eq!(keys, ["schema", "references"]);
     assert_eq!(
-        raw.get("/subjects/address/versions/1/referencedby").await.body,
+        raw.get("/subjects/address/versions/1/referencedby")
+            .await
+            .body,
         json!([customer_id])
     );
     assert_eq!(
@@ -625,7 +710,11 @@ async fn references_across_subjects() {
     assert_eq!(a.status, 200, "{a:?}");
 
     // A referenced version cannot be deleted.
-    assert_error(&raw.delete("/subjects/address/versions/1").await, 422, 42206);
+    assert_error(
+        &raw.delete("/subjects/address/versions/1").await,
+        422,
+        42206,
+    );
     assert_error(&raw.delete("/subjects/address").await, 422, 42206);
     server.stop().await.unwrap();
 }
@@ -634,13 +723,12 @@ async fn references_across_subjects() {
 async fn concurrent_registrations_get_distinct_versions() {
     let server = start().await;
     let url = server.url();
-    let raw = Raw::new(&url);
+    let raw = std::sync::Arc::new(Raw::new(&url));
     raw.put("/config", json!({"compatibility": "NONE"})).await;
     let mut tasks = Vec::new();
     for i in 0..16 {
-        let url = url.clone();
+        let raw = std::sync::Arc::clone(&raw);
         tasks.push(tokio::spawn(async move {
-            let raw = Raw::new(&url);
             let schema = json!({"type": "record", "name": format!("R{i}"), "fields": []});
             raw.post(
                 &format!("/subjects/s{}/versions", i % 2),
@@ -656,7 +744,11 @@ async fn concurrent_registrations_get_distinct_versions() {
         ids.push(a.body["id"].as_u64().unwrap());
     }
     ids.sort_unstable();
-    assert_eq!(ids, (1..=16).collect::<Vec<u64>>(), "every schema got its own id");
+    assert_eq!(
+        ids,
+        (1..=16).collect::<Vec<u64>>(),
+        "every schema got its own id"
+    );
     for s in ["s0", "s1"] {
         let a = raw.get(&format!("/subjects/{s}/versions")).await;
         assert_eq!(a.body, json!((1..=8).collect::<Vec<u64>>()));

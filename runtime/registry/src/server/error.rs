@@ -41,6 +41,11 @@ impl ApiError {
         }
     }
 
+    /// Any other failure with `status` (its error code is the status, as Confluent's generic errors).
+    pub(crate) fn from_status(status: StatusCode, message: impl Into<String>) -> Self {
+        Self::new(status, u32::from(status.as_u16()), message)
+    }
+
     pub(crate) fn subject_not_found(subject: &str) -> Self {
         Self::new(
             StatusCode::NOT_FOUND,

@@ -1,10 +1,15 @@
 //! The routing table: Confluent Schema Registry's paths.
 
 use axum::Router;
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::map_response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::AppState;
+use super::error::ApiError;
 use super::handlers::{self, compatibility, config, mode, schemas, subjects, versions};
+use super::http::CONTENT_TYPE_V1;
 
 /// Every route, with Confluent-style 404 and 405 answers for the rest.
 pub(crate) fn router(state: AppState) -> Router {
@@ -65,5 +70,29 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .fallback(handlers::not_found)
         .method_not_allowed_fallback(handlers::method_not_allowed)
+        .layer(map_response(confluent_errors))
         .with_state(state)
+}
+
+/// Rewrites errors the framework answers itself (undecodable paths or queries, oversized bodies) into
+/// Confluent's error body.
+async fn confluent_errors(response: Response) -> Response {
+    let ours = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v == CONTENT_TYPE_V1);
+    if ours || !(response.status().is_client_error() || response.status().is_server_error()) {
+        return response;
+    }
+    let status = response.status();
+    let body = axum::body::to_bytes(response.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let message = String::from_utf8_lossy(&body).trim().to_owned();
+    let message = if message.is_empty() {
+        status.to_string()
+    } else {
+        message
+    };
+    ApiError::from_status(status, message).into_response()
 }

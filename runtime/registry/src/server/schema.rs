@@ -70,18 +70,7 @@ pub(crate) fn messages(report: &Report, level: CompatibilityLevel) -> Vec<String
     if report.is_compatible {
         return Vec::new();
     }
-    // Until `ursa_compat::format::confluent_messages` exists, build them from the report's messages.
-    let mut out: Vec<String> = report
-        .messages
-        .iter()
-        .filter(|m| m.is_error)
-        .map(|m| {
-            format!(
-                "{{errorType:'{}', description:'{}', additionalInfo:'{}'}}",
-                m.kind, m.message, m.location
-            )
-        })
-        .collect();
+    let mut out = ursa_compat::confluent_messages(report);
     out.push(format!("{{compatibility: '{level}'}}"));
     out
 }

@@ -477,12 +477,12 @@ impl Store {
             .subjects
             .values()
             .any(|s| s.versions.values().any(|v| v.id == id));
-        if !used && let Some(entry) = self.schemas.remove(&id) {
-            if let Some(key) = entry.key()
-                && self.ids_by_key.get(key) == Some(&id)
-            {
-                self.ids_by_key.remove(key);
-            }
+        if !used
+            && let Some(entry) = self.schemas.remove(&id)
+            && let Some(key) = entry.key()
+            && self.ids_by_key.get(key) == Some(&id)
+        {
+            self.ids_by_key.remove(key);
         }
     }
 }

@@ -30,7 +30,10 @@ pub async fn wait_ready(url: &str) {
         {
             return;
         }
-        assert!(Instant::now() < deadline, "server at {url} not ready in 10 s");
+        assert!(
+            Instant::now() < deadline,
+            "server at {url} not ready in 10 s"
+        );
         tokio::task::yield_now().await;
     }
 }
@@ -169,21 +172,4 @@ pub fn user_incompatible() -> Value {
             {"name": "age", "type": "int"}
         ]
     })
-}
-
-/// Whether the compatibility checker (being implemented in parallel) already finds `user_incompatible`
-/// incompatible with `user_v1`; until it does, tests skip their assertions about 409s.
-pub fn checker_is_real() -> bool {
-    use ursa_avro::schema::SchemaSet;
-    let old = SchemaSet::parse_str(&user_v1().to_string()).unwrap();
-    let new = SchemaSet::parse_str(&user_incompatible().to_string()).unwrap();
-    let report = ursa_compat::check(
-        ursa_compat::Level::Backward,
-        ursa_compat::Doc::last(&new),
-        &[ursa_compat::Doc::last(&old)],
-    );
-    if report.is_compatible {
-        eprintln!("note: ursa_compat::check is still a stub; skipping the 409 assertions");
-    }
-    !report.is_compatible
 }
