@@ -2,4 +2,5 @@
 //! and (to come) the connector runtime.
 
 pub mod cli;
+pub mod connect;
 pub mod topics;

@@ -1,0 +1,8 @@
+//! The connector runtime: Kafka Connect–style sink connectors with per-record outcomes, retries, a real DLQ,
+//! exact offset commits, a Connect-compatible REST API, and distributed mode on Kafka.
+//!
+//! Layers: [`config`] (typed config definitions, secrets) → [`api`] (what a worker answers) → the pipeline
+//! (consumer, per-partition processing, sinks) → [`rest`] (HTTP).
+
+pub mod api;
+pub mod config;
