@@ -9,7 +9,10 @@ use ursa_events::com::teddy::child::{ActionTaken, SafetyViolation, Severity, Vio
 use ursa_events::com::teddy::common::{ChildRef, DeviceRef, EventMetadata, Sha256};
 
 fn main() -> anyhow::Result<()> {
-    let detected_at = Utc.with_ymd_and_hms(2026, 11, 26, 18, 30, 0).single().unwrap_or_default();
+    let detected_at = Utc
+        .with_ymd_and_hms(2026, 11, 26, 18, 30, 0)
+        .single()
+        .unwrap_or_default();
     let event = SafetyViolation {
         metadata: EventMetadata {
             event_id: Uuid::from_u128(0x0192_b3c4_d5e6_7f80_9a1b_2c3d_4e5f_6071),
@@ -46,14 +49,27 @@ fn main() -> anyhow::Result<()> {
     // Plain Avro binary, and the Confluent wire format with a registry schema id.
     let datum = event.to_avro_datum()?;
     let framed = event.to_confluent(42)?;
-    println!("topic {} / subject {}", SafetyViolation::TOPIC, SafetyViolation::VALUE_SUBJECT);
-    println!("{} bytes of Avro, {} framed; fingerprint {:#x}", datum.len(), framed.len(), SafetyViolation::FINGERPRINT);
+    println!(
+        "topic {} / subject {}",
+        SafetyViolation::TOPIC,
+        SafetyViolation::VALUE_SUBJECT
+    );
+    println!(
+        "{} bytes of Avro, {} framed; fingerprint {:#x}",
+        datum.len(),
+        framed.len(),
+        SafetyViolation::FINGERPRINT
+    );
 
     // Decoding: the same schema, then through a decoder that looks writer schemas up by id.
     assert_eq!(SafetyViolation::from_avro_datum(&datum)?, event);
     let decoder = ConfluentDecoder::<SafetyViolation>::new();
     let decoded = decoder.decode(&framed, |id| {
-        if id == 42 { Ok(SafetyViolation::SCHEMA.to_owned()) } else { Err(format!("unknown id {id}")) }
+        if id == 42 {
+            Ok(SafetyViolation::SCHEMA.to_owned())
+        } else {
+            Err(format!("unknown id {id}"))
+        }
     })?;
     assert_eq!(decoded, event);
     assert_eq!(decoded.risk_score, Decimal::from_i128(875_000, 4));
