@@ -16,7 +16,7 @@ use serde_json::Value;
 /// Arguments of `cargo xtask bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The suite: `codegen`.
+    /// The suite: `codegen`, `schema-check` or `registry`.
     suite: String,
     /// Keep the working directory (datum bytes, schemas, criterion estimates) and print its path.
     #[arg(long)]
@@ -29,7 +29,11 @@ pub struct Args {
 pub fn run(args: &Args) -> Result<ExitCode> {
     match args.suite.as_str() {
         "codegen" => codegen(args),
-        other => bail!("unknown benchmark suite `{other}` (known: codegen)"),
+        "schema-check" => crate::bench_governance::schema_check(),
+        "registry" => crate::bench_governance::registry(),
+        other => {
+            bail!("unknown benchmark suite `{other}` (known: codegen, schema-check, registry)")
+        }
     }
 }
 

@@ -34,6 +34,7 @@ const PYTHON_PACKAGES: &[&str] = &[
     "fastavro==1.13.1",
     "avro==1.12.2",
     "confluent-kafka[avro,schemaregistry]==2.16.1",
+    "kafka-connect-py==1.0.0",
 ];
 
 fn python() -> String {
@@ -46,7 +47,7 @@ pub fn ensure_python_packages() -> Result<()> {
     let present = Command::new(&py)
         .args([
             "-c",
-            "import fastavro, avro, confluent_kafka.schema_registry.avro",
+            "import fastavro, avro, confluent_kafka.schema_registry.avro, kafka_connect",
         ])
         .output()
         .map(|o| o.status.success())

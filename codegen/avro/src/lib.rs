@@ -18,6 +18,7 @@ pub mod logical;
 mod record;
 pub mod resolve;
 pub mod schema;
+pub mod value;
 pub mod wire;
 
 pub use binary::{Limits, Reader, encode};

@@ -1,6 +1,7 @@
 //! Command-line interface of `ursa`.
 
 mod registry;
+mod run;
 mod topics;
 
 use std::process::ExitCode;
@@ -29,6 +30,13 @@ enum Command {
     /// The Confluent-compatible dev schema registry.
     #[command(subcommand)]
     Registry(registry::RegistryCommand),
+    /// Run a worker with connectors (standalone: connector files on the command line).
+    Run(run::RunArgs),
+    /// Check a worker config and connector configs (and with --connect, reachability).
+    Validate(run::ValidateArgs),
+    /// Connector types and their config keys.
+    #[command(subcommand)]
+    Connectors(run::ConnectorsCommand),
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -59,6 +67,7 @@ pub fn main() -> ExitCode {
     // Schema commands are synchronous (registry calls run on a runtime of their own).
     let command = match cli.command {
         Command::Schema(cmd) => return ursa_schema_tools::cli::run(&cmd),
+        Command::Connectors(cmd) => return run::connectors(cmd),
         other => other,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -75,7 +84,9 @@ pub fn main() -> ExitCode {
         match command {
             Command::Topics(cmd) => topics::run(cmd).await,
             Command::Registry(cmd) => registry::run(cmd).await,
-            Command::Schema(_) => ExitCode::from(2),
+            Command::Run(args) => run::run(args).await,
+            Command::Validate(args) => run::validate(args).await,
+            Command::Schema(_) | Command::Connectors(_) => ExitCode::from(2),
         }
     })
 }

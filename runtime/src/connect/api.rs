@@ -210,7 +210,12 @@ pub trait ConnectApi: Send + Sync + 'static {
     fn connectors(&self) -> BoxFuture<'_, Vec<String>>;
     /// `POST /connectors` and `PUT /connectors/{name}/config` (with `create_only == false`); returns whether
     /// it was created.
-    fn put_connector(&self, name: String, config: FlatConfig, create_only: bool) -> BoxFuture<'_, Result<(bool, ConnectorInfo), ApiError>>;
+    fn put_connector(
+        &self,
+        name: String,
+        config: FlatConfig,
+        create_only: bool,
+    ) -> BoxFuture<'_, Result<(bool, ConnectorInfo), ApiError>>;
     /// `GET /connectors/{name}`.
     fn connector(&self, name: String) -> BoxFuture<'_, Result<ConnectorInfo, ApiError>>;
     /// `GET /connectors/{name}/status`.
@@ -225,7 +230,12 @@ pub trait ConnectApi: Send + Sync + 'static {
     fn stop(&self, name: String) -> BoxFuture<'_, Result<(), ApiError>>;
     /// `POST /connectors/{name}/restart?includeTasks=&onlyFailed=`; returns the status after the restart
     /// was requested.
-    fn restart(&self, name: String, include_tasks: bool, only_failed: bool) -> BoxFuture<'_, Result<ConnectorStatus, ApiError>>;
+    fn restart(
+        &self,
+        name: String,
+        include_tasks: bool,
+        only_failed: bool,
+    ) -> BoxFuture<'_, Result<ConnectorStatus, ApiError>>;
     /// `DELETE /connectors/{name}`.
     fn delete(&self, name: String) -> BoxFuture<'_, Result<(), ApiError>>;
     /// `GET /connectors/{name}/topics`.

@@ -6,3 +6,14 @@
 
 pub mod api;
 pub mod config;
+pub mod connector;
+pub mod convert;
+pub mod dlq;
+pub mod pipeline;
+pub mod record;
+pub mod rest;
+pub mod retry;
+pub mod sink;
+pub mod sinks;
+pub mod telemetry;
+pub mod worker;

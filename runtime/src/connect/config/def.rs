@@ -49,8 +49,19 @@ pub struct Key {
 
 impl Key {
     /// A required key.
-    pub const fn required(name: &'static str, kind: Kind, group: &'static str, documentation: &'static str) -> Key {
-        Key { name, kind, default: None, documentation, group }
+    pub const fn required(
+        name: &'static str,
+        kind: Kind,
+        group: &'static str,
+        documentation: &'static str,
+    ) -> Key {
+        Key {
+            name,
+            kind,
+            default: None,
+            documentation,
+            group,
+        }
     }
 
     /// An optional key with a default (`""` means "unset").
@@ -61,7 +72,13 @@ impl Key {
         group: &'static str,
         documentation: &'static str,
     ) -> Key {
-        Key { name, kind, default: Some(default), documentation, group }
+        Key {
+            name,
+            kind,
+            default: Some(default),
+            documentation,
+            group,
+        }
     }
 }
 
@@ -90,23 +107,35 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if let Ok(ms) = s.parse::<u64>() {
         return Ok(Duration::from_millis(ms));
     }
-    humantime::parse_duration(s).map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. 500ms, 30s, 5m"))
+    humantime::parse_duration(s)
+        .map_err(|e| format!("invalid duration {s:?} ({e}); use e.g. 500ms, 30s, 5m"))
 }
 
 fn parse_value(key: &Key, raw: &str) -> Result<Value, String> {
     Ok(match &key.kind {
         Kind::String => Value::String(raw.to_owned()),
-        Kind::Int => Value::Int(raw.trim().parse().map_err(|_| format!("expected an integer, found {raw:?}"))?),
+        Kind::Int => Value::Int(
+            raw.trim()
+                .parse()
+                .map_err(|_| format!("expected an integer, found {raw:?}"))?,
+        ),
         Kind::Boolean => Value::Boolean(match raw.trim() {
             "true" => true,
             "false" => false,
             other => return Err(format!("expected true or false, found {other:?}")),
         }),
-        Kind::List => Value::List(raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()),
+        Kind::List => Value::List(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        ),
         Kind::Duration => Value::Duration(parse_duration(raw)?),
         Kind::Password => Value::Password(Secret::parse(raw)),
         Kind::Url => {
-            let ok = (raw.starts_with("http://") || raw.starts_with("https://")) && raw.len() > "https://".len();
+            let ok = (raw.starts_with("http://") || raw.starts_with("https://"))
+                && raw.len() > "https://".len();
             if !ok {
                 return Err(format!("expected an http(s) URL, found {raw:?}"));
             }
@@ -114,7 +143,10 @@ fn parse_value(key: &Key, raw: &str) -> Result<Value, String> {
         }
         Kind::Enum(values) => {
             if !values.contains(&raw) {
-                return Err(format!("expected one of {}, found {raw:?}", values.join(", ")));
+                return Err(format!(
+                    "expected one of {}, found {raw:?}",
+                    values.join(", ")
+                ));
             }
             Value::String(raw.to_owned())
         }
@@ -202,7 +234,10 @@ pub fn parse(
                 Err(e) => errors.entry(key.name.to_owned()).or_default().push(e),
             },
             None => match key.default {
-                None => errors.entry(key.name.to_owned()).or_default().push("missing required configuration".into()),
+                None => errors
+                    .entry(key.name.to_owned())
+                    .or_default()
+                    .push("missing required configuration".into()),
                 Some("") => {
                     parsed.values.insert(key.name, Value::Unset);
                 }
@@ -210,13 +245,17 @@ pub fn parse(
                     Ok(value) => {
                         parsed.values.insert(key.name, value);
                     }
-                    Err(e) => errors.entry(key.name.to_owned()).or_default().push(format!("bad default: {e}")),
+                    Err(e) => errors
+                        .entry(key.name.to_owned())
+                        .or_default()
+                        .push(format!("bad default: {e}")),
                 },
             },
         }
     }
     for k in raw.keys() {
-        let known = keys.iter().any(|d| d.name == k) || open_prefixes.iter().any(|p| k.starts_with(p));
+        let known =
+            keys.iter().any(|d| d.name == k) || open_prefixes.iter().any(|p| k.starts_with(p));
         if !known {
             let hint = keys
                 .iter()
@@ -225,10 +264,17 @@ pub fn parse(
                 .filter(|d| strsim_distance(d, k) <= 3)
                 .map(|d| format!(" (did you mean `{d}`?)"))
                 .unwrap_or_default();
-            errors.entry(k.clone()).or_default().push(format!("unknown configuration{hint}"));
+            errors
+                .entry(k.clone())
+                .or_default()
+                .push(format!("unknown configuration{hint}"));
         }
     }
-    if errors.is_empty() { Ok(parsed) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Levenshtein distance, for "did you mean" hints.
@@ -238,7 +284,9 @@ fn strsim_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1; b.len() + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
         }
         prev = cur;
     }
@@ -247,7 +295,11 @@ fn strsim_distance(a: &str, b: &str) -> usize {
 
 /// Flattens a TOML or JSON document into Connect's flat `a.b.c = "value"` map (lists joined with commas).
 pub fn flatten(value: &serde_json::Value) -> Result<BTreeMap<String, String>, String> {
-    fn walk(prefix: &str, v: &serde_json::Value, out: &mut BTreeMap<String, String>) -> Result<(), String> {
+    fn walk(
+        prefix: &str,
+        v: &serde_json::Value,
+        out: &mut BTreeMap<String, String>,
+    ) -> Result<(), String> {
         let text = |v: &serde_json::Value| -> Result<String, String> {
             match v {
                 serde_json::Value::String(s) => Ok(s.clone()),
@@ -259,7 +311,11 @@ pub fn flatten(value: &serde_json::Value) -> Result<BTreeMap<String, String>, St
         match v {
             serde_json::Value::Object(map) => {
                 for (k, v) in map {
-                    let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    let key = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     walk(&key, v, out)?;
                 }
                 Ok(())
@@ -287,8 +343,20 @@ mod tests {
 
     const KEYS: &[Key] = &[
         Key::required("topics", Kind::List, "common", "Topics."),
-        Key::optional("errors.tolerance", Kind::Enum(vec![]), "none", "errors", "Tolerance."),
-        Key::optional("errors.retry.timeout", Kind::Duration, "0", "errors", "Retry budget."),
+        Key::optional(
+            "errors.tolerance",
+            Kind::Enum(vec![]),
+            "none",
+            "errors",
+            "Tolerance.",
+        ),
+        Key::optional(
+            "errors.retry.timeout",
+            Kind::Duration,
+            "0",
+            "errors",
+            "Retry budget.",
+        ),
         Key::optional("max.in.flight", Kind::Int, "500", "common", "Bound."),
     ];
 
@@ -304,23 +372,37 @@ mod tests {
                 k
             })
             .collect();
-        let raw: BTreeMap<String, String> = [("topics", "a, b"), ("errors.retry.timeout", "30s"), ("sink.path", "/x")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        let raw: BTreeMap<String, String> = [
+            ("topics", "a, b"),
+            ("errors.retry.timeout", "30s"),
+            ("sink.path", "/x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
         let p = parse(&keys, &["sink."], &raw).unwrap();
         assert_eq!(p.list("topics"), vec!["a", "b"]);
-        assert_eq!(p.duration("errors.retry.timeout"), Some(Duration::from_secs(30)));
+        assert_eq!(
+            p.duration("errors.retry.timeout"),
+            Some(Duration::from_secs(30))
+        );
         assert_eq!(p.string("errors.tolerance"), Some("none"));
         assert_eq!(p.int("max.in.flight"), Some(500));
-        let raw: BTreeMap<String, String> = [("errors.tolerance", "some"), ("max.in.flite", "3"), ("max.in.flight", "x")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        let raw: BTreeMap<String, String> = [
+            ("errors.tolerance", "some"),
+            ("max.in.flite", "3"),
+            ("max.in.flight", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
         let e = parse(&keys, &[], &raw).unwrap_err();
         assert_eq!(e["topics"], vec!["missing required configuration"]);
         assert!(e["errors.tolerance"][0].contains("expected one of none, all"));
-        assert!(e["max.in.flite"][0].contains("did you mean `max.in.flight`"), "{e:?}");
+        assert!(
+            e["max.in.flite"][0].contains("did you mean `max.in.flight`"),
+            "{e:?}"
+        );
         assert!(e["max.in.flight"][0].contains("expected an integer"));
     }
 

@@ -50,24 +50,37 @@ impl Secret {
             Some(inner) => match inner.split_once(':') {
                 Some(("env", var)) => SecretSource::Env(var.to_owned()),
                 Some(("file", rest)) => match rest.rsplit_once(':') {
-                    Some((path, key)) => SecretSource::File { path: path.to_owned(), key: key.to_owned() },
-                    None => SecretSource::File { path: rest.to_owned(), key: String::new() },
+                    Some((path, key)) => SecretSource::File {
+                        path: path.to_owned(),
+                        key: key.to_owned(),
+                    },
+                    None => SecretSource::File {
+                        path: rest.to_owned(),
+                        key: String::new(),
+                    },
                 },
                 _ => SecretSource::Literal(raw.to_owned()),
             },
             None => SecretSource::Literal(raw.to_owned()),
         };
-        Secret { source, resolved: None }
+        Secret {
+            source,
+            resolved: None,
+        }
     }
 
     /// Resolves a reference (reading the environment or the file); literals resolve to themselves.
     pub fn resolve(&mut self) -> Result<(), SecretError> {
         let value = match &self.source {
             SecretSource::Literal(v) => v.clone(),
-            SecretSource::Env(var) => std::env::var(var).map_err(|_| SecretError::MissingEnv(var.clone()))?,
+            SecretSource::Env(var) => {
+                std::env::var(var).map_err(|_| SecretError::MissingEnv(var.clone()))?
+            }
             SecretSource::File { path, key } => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| SecretError::File { path: path.clone(), reason: e.to_string() })?;
+                let text = std::fs::read_to_string(path).map_err(|e| SecretError::File {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
                 if key.is_empty() {
                     text.trim_end_matches(['\n', '\r']).to_owned()
                 } else {
@@ -75,7 +88,10 @@ impl Secret {
                         .filter_map(|l| l.split_once(['=', ':']))
                         .find(|(k, _)| k.trim() == key)
                         .map(|(_, v)| v.trim().to_owned())
-                        .ok_or_else(|| SecretError::MissingKey { path: path.clone(), key: key.clone() })?
+                        .ok_or_else(|| SecretError::MissingKey {
+                            path: path.clone(),
+                            key: key.clone(),
+                        })?
                 }
             }
         };
@@ -134,7 +150,10 @@ mod tests {
         assert_eq!(format!("{lit:?}"), "Secret([hidden])");
         assert_eq!(serde_json::to_string(&lit).unwrap(), "\"[hidden]\"");
         let mut missing = Secret::parse("${env:URSA_TEST_SURELY_UNSET_VAR}");
-        assert_eq!(missing.resolve().unwrap_err(), SecretError::MissingEnv("URSA_TEST_SURELY_UNSET_VAR".into()));
+        assert_eq!(
+            missing.resolve().unwrap_err(),
+            SecretError::MissingEnv("URSA_TEST_SURELY_UNSET_VAR".into())
+        );
         let _ = std::fs::remove_file(dir);
     }
 }

@@ -1,0 +1,307 @@
+//! One connector's life: build its sink, converters and DLQ, run the pipeline, report its state, and restart
+//! it by itself with exponential backoff after a failure (Kafka Connect's FAILED tasks never do).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::producer::FutureProducer;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use ursa_registry::RegistryClient;
+
+use super::api::State;
+use super::config::ConnectorConfig;
+use super::convert::{Converter, ConverterKind};
+use super::dlq::DeadLetterQueue;
+use super::pipeline::{self, ConnectorCtx, Fatal, Target};
+use super::telemetry::Telemetry;
+
+/// What every connector of a worker shares.
+pub struct Env {
+    /// Client config with `bootstrap.servers` and the worker's extra properties.
+    pub kafka: ClientConfig,
+    /// The worker's default registry.
+    pub registry: Option<Arc<RegistryClient>>,
+    /// Telemetry.
+    pub telemetry: Telemetry,
+    /// The drain deadline on stop.
+    pub drain_deadline: Duration,
+    /// This worker's id (its REST address).
+    pub worker_id: String,
+}
+
+/// A connector's reported state.
+#[derive(Debug, Clone)]
+pub struct Status {
+    /// The state.
+    pub state: State,
+    /// For FAILED: why.
+    pub trace: Option<String>,
+    /// Automatic restarts so far.
+    pub restarts: u32,
+}
+
+/// A running (or stopped, or failed) connector.
+pub struct ConnectorHandle {
+    /// Its config.
+    pub config: ConnectorConfig,
+    target: watch::Sender<Target>,
+    restart: mpsc::Sender<()>,
+    status: Arc<Mutex<Status>>,
+    task: JoinHandle<()>,
+}
+
+impl ConnectorHandle {
+    /// Starts supervising a connector in the given target state.
+    pub fn spawn(config: ConnectorConfig, env: Arc<Env>, initial: Target) -> ConnectorHandle {
+        let (target, target_rx) = watch::channel(initial);
+        let (restart, restart_rx) = mpsc::channel(4);
+        let status = Arc::new(Mutex::new(Status {
+            state: State::Unassigned,
+            trace: None,
+            restarts: 0,
+        }));
+        let task = tokio::spawn(supervise(
+            config.clone(),
+            env,
+            target_rx,
+            restart_rx,
+            Arc::clone(&status),
+        ));
+        ConnectorHandle {
+            config,
+            target,
+            restart,
+            status,
+            task,
+        }
+    }
+
+    /// The current status.
+    pub fn status(&self) -> Status {
+        self.status.lock().map(|s| s.clone()).unwrap_or(Status {
+            state: State::Failed,
+            trace: Some("status lock poisoned".into()),
+            restarts: 0,
+        })
+    }
+
+    /// Sets the target state.
+    pub fn set_target(&self, t: Target) {
+        let _ = self.target.send(t);
+    }
+
+    /// The target state.
+    pub fn target(&self) -> Target {
+        *self.target.borrow()
+    }
+
+    /// Restarts now (also clears a FAILED state's backoff).
+    pub fn restart(&self) {
+        let _ = self.restart.try_send(());
+    }
+
+    /// Stops and waits for the drain to finish.
+    pub async fn shutdown(self) {
+        let _ = self.target.send(Target::Stopped);
+        drop(self.target);
+        let _ = self.task.await;
+    }
+}
+
+fn set(status: &Mutex<Status>, env: &Env, name: &str, state: State, trace: Option<String>) {
+    if let Ok(mut s) = status.lock() {
+        s.state = state;
+        s.trace = trace;
+    }
+    env.telemetry.task_state(
+        name,
+        match state {
+            State::Unassigned => "UNASSIGNED",
+            State::Running => "RUNNING",
+            State::Paused => "PAUSED",
+            State::Stopped => "STOPPED",
+            State::Failed => "FAILED",
+            State::Restarting => "RESTARTING",
+        },
+    );
+}
+
+/// Builds what the pipeline needs; a failure here is a FAILED connector (bad sink config, no registry, …).
+fn build(
+    config: &ConnectorConfig,
+    env: &Env,
+    fatal: mpsc::Sender<Fatal>,
+) -> Result<Arc<ConnectorCtx>, Fatal> {
+    let sink = config.plugin.build(&config.parsed).map_err(|e| Fatal {
+        trace: format!("building the {} sink: {e}", config.plugin.name()),
+    })?;
+    let registry = match &config.registry_url {
+        Some(url) => {
+            let mut c = ursa_registry::ClientConfig::new(url);
+            c.timeout = Duration::from_secs(10);
+            Some(Arc::new(RegistryClient::new(c).map_err(|e| Fatal {
+                trace: format!("registry {url}: {e}"),
+            })?))
+        }
+        None => env.registry.clone(),
+    };
+    let converter = |kind: &str| -> Result<Converter, Fatal> {
+        let k = ConverterKind::parse(kind).map_err(|e| Fatal { trace: e })?;
+        Converter::new(k, registry.clone()).map_err(|e| Fatal {
+            trace: e.to_string(),
+        })
+    };
+    let dlq = match &config.dlq_topic {
+        Some(topic) => {
+            let producer: FutureProducer = env
+                .kafka
+                .clone()
+                .set("acks", "all")
+                .set("enable.idempotence", "true")
+                .set("linger.ms", "5")
+                .create()
+                .map_err(|e| Fatal {
+                    trace: format!("creating the DLQ producer: {e}"),
+                })?;
+            Some(DeadLetterQueue::new(
+                producer,
+                topic.clone(),
+                config.name.clone(),
+                config.dlq_context_headers,
+            ))
+        }
+        None => None,
+    };
+    Ok(Arc::new(ConnectorCtx {
+        key_converter: converter(config.key_converter)?.for_keys(),
+        value_converter: converter(config.value_converter)?,
+        config: config.clone(),
+        sink,
+        dlq,
+        telemetry: env.telemetry.clone(),
+        in_flight_records: Default::default(),
+        in_flight_bytes: Default::default(),
+        fatal,
+    }))
+}
+
+async fn run_once(
+    config: &ConnectorConfig,
+    env: &Env,
+    target: watch::Receiver<Target>,
+) -> Result<(), Fatal> {
+    let (fatal_tx, fatal_rx) = mpsc::channel(1);
+    let ctx = build(config, env, fatal_tx)?;
+    let result = pipeline::run(
+        Arc::clone(&ctx),
+        &env.kafka,
+        target,
+        fatal_rx,
+        env.drain_deadline,
+    )
+    .await;
+    ctx.sink.close().await;
+    result
+}
+
+async fn supervise(
+    config: ConnectorConfig,
+    env: Arc<Env>,
+    mut target: watch::Receiver<Target>,
+    mut restart: mpsc::Receiver<()>,
+    status: Arc<Mutex<Status>>,
+) {
+    let name = config.name.clone();
+    let (initial, max) = config.restart_backoff;
+    let mut backoff = initial;
+    loop {
+        let t = *target.borrow();
+        if t == Target::Stopped {
+            set(&status, &env, &name, State::Stopped, None);
+            tokio::select! {
+                c = target.changed() => if c.is_err() { return },
+                r = restart.recv() => if r.is_none() { return },
+            }
+            continue;
+        }
+        set(
+            &status,
+            &env,
+            &name,
+            if t == Target::Paused {
+                State::Paused
+            } else {
+                State::Running
+            },
+            None,
+        );
+        // Follow pause/resume in the status while the pipeline runs.
+        let mut watch_state = target.clone();
+        let status2 = Arc::clone(&status);
+        let env2 = Arc::clone(&env);
+        let name2 = name.clone();
+        let follower = tokio::spawn(async move {
+            while watch_state.changed().await.is_ok() {
+                let t = *watch_state.borrow();
+                let state = match t {
+                    Target::Paused => State::Paused,
+                    Target::Running => State::Running,
+                    Target::Stopped => continue,
+                };
+                set(&status2, &env2, &name2, state, None);
+            }
+        });
+        let started = Instant::now();
+        let result = tokio::select! {
+            r = run_once(&config, &env, target.clone()) => Some(r),
+            r = restart.recv() => {
+                if r.is_none() {
+                    follower.abort();
+                    return;
+                }
+                None
+            }
+        };
+        follower.abort();
+        match result {
+            // A restart was requested while running: go round again.
+            None => {
+                set(&status, &env, &name, State::Restarting, None);
+                continue;
+            }
+            Some(Ok(())) => {
+                if target.has_changed().is_err() {
+                    set(&status, &env, &name, State::Stopped, None);
+                    return;
+                }
+            }
+            Some(Err(fatal)) => {
+                tracing::error!(connector = %name, error = %fatal.trace, "connector failed");
+                set(&status, &env, &name, State::Failed, Some(fatal.trace));
+                if started.elapsed() > max.max(Duration::from_secs(60)) {
+                    backoff = initial;
+                }
+                if config.auto_restart {
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        r = restart.recv() => if r.is_none() { return },
+                        c = target.changed() => if c.is_err() { return },
+                    }
+                    backoff = (backoff * 2).min(max);
+                    if let Ok(mut s) = status.lock() {
+                        s.restarts += 1;
+                    }
+                    env.telemetry.task_restarted(&name);
+                    set(&status, &env, &name, State::Restarting, None);
+                } else {
+                    tokio::select! {
+                        r = restart.recv() => if r.is_none() { return },
+                        c = target.changed() => if c.is_err() { return },
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! The Avro converter: Confluent framing, writer schemas fetched from the registry by id with their references
+//! and parsed once per id, datums decoded into generic JSON.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, RwLock};
+
+use ursa_avro::schema::{LogicalTypes, ParseOptions, SchemaSet, SourceFile};
+use ursa_avro::value::decode_json;
+use ursa_avro::wire;
+use ursa_registry::{Reference, RegistryClient, VersionId};
+
+use super::converted::{AvroPayload, TypedDecoders, WriterSchema};
+use super::error::not_avro_hint;
+use super::{ConvertError, Converted, Origin};
+
+/// The most schema documents one writer schema may pull in through references (transitively).
+const MAX_REFERENCES: usize = 1000;
+
+/// Decodes Confluent Avro with writer schemas from a registry; shared by clones of a converter.
+pub(super) struct AvroConverter {
+    client: Arc<RegistryClient>,
+    writers: RwLock<HashMap<u32, Arc<WriterSchema>>>,
+    typed: Arc<TypedDecoders>,
+}
+
+impl AvroConverter {
+    pub(super) fn new(client: Arc<RegistryClient>) -> Self {
+        AvroConverter {
+            client,
+            writers: RwLock::new(HashMap::new()),
+            typed: Arc::new(TypedDecoders::default()),
+        }
+    }
+
+    pub(super) async fn convert(
+        &self,
+        at: Origin,
+        bytes: &[u8],
+    ) -> Result<Converted, ConvertError> {
+        let (id, datum) = split(&at, bytes)?;
+        let writer = self.writer(&at, id).await?;
+        let json = decode_json(&writer.set, writer.set.last_root(), datum).map_err(|source| {
+            ConvertError::MalformedAvro {
+                at: at.clone(),
+                id,
+                source,
+            }
+        })?;
+        let payload = AvroPayload {
+            at,
+            framed: bytes.into(),
+            writer,
+            typed: Arc::clone(&self.typed),
+        };
+        Ok(Converted::avro(json, id, payload))
+    }
+
+    /// The parsed writer schema `id` (fetched and parsed on first use).
+    async fn writer(&self, at: &Origin, id: u32) -> Result<Arc<WriterSchema>, ConvertError> {
+        if let Some(w) = self.writers.read().ok().and_then(|m| m.get(&id).cloned()) {
+            return Ok(w);
+        }
+        let set = self.fetch(at, id).await?;
+        let fresh = Arc::new(WriterSchema::new(set));
+        Ok(match self.writers.write() {
+            Ok(mut m) => Arc::clone(m.entry(id).or_insert(fresh)),
+            Err(_) => fresh,
+        })
+    }
+
+    /// Fetches schema `id` and everything it references, and parses them as one set (the schema last).
+    async fn fetch(&self, at: &Origin, id: u32) -> Result<SchemaSet, ConvertError> {
+        let invalid = |problem: String| ConvertError::InvalidWriterSchema {
+            at: at.clone(),
+            id,
+            problem,
+        };
+        let info = self
+            .client
+            .schema_info_by_id(id)
+            .await
+            .map_err(|e| ConvertError::registry(at.clone(), id, e))?;
+        if let Some(t) = info
+            .schema_type
+            .as_deref()
+            .filter(|t| !t.eq_ignore_ascii_case("AVRO"))
+        {
+            return Err(invalid(format!("it is a {t} schema, not Avro")));
+        }
+        let mut files = self.references(at, id, &info.references).await?;
+        files.push(SourceFile::new(
+            format!("schema id {id}"),
+            info.schema.as_str(),
+        ));
+        let options = ParseOptions {
+            logical_types: LogicalTypes::Lenient,
+        };
+        SchemaSet::parse(files, options).map_err(|e| invalid(e.to_string()))
+    }
+
+    /// The documents `references` name, transitively, each once.
+    async fn references(
+        &self,
+        at: &Origin,
+        id: u32,
+        references: &[Reference],
+    ) -> Result<Vec<SourceFile>, ConvertError> {
+        let invalid = |problem: String| ConvertError::InvalidWriterSchema {
+            at: at.clone(),
+            id,
+            problem,
+        };
+        let mut files = Vec::new();
+        let mut seen: HashSet<(String, i32)> = HashSet::new();
+        let mut pending: Vec<Reference> = references.iter().rev().cloned().collect();
+        while let Some(r) = pending.pop() {
+            if !seen.insert((r.subject.clone(), r.version)) {
+                continue;
+            }
+            if seen.len() > MAX_REFERENCES {
+                return Err(invalid(format!(
+                    "it references more than {MAX_REFERENCES} schemas"
+                )));
+            }
+            let version = match r.version {
+                -1 => VersionId::Latest,
+                v => VersionId::Number(u32::try_from(v).ok().filter(|v| *v > 0).ok_or_else(
+                    || {
+                        invalid(format!(
+                            "reference `{}` names invalid version {v} of subject `{}`",
+                            r.name, r.subject
+                        ))
+                    },
+                )?),
+            };
+            let found = self
+                .client
+                .version(&r.subject, version)
+                .await
+                .map_err(|e| {
+                    if e.is_retriable() {
+                        ConvertError::RegistryUnavailable {
+                            at: at.clone(),
+                            id,
+                            source: e,
+                        }
+                    } else {
+                        invalid(format!(
+                            "reference `{}` (subject `{}` version {version}): {e}",
+                            r.name, r.subject
+                        ))
+                    }
+                })?;
+            pending.extend(found.references.iter().rev().cloned());
+            files.push(SourceFile::new(
+                format!("{} version {}", found.subject, found.version),
+                found.schema,
+            ));
+        }
+        Ok(files)
+    }
+}
+
+/// Splits the Confluent header off, with errors that say what the payload looks like instead.
+fn split<'a>(at: &Origin, bytes: &'a [u8]) -> Result<(u32, &'a [u8]), ConvertError> {
+    match bytes.first() {
+        Some(&byte) if byte != wire::MAGIC => Err(ConvertError::BadMagicByte {
+            at: at.clone(),
+            byte,
+            hint: not_avro_hint(bytes),
+        }),
+        _ => wire::split(bytes).map_err(|_| ConvertError::ShortFrame {
+            at: at.clone(),
+            len: bytes.len(),
+        }),
+    }
+}

@@ -1,0 +1,117 @@
+//! Converters: how a record's key or value bytes become the JSON a sink writes, per connector and per part.
+//!
+//! - `avro`: the Confluent wire format (magic byte 0x00, a 4-byte big-endian schema id, the Avro datum). The
+//!   writer schema is fetched from the Schema Registry by id — with the schemas its references name, fetched by
+//!   subject and version, transitively — and parsed once per id; the datum is decoded into generic JSON by
+//!   [`ursa_avro::value::decode_json`] (its module documents the representation). The converted record keeps
+//!   the schema id and the bytes, so a sink can also decode it into a generated type with
+//!   [`Converted::decode_as`] (one [`ursa_avro::ConfluentDecoder`] per type, shared by the converter).
+//! - `json`: the bytes must be JSON; the value is the parsed JSON.
+//! - `string`: the bytes must be UTF-8; the value is a JSON string.
+//! - `bytes`: passed through; the JSON form is a standard base64 string.
+//!
+//! A null payload (a tombstone) is JSON `null` for every converter. Failures are [`ConvertError`]s that say
+//! what and where, whether retrying can help ([`ConvertError::is_retriable`]: only registry trouble), and a
+//! stable class name for the DLQ ([`ConvertError::class_name`]).
+
+mod avro;
+mod converted;
+mod error;
+mod kind;
+mod plain;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use ursa_registry::RegistryClient;
+
+pub use converted::Converted;
+pub use error::{ConvertError, Origin, Part};
+pub use kind::ConverterKind;
+
+/// Converts the keys or the values of a connector's records. Cheap to clone: clones share the schema caches.
+#[derive(Clone)]
+pub struct Converter {
+    kind: ConverterKind,
+    part: Part,
+    avro: Option<Arc<avro::AvroConverter>>,
+}
+
+impl std::fmt::Debug for Converter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Converter")
+            .field("kind", &self.kind)
+            .field("part", &self.part)
+            .finish()
+    }
+}
+
+impl Converter {
+    /// A converter of values; `registry` is required for [`ConverterKind::Avro`] and ignored otherwise.
+    pub fn new(
+        kind: ConverterKind,
+        registry: Option<Arc<RegistryClient>>,
+    ) -> Result<Converter, ConvertError> {
+        let avro = match (kind, registry) {
+            (ConverterKind::Avro, Some(client)) => Some(Arc::new(avro::AvroConverter::new(client))),
+            (ConverterKind::Avro, None) => {
+                return Err(ConvertError::Config(
+                    "the avro converter needs a schema registry (set schema.registry.url)".into(),
+                ));
+            }
+            _ => None,
+        };
+        Ok(Converter {
+            kind,
+            part: Part::Value,
+            avro,
+        })
+    }
+
+    /// The same converter for keys (errors then say "key of topic …").
+    pub fn for_keys(mut self) -> Converter {
+        self.part = Part::Key;
+        self
+    }
+
+    /// The kind.
+    pub fn kind(&self) -> ConverterKind {
+        self.kind
+    }
+
+    /// Keys or values.
+    pub fn part(&self) -> Part {
+        self.part
+    }
+
+    /// Converts the key or value bytes of a record of `topic`; `None` is a tombstone (JSON `null`).
+    pub async fn convert(
+        &self,
+        topic: &str,
+        bytes: Option<&[u8]>,
+    ) -> Result<Converted, ConvertError> {
+        let Some(bytes) = bytes else {
+            return Ok(Converted::tombstone());
+        };
+        let at = Origin {
+            topic: topic.to_owned(),
+            part: self.part,
+        };
+        let json = match self.kind {
+            ConverterKind::Avro => {
+                return match &self.avro {
+                    Some(avro) => avro.convert(at, bytes).await,
+                    None => Err(ConvertError::Config(
+                        "the avro converter has no schema registry".into(),
+                    )),
+                };
+            }
+            ConverterKind::Json => plain::json(&at, bytes)?,
+            ConverterKind::String => plain::string(&at, bytes)?,
+            ConverterKind::Bytes => plain::bytes(bytes),
+        };
+        Ok(Converted::plain(json, at, self.kind))
+    }
+}

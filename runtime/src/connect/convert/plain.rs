@@ -1,0 +1,35 @@
+//! The schemaless converters: JSON text, UTF-8 text, raw bytes.
+
+use serde_json::Value;
+use ursa_avro::value::encode_base64;
+
+use super::error::avro_hint;
+use super::{ConvertError, Origin};
+
+/// Parses JSON text.
+pub(super) fn json(at: &Origin, bytes: &[u8]) -> Result<Value, ConvertError> {
+    serde_json::from_slice(bytes).map_err(|e| ConvertError::InvalidJson {
+        at: at.clone(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+        hint: avro_hint(bytes),
+    })
+}
+
+/// UTF-8 text as a JSON string.
+pub(super) fn string(at: &Origin, bytes: &[u8]) -> Result<Value, ConvertError> {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => Ok(Value::String(s.to_owned())),
+        Err(e) => Err(ConvertError::InvalidUtf8 {
+            at: at.clone(),
+            offset: e.valid_up_to(),
+            hint: avro_hint(bytes),
+        }),
+    }
+}
+
+/// Raw bytes as a base64 JSON string.
+pub(super) fn bytes(bytes: &[u8]) -> Value {
+    Value::String(encode_base64(bytes))
+}

@@ -1,0 +1,10 @@
+//! The pipeline of a running connector: the consumer loop, per-partition processing, commit positions.
+
+mod consumer;
+mod context;
+mod partition;
+mod progress;
+
+pub use consumer::{Target, run};
+pub use context::{ConnectorCtx, Fatal};
+pub use progress::{Progress, commit_point};

@@ -1,0 +1,56 @@
+//! Configuration of the `file` sink.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::connect::config::{Key, Kind, Parsed};
+use crate::connect::sink::{Sink, SinkError, SinkPlugin};
+
+use super::sink::FileSink;
+
+/// The `file` plugin.
+pub struct FilePlugin;
+
+impl SinkPlugin for FilePlugin {
+    fn name(&self) -> &'static str {
+        "file"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &[
+            "FileStreamSink",
+            "org.apache.kafka.connect.file.FileStreamSinkConnector",
+        ]
+    }
+
+    fn description(&self) -> &'static str {
+        "Appends every record as one JSON line (topic, partition, offset, timestamp, headers, key, value) to a file."
+    }
+
+    fn keys(&self) -> Vec<Key> {
+        vec![
+            Key::required(
+                "file",
+                Kind::String,
+                "file",
+                "The file to append JSON lines to (created if missing).",
+            ),
+            Key::optional(
+                "file.fsync",
+                Kind::Boolean,
+                "true",
+                "file",
+                "fsync the file before offsets are committed, so a committed record is on disk.",
+            ),
+        ]
+    }
+
+    fn build(&self, config: &Parsed) -> Result<Arc<dyn Sink>, SinkError> {
+        let path = config
+            .string("file")
+            .map(PathBuf::from)
+            .ok_or_else(|| SinkError::permanent("`file` is required"))?;
+        let fsync = config.boolean("file.fsync").unwrap_or(true);
+        Ok(Arc::new(FileSink::open(path, fsync)?))
+    }
+}

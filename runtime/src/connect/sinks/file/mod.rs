@@ -1,0 +1,10 @@
+//! The `file` sink: every record as one JSON line (topic, partition, offset, timestamp, headers, key, value) —
+//! Kafka Connect's FileStreamSink, with durable flushes and the decoded value.
+
+mod config;
+mod line;
+mod sink;
+
+pub use config::FilePlugin;
+pub use line::json_line;
+pub use sink::FileSink;
