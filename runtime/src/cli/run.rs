@@ -111,16 +111,11 @@ type Prepared = (WorkerConfig, Worker, Vec<(PathBuf, FlatConfig)>);
 /// Builds a worker and its configs, or the list of problems (exit 2).
 fn prepare(worker: &Path, connectors: &[PathBuf]) -> Result<Prepared, Vec<String>> {
     let w = WorkerConfig::load(worker).map_err(|e| vec![e])?;
-    if w.mode == Mode::Distributed {
-        return Err(vec![format!(
-            "{}: mode = \"distributed\" is not available yet; use standalone",
-            worker.display()
-        )]);
-    }
     let kafka = kafka_config(&w).map_err(|e| vec![e])?;
     let registry = registry(&w).map_err(|e| vec![e])?;
     let telemetry = Telemetry::default();
-    let worker_id = w.rest.listen.to_string();
+    // Unique per process, also when the REST port is chosen by the OS.
+    let worker_id = format!("{}#{}", w.rest.listen, std::process::id());
     let env = Env {
         kafka,
         registry,
@@ -160,13 +155,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
     };
     init_logging(w.log.format, w.log.level.as_deref());
     let worker = Arc::new(worker);
-    for (path, flat) in configs {
-        let name = flat.get("name").cloned().unwrap_or_default();
-        if let Err(e) = worker.put_connector(name, flat, true).await {
-            eprintln!("error: {}: {e}", path.display());
-            return ExitCode::from(2);
-        }
-    }
+    let pending = configs;
     let token = match &w.rest.token {
         Some(t) => {
             let mut s = Secret::parse(t);
@@ -178,6 +167,30 @@ pub async fn run(args: RunArgs) -> ExitCode {
         }
         None => None,
     };
+    let worker: Arc<Worker> = match (&w.mode, &w.distributed) {
+        (Mode::Distributed, Some(d)) => match Worker::distributed(
+            worker.into_env(),
+            sinks::builtin(),
+            &d.config_topic,
+            &d.status_topic,
+        )
+        .await
+        {
+            Ok(dw) => dw,
+            Err(e) => {
+                eprintln!("error: joining worker group {}: {e}", d.group_id);
+                return ExitCode::from(2);
+            }
+        },
+        _ => worker,
+    };
+    for (path, flat) in pending {
+        let name = flat.get("name").cloned().unwrap_or_default();
+        if let Err(e) = worker.put_connector(name, flat, false).await {
+            eprintln!("error: {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    }
     let api: Arc<dyn ConnectApi> = worker.clone();
     let server = match RestServer::bind(
         RestConfig {

@@ -31,6 +31,19 @@ pub struct Env {
     pub worker_id: String,
 }
 
+impl Env {
+    /// A copy sharing the registry client and telemetry.
+    pub fn duplicate(&self) -> Env {
+        Env {
+            kafka: self.kafka.clone(),
+            registry: self.registry.clone(),
+            telemetry: self.telemetry.clone(),
+            drain_deadline: self.drain_deadline,
+            worker_id: self.worker_id.clone(),
+        }
+    }
+}
+
 /// A connector's reported state.
 #[derive(Debug, Clone)]
 pub struct Status {

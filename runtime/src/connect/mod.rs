@@ -8,6 +8,7 @@ pub mod api;
 pub mod config;
 pub mod connector;
 pub mod convert;
+pub mod distributed;
 pub mod dlq;
 pub mod pipeline;
 pub mod record;

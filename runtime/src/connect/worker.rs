@@ -20,6 +20,7 @@ use super::api::{
 use super::config::connector::validate as validate_config;
 use super::config::{ConnectorConfig, Secret, Subscription};
 use super::connector::{ConnectorHandle, Env};
+use super::distributed::{ConfigRecord, StatusValue, Store};
 use super::pipeline::Target;
 use super::sink::SinkPlugin;
 use super::sinks;
@@ -55,6 +56,8 @@ pub struct Worker {
     plugins: Vec<Arc<dyn SinkPlugin>>,
     connectors: Mutex<BTreeMap<String, ConnectorHandle>>,
     ready: AtomicBool,
+    /// Distributed mode: the group's config and status topics.
+    store: Option<Arc<Store>>,
 }
 
 impl Worker {
@@ -70,6 +73,140 @@ impl Worker {
             plugins,
             connectors: Mutex::new(BTreeMap::new()),
             ready: AtomicBool::new(true),
+            store: None,
+        }
+    }
+
+    /// A worker of a distributed group: connectors come from the group's config topic, and REST calls on any
+    /// worker write there; this worker runs every connector the topic holds, publishing its statuses.
+    pub async fn distributed(
+        env: Env,
+        plugins: Vec<Arc<dyn SinkPlugin>>,
+        config_topic: &str,
+        status_topic: &str,
+    ) -> Result<Arc<Worker>, String> {
+        let store = Store::open(&env.kafka, config_topic, status_topic, &env.worker_id).await?;
+        let worker = Arc::new(Worker {
+            env: Arc::new(env),
+            plugins,
+            connectors: Mutex::new(BTreeMap::new()),
+            ready: AtomicBool::new(true),
+            store: Some(Arc::clone(&store)),
+        });
+        let w = Arc::downgrade(&worker);
+        let mut changes = store.changes();
+        tokio::spawn(async move {
+            loop {
+                let Some(worker) = w.upgrade() else { return };
+                worker.reconcile().await;
+                drop(worker);
+                if changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        let w = Arc::downgrade(&worker);
+        tokio::spawn(async move {
+            let mut published: BTreeMap<String, StatusValue> = BTreeMap::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            loop {
+                tick.tick().await;
+                let Some(worker) = w.upgrade() else { return };
+                let Some(store) = worker.store.clone() else {
+                    return;
+                };
+                let now: Vec<(String, StatusValue)> = worker
+                    .connectors
+                    .lock()
+                    .await
+                    .iter()
+                    .map(|(n, h)| {
+                        let s = h.status();
+                        (
+                            n.clone(),
+                            StatusValue {
+                                state: s.state,
+                                trace: s.trace,
+                                worker_id: worker.env.worker_id.clone(),
+                            },
+                        )
+                    })
+                    .collect();
+                drop(worker);
+                for (name, status) in now {
+                    if published.get(&name) != Some(&status) {
+                        match store.publish_status(&name, &status).await {
+                            Ok(()) => {
+                                published.insert(name, status);
+                            }
+                            Err(e) => {
+                                tracing::warn!(connector = %name, error = %e, "publishing status failed")
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        Ok(worker)
+    }
+
+    /// Distributed mode: makes the local connectors match the config topic.
+    async fn reconcile(&self) {
+        let Some(store) = &self.store else { return };
+        let desired = store.connectors();
+        let mut local = self.connectors.lock().await;
+        let gone: Vec<String> = local
+            .keys()
+            .filter(|k| !desired.contains_key(*k))
+            .cloned()
+            .collect();
+        for name in gone {
+            if let Some(h) = local.remove(&name) {
+                h.shutdown().await;
+                self.env.telemetry.remove_connector(&name);
+            }
+        }
+        for (name, d) in desired {
+            if let Some(h) = local.get(&name)
+                && h.config.raw == d.config
+            {
+                if h.target() != d.target {
+                    h.set_target(d.target);
+                }
+                continue;
+            }
+            if let Some(old) = local.remove(&name) {
+                old.shutdown().await;
+            }
+            match self.parse(&d.config) {
+                Ok(cfg) => {
+                    local.insert(
+                        name,
+                        ConnectorHandle::spawn(cfg, Arc::clone(&self.env), d.target),
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(connector = %name, error = %e, "invalid config in the config topic")
+                }
+            }
+        }
+    }
+
+    /// Distributed mode: writes a record and applies it here before answering.
+    async fn write(&self, store: &Store, record: ConfigRecord) -> Result<(), ApiError> {
+        store.write(record).await.map_err(ApiError::Internal)?;
+        self.reconcile().await;
+        Ok(())
+    }
+
+    /// The environment back, to build a worker of another kind with it.
+    pub fn into_env(self: Arc<Self>) -> Env {
+        match Arc::try_unwrap(self) {
+            Ok(w) => match Arc::try_unwrap(w.env) {
+                Ok(env) => env,
+                Err(env) => env.duplicate(),
+            },
+            Err(w) => w.env.duplicate(),
         }
     }
 
@@ -226,6 +363,29 @@ impl ConnectApi for Worker {
                 ));
             }
             let parsed = self.parse(&config)?;
+            if let Some(store) = &self.store {
+                let exists = store.connectors().contains_key(&name);
+                if create_only && exists {
+                    return Err(ApiError::Conflict(format!(
+                        "Connector {name} already exists"
+                    )));
+                }
+                self.write(
+                    store,
+                    ConfigRecord::Connector {
+                        name: name.clone(),
+                        config: Some(config),
+                    },
+                )
+                .await?;
+                let c = self.connectors.lock().await;
+                let info = c.get(&name).map(|h| self.info(h)).ok_or_else(|| {
+                    ApiError::Internal(format!(
+                        "connector {name} was written but is not running here"
+                    ))
+                })?;
+                return Ok((!exists, info));
+            }
             let mut connectors = self.connectors.lock().await;
             if create_only && connectors.contains_key(&name) {
                 return Err(ApiError::Conflict(format!(
@@ -260,12 +420,33 @@ impl ConnectApi for Worker {
 
     fn status(&self, name: String) -> BoxFuture<'_, Result<ConnectorStatus, ApiError>> {
         Box::pin(async move {
-            self.connectors
+            let mut status = self
+                .connectors
                 .lock()
                 .await
                 .get(&name)
                 .map(|h| self.status_of(h))
-                .ok_or_else(|| Self::not_found(&name))
+                .ok_or_else(|| Self::not_found(&name))?;
+            if let Some(store) = &self.store {
+                // Every other worker's task, as it last published it; this worker's from its live state.
+                let mut others: Vec<StatusValue> = store
+                    .statuses(&name)
+                    .into_iter()
+                    .filter(|s| s.worker_id != self.env.worker_id)
+                    .collect();
+                others.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+                for (i, s) in others.into_iter().enumerate() {
+                    status.tasks.push(TaskStatus {
+                        id: (i + 1) as u32,
+                        state: StateInfo {
+                            state: s.state,
+                            worker_id: s.worker_id,
+                            trace: s.trace,
+                        },
+                    });
+                }
+            }
+            Ok(status)
         })
     }
 
@@ -285,6 +466,20 @@ impl ConnectApi for Worker {
 
     fn pause(&self, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
+            if let Some(store) = &self.store {
+                if !store.connectors().contains_key(&name) {
+                    return Err(Self::not_found(&name));
+                }
+                return self
+                    .write(
+                        store,
+                        ConfigRecord::Target {
+                            name: name.clone(),
+                            target: Target::Paused,
+                        },
+                    )
+                    .await;
+            }
             let c = self.connectors.lock().await;
             let h = c.get(&name).ok_or_else(|| Self::not_found(&name))?;
             if h.target() != Target::Stopped {
@@ -296,6 +491,20 @@ impl ConnectApi for Worker {
 
     fn resume(&self, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
+            if let Some(store) = &self.store {
+                if !store.connectors().contains_key(&name) {
+                    return Err(Self::not_found(&name));
+                }
+                return self
+                    .write(
+                        store,
+                        ConfigRecord::Target {
+                            name: name.clone(),
+                            target: Target::Running,
+                        },
+                    )
+                    .await;
+            }
             let c = self.connectors.lock().await;
             c.get(&name)
                 .ok_or_else(|| Self::not_found(&name))?
@@ -306,6 +515,20 @@ impl ConnectApi for Worker {
 
     fn stop(&self, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
+            if let Some(store) = &self.store {
+                if !store.connectors().contains_key(&name) {
+                    return Err(Self::not_found(&name));
+                }
+                return self
+                    .write(
+                        store,
+                        ConfigRecord::Target {
+                            name: name.clone(),
+                            target: Target::Stopped,
+                        },
+                    )
+                    .await;
+            }
             let c = self.connectors.lock().await;
             c.get(&name)
                 .ok_or_else(|| Self::not_found(&name))?
@@ -332,6 +555,20 @@ impl ConnectApi for Worker {
 
     fn delete(&self, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
         Box::pin(async move {
+            if let Some(store) = &self.store {
+                if !store.connectors().contains_key(&name) {
+                    return Err(Self::not_found(&name));
+                }
+                return self
+                    .write(
+                        store,
+                        ConfigRecord::Connector {
+                            name: name.clone(),
+                            config: None,
+                        },
+                    )
+                    .await;
+            }
             let h = self
                 .connectors
                 .lock()

@@ -251,6 +251,21 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
     }
 }
 
+fn emit(t: &Telemetry) {
+    t.record_read("c", "orders", 10);
+    t.failed(
+        "c",
+        "orders",
+        Stage::KeyConverter,
+        false,
+        "schema 42 not found",
+    );
+    t.dead_lettered("c", "orders");
+    t.skipped("c", "orders");
+    t.task_state("c", "FAILED");
+    t.task_restarted("c");
+}
+
 #[test]
 fn events_log_with_fields_at_their_level() {
     let capture = Capture::default();
@@ -262,20 +277,12 @@ fn events_log_with_fields_at_their_level() {
         .finish();
     let t = Telemetry::new();
     tracing::subscriber::with_default(subscriber, || {
-        // Other tests hit these callsites concurrently with no subscriber: re-derive cached interest.
+        // Other threads may register these callsites while this thread-local subscriber is the only one,
+        // caching "never": register them all here, then re-derive their cached interest.
+        emit(&Telemetry::new());
         tracing::callsite::rebuild_interest_cache();
-        t.record_read("c", "orders", 10);
-        t.failed(
-            "c",
-            "orders",
-            Stage::KeyConverter,
-            false,
-            "schema 42 not found",
-        );
-        t.dead_lettered("c", "orders");
-        t.skipped("c", "orders");
-        t.task_state("c", "FAILED");
-        t.task_restarted("c");
+        capture.0.lock().unwrap().clear();
+        emit(&t);
     });
     let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<&str> = logs.lines().collect();

@@ -1,0 +1,10 @@
+//! Distributed mode: connector configs and target states in a compacted config topic, task statuses in a
+//! compacted status topic — Kafka is the distributed engine; there is no consensus of our own. Every worker
+//! of the group runs every running connector's consumer in that connector's group, so Kafka's group protocol
+//! spreads the partitions.
+
+mod records;
+mod store;
+
+pub use records::{ConfigRecord, StatusValue, status_key};
+pub use store::{Desired, Store, View};

@@ -1,0 +1,140 @@
+//! The records of the config and status topics (Kafka Connect's key names): `connector-<name>` holds a
+//! connector's config (a tombstone deletes it), `target-state-<name>` its target state, and
+//! `status-task-<name>-<worker>` each worker's task status.
+
+use serde::{Deserialize, Serialize};
+
+use crate::connect::api::{FlatConfig, State};
+use crate::connect::pipeline::Target;
+
+/// A decoded config-topic record.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ConfigRecord {
+    /// A connector's config, or its deletion.
+    Connector {
+        /// The connector.
+        name: String,
+        /// `None`: deleted.
+        config: Option<FlatConfig>,
+    },
+    /// A connector's target state.
+    Target {
+        /// The connector.
+        name: String,
+        /// The state.
+        target: Target,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct ConfigValue {
+    config: FlatConfig,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TargetValue {
+    state: String,
+}
+
+/// A task status as published by a worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusValue {
+    /// The state.
+    pub state: State,
+    /// For FAILED: why.
+    pub trace: Option<String>,
+    /// The worker.
+    pub worker_id: String,
+}
+
+fn target_name(t: Target) -> &'static str {
+    match t {
+        Target::Running => "STARTED",
+        Target::Paused => "PAUSED",
+        Target::Stopped => "STOPPED",
+    }
+}
+
+impl ConfigRecord {
+    /// The record's key and value (a `None` value is a tombstone).
+    pub fn encode(&self) -> (String, Option<Vec<u8>>) {
+        match self {
+            ConfigRecord::Connector { name, config } => (
+                format!("connector-{name}"),
+                config
+                    .as_ref()
+                    .and_then(|c| serde_json::to_vec(&ConfigValue { config: c.clone() }).ok()),
+            ),
+            ConfigRecord::Target { name, target } => (
+                format!("target-state-{name}"),
+                serde_json::to_vec(&TargetValue {
+                    state: target_name(*target).to_owned(),
+                })
+                .ok(),
+            ),
+        }
+    }
+
+    /// Decodes a record; unknown keys (other tools' records) are `None`.
+    pub fn decode(key: &str, value: Option<&[u8]>) -> Option<ConfigRecord> {
+        if let Some(name) = key.strip_prefix("connector-") {
+            let config = match value {
+                None => None,
+                Some(v) => Some(serde_json::from_slice::<ConfigValue>(v).ok()?.config),
+            };
+            return Some(ConfigRecord::Connector {
+                name: name.to_owned(),
+                config,
+            });
+        }
+        if let Some(name) = key.strip_prefix("target-state-") {
+            let v: TargetValue = serde_json::from_slice(value?).ok()?;
+            let target = match v.state.as_str() {
+                "STARTED" => Target::Running,
+                "PAUSED" => Target::Paused,
+                "STOPPED" => Target::Stopped,
+                _ => return None,
+            };
+            return Some(ConfigRecord::Target {
+                name: name.to_owned(),
+                target,
+            });
+        }
+        None
+    }
+}
+
+/// The status-topic key of a worker's task of a connector.
+pub fn status_key(connector: &str, worker: &str) -> String {
+    format!("status-task-{connector}-{worker}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let c = ConfigRecord::Connector {
+            name: "a-b".into(),
+            config: Some([("topics".to_owned(), "x".to_owned())].into()),
+        };
+        let (k, v) = c.encode();
+        assert_eq!(k, "connector-a-b");
+        assert_eq!(ConfigRecord::decode(&k, v.as_deref()), Some(c));
+        let t = ConfigRecord::Target {
+            name: "a".into(),
+            target: Target::Paused,
+        };
+        let (k, v) = t.encode();
+        assert_eq!(ConfigRecord::decode(&k, v.as_deref()), Some(t));
+        assert_eq!(
+            ConfigRecord::decode("connector-x", None),
+            Some(ConfigRecord::Connector {
+                name: "x".into(),
+                config: None
+            })
+        );
+        assert_eq!(ConfigRecord::decode("commit-x", Some(b"{}")), None);
+    }
+}

@@ -1,0 +1,463 @@
+//! Crash resilience of `ursa run` on the real broker: a worker is `kill -9`ed while a producer keeps writing to a
+//! 3-partition topic; a new worker with the same connector (same consumer group) resumes from the last committed
+//! offsets. Nothing is lost, and the only records delivered twice are those after the last commit.
+//!
+//! A second test kills a worker right after a rebalance took partitions away from it: the offsets it commits
+//! for revoked partitions must only cover records that are durably in its file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::{Offset, TopicPartitionList};
+use ursa_testkit::{Kafka, create_topic, unique_name, wait_until};
+
+/// A running `ursa run`; killed (SIGKILL) when dropped.
+struct Worker {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Worker {
+    fn start(worker_toml: &Path, connector_toml: &Path) -> Worker {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ursa"))
+            .args([
+                "run",
+                worker_toml.to_str().unwrap(),
+                connector_toml.to_str().unwrap(),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+        assert!(url.starts_with("http://"), "unexpected first line {line:?}");
+        Worker { child, url }
+    }
+
+    /// `kill -9`: no drain, no commit, no flush.
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(!status.success(), "killed worker exited with {status}");
+    }
+
+    /// `kill -TERM`, then expects a clean exit.
+    fn terminate(mut self) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "exit status {status}");
+    }
+
+    /// The sum of a Prometheus counter family over all its label sets, from `GET /metrics`.
+    fn counter(&self, family: &str) -> Option<u64> {
+        let addr = self.url.trim_start_matches("http://").trim_end_matches('/');
+        let mut stream = std::net::TcpStream::connect(addr).ok()?;
+        write!(
+            stream,
+            "GET /metrics HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        let prefix = format!("{family}{{");
+        Some(
+            text.lines()
+                .filter(|l| l.starts_with(&prefix))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .map(|v| v as u64)
+                .sum(),
+        )
+    }
+}
+
+fn worker_toml(dir: &Path, kafka: &Kafka) -> PathBuf {
+    let path = dir.join("worker.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "drain_deadline = \"10s\"\n[kafka]\nbootstrap_servers = \"{}\"\n[rest]\nlisten = \"127.0.0.1:0\"\n",
+            kafka.bootstrap()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// A file-sink connector config. A short session timeout lets the group notice a killed member quickly.
+fn connector_toml(
+    dir: &Path,
+    file: &str,
+    name: &str,
+    topic: &str,
+    out: &Path,
+    flush: &str,
+) -> PathBuf {
+    let path = dir.join(file);
+    std::fs::write(
+        &path,
+        format!(
+            "name = \"{name}\"\n\"connector.class\" = \"file\"\ntopics = \"{topic}\"\nfile = \"{}\"\n\"key.converter\" = \"string\"\n\"value.converter\" = \"json\"\n\"offset.flush.interval.ms\" = \"{flush}\"\n\"consumer.override.session.timeout.ms\" = \"6000\"\n\"consumer.override.heartbeat.interval.ms\" = \"500\"\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// One line of a sink file: where the record came from and its `n`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Line {
+    partition: i32,
+    offset: i64,
+    n: i64,
+}
+
+/// The complete lines of a sink file. A file whose writer was killed may end with a partial line (the
+/// process died in the middle of a write); it is ignored when `killed`, an error otherwise.
+fn read_lines(path: &Path, killed: bool) -> Vec<Line> {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    let mut complete = &bytes[..];
+    if let Some(last) = bytes.iter().rposition(|b| *b == b'\n') {
+        complete = &bytes[..=last];
+    } else {
+        complete = &complete[..0];
+    }
+    if !killed {
+        assert_eq!(
+            complete.len(),
+            bytes.len(),
+            "{} ends with a partial line",
+            path.display()
+        );
+    }
+    std::str::from_utf8(complete)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}"));
+            Line {
+                partition: v["partition"].as_i64().unwrap() as i32,
+                offset: v["offset"].as_i64().unwrap(),
+                n: v["value"]["n"].as_i64().unwrap(),
+            }
+        })
+        .collect()
+}
+
+fn by_partition(lines: &[Line]) -> BTreeMap<i32, Vec<i64>> {
+    let mut m: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+    for l in lines {
+        m.entry(l.partition).or_default().push(l.offset);
+    }
+    m
+}
+
+/// Offsets of each partition appear in strictly increasing order in one file (in order, never twice).
+fn assert_increasing(what: &str, lines: &[Line]) {
+    for (p, offsets) in by_partition(lines) {
+        assert!(
+            offsets.windows(2).all(|w| w[0] < w[1]),
+            "{what}: partition {p} offsets not strictly increasing: {offsets:?}"
+        );
+    }
+}
+
+/// Produces `total` JSON records `{"n": i}` (key `k{i}`) at a steady pace from a thread; `sent` counts them.
+fn spawn_producer(
+    kafka: &Kafka,
+    topic: &str,
+    total: usize,
+    per_tick: usize,
+    sent: Arc<AtomicUsize>,
+) -> JoinHandle<()> {
+    let producer: ThreadedProducer<DefaultProducerContext> = kafka
+        .config()
+        .set("linger.ms", "5")
+        .set("acks", "all")
+        .create()
+        .unwrap();
+    let topic = topic.to_owned();
+    std::thread::spawn(move || {
+        for i in 0..total {
+            let key = format!("k{i}");
+            let value = format!("{{\"n\":{i}}}");
+            let mut record = BaseRecord::to(&topic).key(&key).payload(&value);
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((e, r)) => {
+                        assert_eq!(
+                            e.rdkafka_error_code(),
+                            Some(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                            "{e}"
+                        );
+                        record = r;
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+            sent.fetch_add(1, Ordering::Relaxed);
+            if (i + 1) % per_tick == 0 {
+                // Pacing, not synchronisation: the stream keeps flowing while workers come and go.
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+    })
+}
+
+/// The end offset of every partition (every offset below it holds a record: no transactions here).
+fn ends(kafka: &Kafka, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let c: BaseConsumer = kafka.config().create().unwrap();
+    (0..partitions)
+        .map(|p| {
+            (
+                p,
+                c.fetch_watermarks(topic, p, Duration::from_secs(5))
+                    .unwrap()
+                    .1,
+            )
+        })
+        .collect()
+}
+
+/// The group's committed offset of every partition (absent: nothing committed).
+fn committed(kafka: &Kafka, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let c: BaseConsumer = kafka.config().set("group.id", group).create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    c.committed_offsets(tpl, Duration::from_secs(10))
+        .unwrap()
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every (partition, offset) below the ends, and the `n` values 0..total, are in the union of the files.
+fn assert_complete(files: &[&[Line]], ends: &BTreeMap<i32, i64>, total: usize) {
+    let union: BTreeSet<(i32, i64)> = files
+        .iter()
+        .flat_map(|f| f.iter().map(|l| (l.partition, l.offset)))
+        .collect();
+    let mut missing = Vec::new();
+    for (&p, &end) in ends {
+        for o in 0..end {
+            if !union.contains(&(p, o)) {
+                missing.push((p, o));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} records lost (partition, offset), first ones: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(20)]
+    );
+    let ns: BTreeSet<i64> = files.iter().flat_map(|f| f.iter().map(|l| l.n)).collect();
+    assert_eq!(ns.len(), total);
+    assert_eq!(ns.last().copied(), Some(total as i64 - 1));
+    // The same (partition, offset) always carries the same record.
+    let mut at: BTreeMap<(i32, i64), i64> = BTreeMap::new();
+    for l in files.iter().flat_map(|f| f.iter()) {
+        let n = *at.entry((l.partition, l.offset)).or_insert(l.n);
+        assert_eq!(n, l.n, "{l:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill9_mid_stream_loses_nothing_and_duplicates_only_after_the_last_commit() {
+    const TOTAL: usize = 3000;
+    const PARTITIONS: i32 = 3;
+    let kafka = Kafka::shared();
+    let topic = unique_name("crash");
+    create_topic(kafka, &topic, PARTITIONS).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = worker_toml(dir.path(), kafka);
+    let name = unique_name("crash-file");
+    let out1 = dir.path().join("out1.jsonl");
+    let out2 = dir.path().join("out2.jsonl");
+    let c1 = connector_toml(dir.path(), "c1.toml", &name, &topic, &out1, "300");
+    let c2 = connector_toml(dir.path(), "c2.toml", &name, &topic, &out2, "300");
+
+    let sent = Arc::new(AtomicUsize::new(0));
+    let producer = spawn_producer(kafka, &topic, TOTAL, 10, Arc::clone(&sent));
+    let w1 = Worker::start(&worker, &c1);
+
+    // Mid-stream: some records are durably in the file (the sink flushes before each commit), not all.
+    let before = wait_until(
+        "600 records in the first file",
+        Duration::from_secs(60),
+        || {
+            let l = read_lines(&out1, true);
+            (l.len() >= 600).then_some(l.len())
+        },
+    )
+    .unwrap();
+    w1.kill9();
+    let produced_at_kill = sent.load(Ordering::Relaxed);
+    let lines1 = read_lines(&out1, true);
+    assert!(
+        lines1.len() < TOTAL,
+        "the worker was killed after it had everything"
+    );
+    eprintln!(
+        "killed with {before}+ lines in the file ({} after the kill), {produced_at_kill} of {TOTAL} produced",
+        lines1.len()
+    );
+
+    // What the dead worker committed last; nobody else commits until the second worker runs.
+    let last_commit = committed(kafka, &format!("connect-{name}"), &topic, PARTITIONS);
+    let w2 = Worker::start(&worker, &c2);
+    producer.join().unwrap();
+    let ends = ends(kafka, &topic, PARTITIONS);
+    assert_eq!(ends.values().sum::<i64>(), TOTAL as i64);
+    let lines2 = wait_until(
+        "every record in one of the files",
+        Duration::from_secs(90),
+        || {
+            let l2 = read_lines(&out2, false);
+            let done = by_partition(&l2)
+                .iter()
+                .all(|(p, o)| o.last().copied() == Some(ends[p] - 1))
+                && by_partition(&l2).len() == ends.values().filter(|e| **e > 0).count();
+            done.then_some(l2)
+        },
+    )
+    .unwrap();
+
+    assert_increasing("first file", &lines1);
+    assert_increasing("second file", &lines2);
+    assert_complete(&[&lines1, &lines2], &ends, TOTAL);
+    let first = by_partition(&lines1);
+    let second = by_partition(&lines2);
+    let mut duplicates = 0;
+    for (&p, &end) in &ends {
+        let committed = last_commit.get(&p).copied().unwrap_or(0);
+        let f1 = first.get(&p).cloned().unwrap_or_default();
+        let f2 = second.get(&p).cloned().unwrap_or_default();
+        // Committed means durable: every record below the commit is in the first file.
+        let below: Vec<i64> = f1.iter().copied().filter(|o| *o < committed).collect();
+        assert_eq!(
+            below,
+            (0..committed).collect::<Vec<_>>(),
+            "partition {p}: records below the commit {committed} missing from the first file"
+        );
+        // The second worker resumes exactly at the commit: nothing below it again, nothing skipped.
+        assert_eq!(
+            f2,
+            (committed..end).collect::<Vec<_>>(),
+            "partition {p}: the second worker did not resume at the commit {committed}"
+        );
+        // Hence duplicates are only records at or after the last commit.
+        let s2: BTreeSet<i64> = f2.iter().copied().collect();
+        for o in f1.iter().filter(|o| s2.contains(o)) {
+            assert!(
+                *o >= committed,
+                "partition {p}: offset {o} duplicated below the commit"
+            );
+            duplicates += 1;
+        }
+    }
+    eprintln!(
+        "last commit {last_commit:?}, ends {ends:?}, {} + {} lines, {duplicates} duplicates",
+        lines1.len(),
+        lines2.len()
+    );
+    w2.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "bug: offsets of revoked partitions are committed without flushing the sink (pipeline/consumer.rs pre_rebalance), so a crash right after a rebalance loses records"]
+async fn kill9_right_after_a_rebalance_loses_nothing() {
+    const TOTAL: usize = 600;
+    const PARTITIONS: i32 = 3;
+    let kafka = Kafka::shared();
+    let topic = unique_name("revoke-crash");
+    create_topic(kafka, &topic, PARTITIONS).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = worker_toml(dir.path(), kafka);
+    let name = unique_name("revoke-crash-file");
+    let group = format!("connect-{name}");
+    let out_a = dir.path().join("a.jsonl");
+    let out_b = dir.path().join("b.jsonl");
+    // A commits (and flushes) only on its interval, which does not come during the test; B commits often.
+    let ca = connector_toml(dir.path(), "a.toml", &name, &topic, &out_a, "600000");
+    let cb = connector_toml(dir.path(), "b.toml", &name, &topic, &out_b, "300");
+    spawn_producer(kafka, &topic, TOTAL, 100, Arc::new(AtomicUsize::new(0)))
+        .join()
+        .unwrap();
+    let ends = ends(kafka, &topic, PARTITIONS);
+    assert_eq!(ends.values().sum::<i64>(), TOTAL as i64);
+
+    let a = Worker::start(&worker, &ca);
+    wait_until("A delivered every record", Duration::from_secs(60), || {
+        (a.counter("ursa_records_delivered_total")? >= TOTAL as u64).then_some(())
+    })
+    .unwrap();
+    assert!(committed(kafka, &group, &topic, PARTITIONS).is_empty());
+
+    // B joins: the cooperative rebalance revokes some of A's partitions, and A commits them as it lets go.
+    let b = Worker::start(&worker, &cb);
+    let on_revoke = wait_until(
+        "A's commit of its revoked partitions",
+        Duration::from_secs(60),
+        || {
+            let c = committed(kafka, &group, &topic, PARTITIONS);
+            (!c.is_empty()).then_some(c)
+        },
+    )
+    .unwrap();
+    // A crashes right after the rebalance.
+    a.kill9();
+    eprintln!("A committed {on_revoke:?} on revocation; ends {ends:?}");
+
+    // B takes every partition over (once A's session expires) and commits to the end.
+    wait_until(
+        "B committed every partition to the end",
+        Duration::from_secs(90),
+        || (committed(kafka, &group, &topic, PARTITIONS) == ends).then_some(()),
+    )
+    .unwrap();
+    let lines_a = read_lines(&out_a, true);
+    let lines_b = read_lines(&out_b, false);
+    eprintln!(
+        "A's file: {} lines, B's file: {} lines",
+        lines_a.len(),
+        lines_b.len()
+    );
+    assert_complete(&[&lines_a, &lines_b], &ends, TOTAL);
+    b.terminate();
+}
