@@ -1,5 +1,6 @@
 //! Command-line interface of `ursa`.
 
+mod dlq;
 mod registry;
 mod run;
 mod topics;
@@ -37,6 +38,9 @@ enum Command {
     /// Connector types and their config keys.
     #[command(subcommand)]
     Connectors(run::ConnectorsCommand),
+    /// Dead letter queue tools.
+    #[command(subcommand)]
+    Dlq(dlq::DlqCommand),
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -86,6 +90,7 @@ pub fn main() -> ExitCode {
             Command::Registry(cmd) => registry::run(cmd).await,
             Command::Run(args) => run::run(args).await,
             Command::Validate(args) => run::validate(args).await,
+            Command::Dlq(cmd) => dlq::run(cmd).await,
             Command::Schema(_) | Command::Connectors(_) => ExitCode::from(2),
         }
     })

@@ -12,6 +12,7 @@ pub mod distributed;
 pub mod dlq;
 pub mod pipeline;
 pub mod record;
+pub mod replay;
 pub mod rest;
 pub mod retry;
 pub mod sink;
