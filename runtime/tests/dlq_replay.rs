@@ -30,17 +30,41 @@ fn failure(stage: Stage) -> Failure {
     }
 }
 
-fn read_all(kafka: &Kafka, topic: &str, n: usize) -> Vec<(Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>)> {
-    let c: BaseConsumer = kafka.config().set("group.id", unique_name("read")).set("auto.offset.reset", "earliest").create().unwrap();
+fn read_all(
+    kafka: &Kafka,
+    topic: &str,
+    n: usize,
+) -> Vec<(Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>)> {
+    let c: BaseConsumer = kafka
+        .config()
+        .set("group.id", unique_name("read"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
     c.subscribe(&[topic]).unwrap();
     let mut out = Vec::new();
-    wait_until(&format!("{n} records in {topic}"), Duration::from_secs(30), || {
-        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
-            let headers = m.headers().map(|hs| hs.iter().map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec())).collect()).unwrap_or_default();
-            out.push((m.key().unwrap_or_default().to_vec(), m.payload().unwrap_or_default().to_vec(), headers));
-        }
-        (out.len() >= n).then_some(())
-    })
+    wait_until(
+        &format!("{n} records in {topic}"),
+        Duration::from_secs(30),
+        || {
+            if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+                let headers = m
+                    .headers()
+                    .map(|hs| {
+                        hs.iter()
+                            .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push((
+                    m.key().unwrap_or_default().to_vec(),
+                    m.payload().unwrap_or_default().to_vec(),
+                    headers,
+                ));
+            }
+            (out.len() >= n).then_some(())
+        },
+    )
     .unwrap();
     out
 }
@@ -48,12 +72,19 @@ fn read_all(kafka: &Kafka, topic: &str, n: usize) -> Vec<(Vec<u8>, Vec<u8>, Vec<
 #[tokio::test(flavor = "multi_thread")]
 async fn replays_selected_records_to_their_topic() {
     let kafka = Kafka::shared();
-    let (dlq, a, b, elsewhere) = (unique_name("dlq"), unique_name("orig-a"), unique_name("orig-b"), unique_name("elsewhere"));
+    let (dlq, a, b, elsewhere) = (
+        unique_name("dlq"),
+        unique_name("orig-a"),
+        unique_name("orig-b"),
+        unique_name("elsewhere"),
+    );
     for t in [&dlq, &a, &b, &elsewhere] {
         create_topic(kafka, t, 1).await.unwrap();
     }
     let producer: FutureProducer = kafka.config().create().unwrap();
-    let writer = |connector: &str| DeadLetterQueue::new(producer.clone(), dlq.clone(), connector.into(), true);
+    let writer = |connector: &str| {
+        DeadLetterQueue::new(producer.clone(), dlq.clone(), connector.into(), true)
+    };
     let raw = |topic: &str, i: u8| RawRecord {
         topic: Arc::from(topic),
         partition: 0,
@@ -64,29 +95,124 @@ async fn replays_selected_records_to_their_topic() {
         value: Some(vec![0xff, i, 0]),
     };
     let (c1, c2) = (writer("c1"), writer("c2"));
-    c1.send(&raw(&a, 1), &failure(Stage::ValueConverter), Duration::from_secs(10)).await.unwrap();
-    c1.send(&raw(&b, 2), &failure(Stage::TaskPut), Duration::from_secs(10)).await.unwrap();
-    c1.send(&raw(&a, 3), &failure(Stage::ValueConverter), Duration::from_secs(10)).await.unwrap();
-    c2.send(&raw(&a, 4), &failure(Stage::ValueConverter), Duration::from_secs(10)).await.unwrap();
+    c1.send(
+        &raw(&a, 1),
+        &failure(Stage::ValueConverter),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    c1.send(
+        &raw(&b, 2),
+        &failure(Stage::TaskPut),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    c1.send(
+        &raw(&a, 3),
+        &failure(Stage::ValueConverter),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    c2.send(
+        &raw(&a, 4),
+        &failure(Stage::ValueConverter),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
 
-    let ursa = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_ursa")).args(args).output().unwrap();
-    let base = ["dlq", "replay", "--bootstrap-servers", kafka.bootstrap(), "--dlq-topic", &dlq, "--connector", "c1"];
-    let dry = ursa(&[&base[..], &["--filter", "__connect.errors.stage=VALUE_CONVERTER", "--dry-run"]].concat());
-    assert!(dry.status.success(), "{}", String::from_utf8_lossy(&dry.stderr));
-    assert!(String::from_utf8_lossy(&dry.stdout).contains("read 4 DLQ record(s); would replay 2"), "{}", String::from_utf8_lossy(&dry.stdout));
+    let ursa = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_ursa"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let base = [
+        "dlq",
+        "replay",
+        "--bootstrap-servers",
+        kafka.bootstrap(),
+        "--dlq-topic",
+        &dlq,
+        "--connector",
+        "c1",
+    ];
+    let dry = ursa(
+        &[
+            &base[..],
+            &[
+                "--filter",
+                "__connect.errors.stage=VALUE_CONVERTER",
+                "--dry-run",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(
+        dry.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&dry.stdout).contains("read 4 DLQ record(s); would replay 2"),
+        "{}",
+        String::from_utf8_lossy(&dry.stdout)
+    );
 
-    let out = ursa(&[&base[..], &["--filter", "__connect.errors.stage=VALUE_CONVERTER"]].concat());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("2 -> {a}")), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = ursa(
+        &[
+            &base[..],
+            &["--filter", "__connect.errors.stage=VALUE_CONVERTER"],
+        ]
+        .concat(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("2 -> {a}")),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let back = read_all(kafka, &a, 2);
-    assert_eq!(back[0], (vec![b'k', 1], vec![0xff, 1, 0], vec![("trace".to_owned(), vec![1])]));
-    assert_eq!(back[1], (vec![b'k', 3], vec![0xff, 3, 0], vec![("trace".to_owned(), vec![3])]));
+    assert_eq!(
+        back[0],
+        (
+            vec![b'k', 1],
+            vec![0xff, 1, 0],
+            vec![("trace".to_owned(), vec![1])]
+        )
+    );
+    assert_eq!(
+        back[1],
+        (
+            vec![b'k', 3],
+            vec![0xff, 3, 0],
+            vec![("trace".to_owned(), vec![3])]
+        )
+    );
 
     // Everything of c1 to another topic.
     let out = ursa(&[&base[..], &["--target-topic", &elsewhere]].concat());
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(read_all(kafka, &elsewhere, 3).len(), 3);
 
-    let bad = ursa(&["dlq", "replay", "--bootstrap-servers", kafka.bootstrap(), "--dlq-topic", "no-such-dlq-topic-x"]);
+    let bad = ursa(&[
+        "dlq",
+        "replay",
+        "--bootstrap-servers",
+        kafka.bootstrap(),
+        "--dlq-topic",
+        "no-such-dlq-topic-x",
+    ]);
     assert_eq!(bad.status.code(), Some(2));
 }

@@ -116,15 +116,16 @@ async fn a_permanent_failure_fails_the_task_which_restarts_by_itself_and_retries
         recorder.all_delivered(&name, &[10]).then_some(())
     })
     .await;
-    committed
-        .wait_for("commits at the end", &[Some(10)])
-        .await;
+    committed.wait_for("commits at the end", &[Some(10)]).await;
     wait_state(&worker, &name, "RUNNING").await;
     rest.wait_state(&name, "RUNNING").await;
     let restarts = metric(&worker.metrics(), "ursa_task_restarts_total", &name);
     assert_eq!(restarts, Some(2.0), "two failures, two automatic restarts");
     let status = worker.status(name.clone()).await.unwrap();
-    assert_eq!(status.tasks[0].state.trace, None, "a restarted task has no trace");
+    assert_eq!(
+        status.tasks[0].state.trace, None,
+        "a restarted task has no trace"
+    );
     worker.shutdown().await;
 
     let attempts = recorder.attempts_of(&name);
@@ -140,7 +141,10 @@ async fn a_permanent_failure_fails_the_task_which_restarts_by_itself_and_retries
     );
     let closed = recorder.closed();
     for g in 1..=3 {
-        assert!(closed.contains(&(name.clone(), g)), "sink {g} closed: {closed:?}");
+        assert!(
+            closed.contains(&(name.clone(), g)),
+            "sink {g} closed: {closed:?}"
+        );
     }
 }
 
@@ -203,9 +207,7 @@ async fn without_auto_restart_a_failed_task_stays_failed_until_restarted_through
         recorder.all_delivered(&name, &[10]).then_some(())
     })
     .await;
-    committed
-        .wait_for("commits at the end", &[Some(10)])
-        .await;
+    committed.wait_for("commits at the end", &[Some(10)]).await;
     assert_eq!(recorder.builds().len(), 2);
     assert_eq!(
         metric(&worker.metrics(), "ursa_task_restarts_total", &name).unwrap_or(0.0),
@@ -383,7 +385,10 @@ fn json_config(name: &str, topic: &str, extra: &[(&str, &str)]) -> ursa::connect
         topic,
         &[
             ("key.converter", "json"),
-            ("value.converter", "org.apache.kafka.connect.json.JsonConverter"),
+            (
+                "value.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            ),
             ("errors.tolerance", "all"),
         ],
     );
@@ -449,7 +454,10 @@ async fn converter_poison_pills_go_to_the_dlq_byte_for_byte_and_good_records_flo
     let json_topic = topic("sem-pills-json", 1).await;
     let json = json_recs();
     produce_recs(&json_topic, &json).await;
-    let (avro_dlq, json_dlq) = (topic("sem-pills-dlq", 1).await, topic("sem-pills-dlq", 1).await);
+    let (avro_dlq, json_dlq) = (
+        topic("sem-pills-dlq", 1).await,
+        topic("sem-pills-dlq", 1).await,
+    );
 
     let recorder = Recorder::new();
     let worker = worker(&recorder);
@@ -546,11 +554,7 @@ async fn without_a_dlq_poison_pills_are_skipped_and_counted() {
     Committed::of_connector(&name, &topic, 1)
         .wait_for("commits at the end", &[Some(recs.len() as i64)])
         .await;
-    let delivered: Vec<i64> = recorder
-        .delivered(&name)
-        .iter()
-        .map(|a| a.offset)
-        .collect();
+    let delivered: Vec<i64> = recorder.delivered(&name).iter().map(|a| a.offset).collect();
     assert_eq!(delivered, vec![0, 2, 4, 5]);
     let metrics = worker.metrics();
     assert_eq!(

@@ -47,23 +47,40 @@ fn parse_bound(s: &str) -> Result<Bound, String> {
         return Ok(Bound::Offset(o));
     }
     humantime::parse_rfc3339_weak(s)
-        .map(|t| Bound::TimeMs(t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)))
+        .map(|t| {
+            Bound::TimeMs(
+                t.duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64),
+            )
+        })
         .map_err(|e| format!("{s:?} is neither an offset nor an RFC 3339 time: {e}"))
 }
 
 fn parse_filter(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("{s:?}: expected HEADER=VALUE"))
+    s.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("{s:?}: expected HEADER=VALUE"))
 }
 
 pub async fn run(cmd: DlqCommand) -> ExitCode {
     let DlqCommand::Replay(a) = cmd;
     let mut kafka = ClientConfig::new();
     kafka.set("bootstrap.servers", &a.bootstrap_servers);
-    let sel = Selection { connector: a.connector, from: a.from, to: a.to, filters: a.filters, target_topic: a.target_topic };
+    let sel = Selection {
+        connector: a.connector,
+        from: a.from,
+        to: a.to,
+        filters: a.filters,
+        target_topic: a.target_topic,
+    };
     match replay(&kafka, &a.dlq_topic, &sel, a.dry_run).await {
         Ok(report) => {
             let total: usize = report.published.values().sum();
-            let verb = if a.dry_run { "would replay" } else { "replayed" };
+            let verb = if a.dry_run {
+                "would replay"
+            } else {
+                "replayed"
+            };
             println!("read {} DLQ record(s); {verb} {total}", report.read);
             for (topic, n) in &report.published {
                 println!("  {n} -> {topic}");

@@ -18,4 +18,5 @@ pub mod retry;
 pub mod sink;
 pub mod sinks;
 pub mod telemetry;
+pub mod tracecontext;
 pub mod worker;

@@ -44,7 +44,10 @@ pub struct Report {
 }
 
 fn header<'a>(m: &'a impl Message, key: &str) -> Option<&'a [u8]> {
-    m.headers()?.iter().find(|h| h.key == key).and_then(|h| h.value)
+    m.headers()?
+        .iter()
+        .find(|h| h.key == key)
+        .and_then(|h| h.value)
 }
 
 fn is_context(key: &str) -> bool {
@@ -53,29 +56,53 @@ fn is_context(key: &str) -> bool {
 
 /// Reads the DLQ topic from its beginning to its current end and re-publishes the selected records (or only
 /// counts them with `dry_run`).
-pub async fn replay(kafka: &ClientConfig, dlq_topic: &str, sel: &Selection, dry_run: bool) -> Result<Report, String> {
+pub async fn replay(
+    kafka: &ClientConfig,
+    dlq_topic: &str,
+    sel: &Selection,
+    dry_run: bool,
+) -> Result<Report, String> {
     let consumer: BaseConsumer = kafka
         .clone()
-        .set("group.id", format!("ursa-dlq-replay-{}", std::process::id()))
+        .set(
+            "group.id",
+            format!("ursa-dlq-replay-{}", std::process::id()),
+        )
         .set("enable.auto.commit", "false")
         .create()
         .map_err(|e| e.to_string())?;
-    let md = tokio::task::block_in_place(|| consumer.fetch_metadata(Some(dlq_topic), Duration::from_secs(10))).map_err(|e| e.to_string())?;
-    let topic = md.topics().first().filter(|t| t.error().is_none()).ok_or_else(|| format!("DLQ topic {dlq_topic} does not exist"))?;
+    let md = tokio::task::block_in_place(|| {
+        consumer.fetch_metadata(Some(dlq_topic), Duration::from_secs(10))
+    })
+    .map_err(|e| e.to_string())?;
+    let topic = md
+        .topics()
+        .first()
+        .filter(|t| t.error().is_none())
+        .ok_or_else(|| format!("DLQ topic {dlq_topic} does not exist"))?;
     let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
     let mut tpl = TopicPartitionList::new();
     for p in topic.partitions() {
-        let (low, high) = tokio::task::block_in_place(|| consumer.fetch_watermarks(dlq_topic, p.id(), Duration::from_secs(10))).map_err(|e| e.to_string())?;
+        let (low, high) = tokio::task::block_in_place(|| {
+            consumer.fetch_watermarks(dlq_topic, p.id(), Duration::from_secs(10))
+        })
+        .map_err(|e| e.to_string())?;
         let start = match sel.from {
             Some(Bound::Offset(o)) => o.max(low),
             _ => low,
         };
         if start < high {
             ends.insert(p.id(), high);
-            tpl.add_partition_offset(dlq_topic, p.id(), Offset::Offset(start)).map_err(|e| e.to_string())?;
+            tpl.add_partition_offset(dlq_topic, p.id(), Offset::Offset(start))
+                .map_err(|e| e.to_string())?;
         }
     }
-    let producer: FutureProducer = kafka.clone().set("acks", "all").set("enable.idempotence", "true").create().map_err(|e| e.to_string())?;
+    let producer: FutureProducer = kafka
+        .clone()
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .create()
+        .map_err(|e| e.to_string())?;
     let mut report = Report::default();
     if tpl.count() == 0 {
         return Ok(report);
@@ -83,7 +110,10 @@ pub async fn replay(kafka: &ClientConfig, dlq_topic: &str, sel: &Selection, dry_
     consumer.assign(&tpl).map_err(|e| e.to_string())?;
     let mut remaining = ends.clone();
     while !remaining.is_empty() {
-        let Some(m) = tokio::task::block_in_place(|| consumer.poll(Duration::from_millis(500))) else { continue };
+        let Some(m) = tokio::task::block_in_place(|| consumer.poll(Duration::from_millis(500)))
+        else {
+            continue;
+        };
         let m = m.map_err(|e| e.to_string())?;
         let (p, o) = (m.partition(), m.offset());
         if let Some(end) = remaining.get(&p)
@@ -118,29 +148,44 @@ pub async fn replay(kafka: &ClientConfig, dlq_topic: &str, sel: &Selection, dry_
         {
             continue;
         }
-        if !sel.filters.iter().all(|(k, v)| header(&m, k) == Some(v.as_bytes())) {
+        if !sel
+            .filters
+            .iter()
+            .all(|(k, v)| header(&m, k) == Some(v.as_bytes()))
+        {
             continue;
         }
         let destination = match (&sel.target_topic, header(&m, "__connect.errors.topic")) {
             (Some(t), _) => t.clone(),
             (None, Some(t)) => String::from_utf8_lossy(t).into_owned(),
-            (None, None) => return Err(format!("record {p}@{o} has no __connect.errors.topic header; use --target-topic")),
+            (None, None) => {
+                return Err(format!(
+                    "record {p}@{o} has no __connect.errors.topic header; use --target-topic"
+                ));
+            }
         };
         if !dry_run {
             let mut headers = OwnedHeaders::new();
             if let Some(hs) = m.headers() {
                 for h in hs.iter().filter(|h| !is_context(h.key)) {
-                    headers = headers.insert(Header { key: h.key, value: h.value });
+                    headers = headers.insert(Header {
+                        key: h.key,
+                        value: h.value,
+                    });
                 }
             }
-            let mut r: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&destination).headers(headers);
+            let mut r: FutureRecord<'_, [u8], [u8]> =
+                FutureRecord::to(&destination).headers(headers);
             if let Some(k) = m.key() {
                 r = r.key(k);
             }
             if let Some(v) = m.payload() {
                 r = r.payload(v);
             }
-            producer.send(r, Duration::from_secs(30)).await.map_err(|(e, _)| format!("publishing to {destination}: {e}"))?;
+            producer
+                .send(r, Duration::from_secs(30))
+                .await
+                .map_err(|(e, _)| format!("publishing to {destination}: {e}"))?;
         }
         *report.published.entry(destination).or_default() += 1;
     }

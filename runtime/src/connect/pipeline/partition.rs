@@ -14,6 +14,7 @@ use crate::connect::record::RawRecord;
 use crate::connect::retry::random;
 use crate::connect::sink::{Outcome, SinkRecord};
 use crate::connect::telemetry::Stage;
+use crate::connect::tracecontext::record_span;
 
 use super::context::{ConnectorCtx, Fatal};
 use super::progress::{Progress, commit_point};
@@ -164,6 +165,21 @@ async fn convert(ctx: &ConnectorCtx, raw: &RawRecord) -> Result<SinkRecord, Conv
 
 /// Applies `errors.tolerance` to a permanently failed record: dead-letter, or log and skip, or fail.
 async fn tolerate(ctx: &ConnectorCtx, raw: &RawRecord, failure: Failure) -> Result<(), Fatal> {
+    let span = record_span(
+        &ctx.config.name,
+        &raw.topic,
+        raw.partition,
+        raw.offset,
+        &raw.headers,
+    );
+    tracing::Instrument::instrument(tolerate_in_span(ctx, raw, failure), span).await
+}
+
+async fn tolerate_in_span(
+    ctx: &ConnectorCtx,
+    raw: &RawRecord,
+    failure: Failure,
+) -> Result<(), Fatal> {
     let where_ = format!("{}-{}@{}", raw.topic, raw.partition, raw.offset);
     if !ctx.config.tolerate_all {
         return Err(Fatal {
@@ -274,6 +290,9 @@ async fn process_batch(ctx: &ConnectorCtx, batch: &[RawRecord]) -> (Vec<bool>, O
                 Outcome::Delivered => {
                     done[i] = true;
                     delivered += 1;
+                    let raw = &batch[i];
+                    record_span(name, &raw.topic, raw.partition, raw.offset, &raw.headers)
+                        .in_scope(|| tracing::debug!(attempts = attempts + 1, "record delivered"));
                     if let Some(ts) = batch[i].timestamp {
                         let now = SystemTime::now()
                             .duration_since(SystemTime::UNIX_EPOCH)
