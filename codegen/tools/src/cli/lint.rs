@@ -87,7 +87,31 @@ pub(crate) fn run(args: &LintArgs) -> Result<ExitCode, ToolError> {
         },
         sources: vec![&set],
     };
-    print!("{}", many(args.format, std::slice::from_ref(&result)));
+    if args.format == Format::Human {
+        let errors = result.report.messages.iter().filter(|m| m.is_error).count();
+        let warnings = result.report.messages.len() - errors;
+        if !result.report.messages.is_empty() {
+            print!(
+                "{}",
+                ursa_compat::format::human(&result.report, &result.sources)
+            );
+        } else {
+            println!(
+                "lint: no findings in {} ({} files)",
+                result.subject,
+                rel_paths.len()
+            );
+        }
+        if errors + warnings > 0 {
+            println!(
+                "lint: {errors} error(s), {warnings} warning(s) in {} ({} files)",
+                result.subject,
+                rel_paths.len()
+            );
+        }
+    } else {
+        print!("{}", many(args.format, std::slice::from_ref(&result)));
+    }
     Ok(if is_compatible {
         ExitCode::SUCCESS
     } else {
