@@ -192,6 +192,35 @@ impl Worker {
         }
     }
 
+    /// Pause, resume or stop (a stopped connector stays stopped on pause, as in Kafka Connect).
+    async fn set_target(&self, name: &str, target: Target) -> Result<(), ApiError> {
+        if let Some(store) = &self.store {
+            let current = store
+                .connectors()
+                .get(name)
+                .map(|d| d.target)
+                .ok_or_else(|| Self::not_found(name))?;
+            if target == Target::Paused && current == Target::Stopped {
+                return Ok(());
+            }
+            return self
+                .write(
+                    store,
+                    ConfigRecord::Target {
+                        name: name.to_owned(),
+                        target,
+                    },
+                )
+                .await;
+        }
+        let c = self.connectors.lock().await;
+        let h = c.get(name).ok_or_else(|| Self::not_found(name))?;
+        if !(target == Target::Paused && h.target() == Target::Stopped) {
+            h.set_target(target);
+        }
+        Ok(())
+    }
+
     /// Distributed mode: writes a record and applies it here before answering.
     async fn write(&self, store: &Store, record: ConfigRecord) -> Result<(), ApiError> {
         store.write(record).await.map_err(ApiError::Internal)?;
@@ -465,76 +494,15 @@ impl ConnectApi for Worker {
     }
 
     fn pause(&self, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
-        Box::pin(async move {
-            if let Some(store) = &self.store {
-                if !store.connectors().contains_key(&name) {
-                    return Err(Self::not_found(&name));
-                }
-                return self
-                    .write(
-                        store,
-                        ConfigRecord::Target {
-                            name: name.clone(),
-                            target: Target::Paused,
-                        },
-                    )
-                    .await;
-            }
-            let c = self.connectors.lock().await;
-            let h = c.get(&name).ok_or_else(|| Self::not_found(&name))?;
-            if h.target() != Target::Stopped {
-                h.set_target(Target::Paused);
-            }
-            Ok(())
-        })
+        Box::pin(async move { self.set_target(&name, Target::Paused).await })
     }
 
     fn resume(&self, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
-        Box::pin(async move {
-            if let Some(store) = &self.store {
-                if !store.connectors().contains_key(&name) {
-                    return Err(Self::not_found(&name));
-                }
-                return self
-                    .write(
-                        store,
-                        ConfigRecord::Target {
-                            name: name.clone(),
-                            target: Target::Running,
-                        },
-                    )
-                    .await;
-            }
-            let c = self.connectors.lock().await;
-            c.get(&name)
-                .ok_or_else(|| Self::not_found(&name))?
-                .set_target(Target::Running);
-            Ok(())
-        })
+        Box::pin(async move { self.set_target(&name, Target::Running).await })
     }
 
     fn stop(&self, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
-        Box::pin(async move {
-            if let Some(store) = &self.store {
-                if !store.connectors().contains_key(&name) {
-                    return Err(Self::not_found(&name));
-                }
-                return self
-                    .write(
-                        store,
-                        ConfigRecord::Target {
-                            name: name.clone(),
-                            target: Target::Stopped,
-                        },
-                    )
-                    .await;
-            }
-            let c = self.connectors.lock().await;
-            c.get(&name)
-                .ok_or_else(|| Self::not_found(&name))?
-                .set_target(Target::Stopped);
-            Ok(())
-        })
+        Box::pin(async move { self.set_target(&name, Target::Stopped).await })
     }
 
     fn restart(
