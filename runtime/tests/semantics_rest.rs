@@ -18,7 +18,7 @@ use ursa::connect::sink::Outcome;
 use ursa_testkit::unique_name;
 
 use support::{
-    Committed, DEADLINE, Producer, Recorder, eventually, retriable, rest, sink_config, topic,
+    Committed, DEADLINE, Producer, Recorder, eventually, rest, retriable, sink_config, topic,
     worker,
 };
 
@@ -33,7 +33,9 @@ fn offsets_body(topic: &str, offset: Option<i64>) -> Value {
 async fn lifecycle_through_the_real_workers_rest_api() {
     let topic = topic("sem-life", 1).await;
     let producer = Producer::new();
-    producer.send_many(&topic, 0, 0..10, |i| format!("v{i}")).await;
+    producer
+        .send_many(&topic, 0, 0..10, |i| format!("v{i}"))
+        .await;
     let recorder = Recorder::new();
     let worker = worker(&recorder);
     let (_server, rest) = rest(&worker).await;
@@ -61,7 +63,9 @@ async fn lifecycle_through_the_real_workers_rest_api() {
     assert_eq!(rest.get("/connectors").await.1, json!([name]));
     rest.wait_state(&name, "RUNNING").await;
     let committed = Committed::of_connector(&name, &topic, 1);
-    committed.wait_for("first records committed", &[Some(10)]).await;
+    committed
+        .wait_for("first records committed", &[Some(10)])
+        .await;
     assert!(recorder.all_delivered(&name, &[10]));
     let (code, refused) = rest
         .patch(
@@ -69,7 +73,10 @@ async fn lifecycle_through_the_real_workers_rest_api() {
             &offsets_body(&topic, Some(0)),
         )
         .await;
-    assert_eq!(code, 400, "offsets are altered only when STOPPED: {refused}");
+    assert_eq!(
+        code, 400,
+        "offsets are altered only when STOPPED: {refused}"
+    );
     assert!(refused["message"].as_str().unwrap().contains("STOPPED"));
 
     // Pause: a second connector on the same topic (same worker, same consumer settings) is the witness that
@@ -88,9 +95,7 @@ async fn lifecycle_through_the_real_workers_rest_api() {
     producer
         .send_many(&topic, 0, 10..20, |i| format!("v{i}"))
         .await;
-    let marker = producer
-        .send(&topic, 0, None, Some(b"marker"), &[])
-        .await;
+    let marker = producer.send(&topic, 0, None, Some(b"marker"), &[]).await;
     assert_eq!(marker, 20);
     eventually("the witness got the marker", DEADLINE, || {
         recorder.all_delivered(&witness, &[21]).then_some(())
@@ -124,7 +129,9 @@ async fn lifecycle_through_the_real_workers_rest_api() {
             .filter(|a| a.offset >= 10)
             .all(|a| a.mark == 1)
     );
-    committed.wait_for("commits after resume", &[Some(21)]).await;
+    committed
+        .wait_for("commits after resume", &[Some(21)])
+        .await;
 
     // Stop, then the offsets API.
     let (code, _) = rest.put(&format!("/connectors/{name}/stop"), None).await;
@@ -170,7 +177,9 @@ async fn lifecycle_through_the_real_workers_rest_api() {
         (redelivered(&recorder) == (15..21).collect()).then_some(())
     })
     .await;
-    committed.wait_for("commits after the replay", &[Some(21)]).await;
+    committed
+        .wait_for("commits after the replay", &[Some(21)])
+        .await;
 
     // Restart: a new sink, still RUNNING, still delivering.
     let builds = recorder.builds().len();
@@ -204,11 +213,11 @@ async fn lifecycle_through_the_real_workers_rest_api() {
     worker.shutdown().await;
 }
 
-/// Restarting a RUNNING connector must retire its task before the new one runs: the old sink gets no more
-/// records once the new one has started, and it is closed.
+/// Restarting a RUNNING connector retires its task before the new one runs: the old task stops calling the
+/// old sink (it is aborted when its consumer goes), and the old sink is closed (`Sink::close`: "called once
+/// when the connector stops").
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "bug: POST /connectors/{name}/restart of a RUNNING connector cancels run_once (connector.rs supervise, select on restart.recv()) without draining: the old partition tasks keep running (here retrying forever against the old sink) and the old sink is never closed"]
-async fn restarting_a_running_connector_retires_the_old_task() {
+async fn restarting_a_running_connector_retires_the_old_task_and_closes_its_sink() {
     let topic = topic("sem-restart", 1).await;
     Producer::new()
         .send_many(&topic, 0, 0..6, |i| format!("v{i}"))
@@ -266,8 +275,8 @@ async fn restarting_a_running_connector_retires_the_old_task() {
     })
     .await;
     let old_now = gated(&recorder, 1);
-    gate_open.store(true, Ordering::SeqCst);
     let closed = recorder.closed();
+    gate_open.store(true, Ordering::SeqCst);
     worker.shutdown().await;
     assert!(
         old_now <= old_at_start + 1,
@@ -276,6 +285,53 @@ async fn restarting_a_running_connector_retires_the_old_task() {
     assert!(
         closed.contains(&(name.clone(), 1)),
         "the old sink was not closed by the restart: {closed:?}"
+    );
+}
+
+/// Offsets are committed only after `Sink::flush` made the delivered records durable ("flush: called before
+/// offsets are committed") — also when partitions are revoked (a rebalance, or the consumer going away on a
+/// restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offsets_are_committed_on_revocation_only_after_a_flush() {
+    let topic = topic("sem-flush", 1).await;
+    Producer::new()
+        .send_many(&topic, 0, 0..10, |i| format!("v{i}"))
+        .await;
+    let recorder = Recorder::new();
+    let worker = worker(&recorder);
+    let (_server, rest) = rest(&worker).await;
+    let name = unique_name("sem-flush");
+    // No periodic commit during the test: its first tick is at start, with nothing to commit.
+    let config = sink_config(&name, &topic, &[("offset.flush.interval.ms", "600000")]);
+    let (code, _) = rest
+        .post(
+            "/connectors",
+            Some(&json!({"name": name, "config": config})),
+        )
+        .await;
+    assert_eq!(code, 201);
+    eventually("every record delivered", DEADLINE, || {
+        recorder.all_delivered(&name, &[10]).then_some(())
+    })
+    .await;
+    let (code, _) = rest
+        .post(&format!("/connectors/{name}/restart"), None)
+        .await;
+    assert_eq!(code, 204);
+    eventually("a new sink after the restart", DEADLINE, || {
+        (recorder.builds().len() >= 2).then_some(())
+    })
+    .await;
+    let committed = Committed::of_connector(&name, &topic, 1).get().await[0];
+    let flushed_by_old = recorder
+        .flushes()
+        .iter()
+        .filter(|(c, g)| *c == name && *g == 1)
+        .count();
+    worker.shutdown().await;
+    assert!(
+        committed.is_none() || flushed_by_old > 0,
+        "offset {committed:?} committed for records the sink was never asked to flush"
     );
 }
 
@@ -328,11 +384,20 @@ async fn bad_configs_are_refused_with_per_key_messages() {
             c.remove(key);
         }
     };
+    // Problems of single keys (type, enum, unknown key), reported together.
+    let single_key = |key: &str| {
+        ![
+            "errors.tolerance",
+            "topics",
+            "errors.deadletterqueue.topic.name",
+        ]
+        .contains(&key)
+    };
     let mut all = good.clone();
     for (key, value, message) in &cases {
         let mut c = good.clone();
         apply(&mut c, key, *value);
-        if *key != "errors.tolerance" {
+        if single_key(key) {
             apply(&mut all, key, *value);
         }
         let (code, body) = rest
@@ -358,7 +423,7 @@ async fn bad_configs_are_refused_with_per_key_messages() {
         .await;
     assert_eq!(code, 400);
     let text = body["message"].as_str().unwrap();
-    for (key, _, message) in cases.iter().filter(|c| c.0 != "errors.tolerance") {
+    for (key, _, message) in cases.iter().filter(|c| single_key(c.0)) {
         assert!(text.contains(message), "{key} missing from {text}");
     }
     assert_eq!(rest.get("/connectors").await.1, json!([]));
@@ -394,14 +459,12 @@ async fn bad_configs_are_refused_with_per_key_messages() {
         keys,
         vec![
             "batch.max.records",
-            "errors.deadletterqueue.topic.name",
             "errors.retry.timeout",
             "errors.tolerence",
-            "topics",
             "value.converter",
         ]
     );
-    for (key, _, message) in cases.iter().filter(|c| c.0 != "errors.tolerance") {
+    for (key, _, message) in cases.iter().filter(|c| single_key(c.0)) {
         let text = format!("{key}: {}", per_key[*key].join(", "));
         assert!(text.contains(message), "{text}");
     }
@@ -444,6 +507,179 @@ async fn bad_configs_are_refused_with_per_key_messages() {
         .await;
     assert_eq!(code, 404);
     worker.shutdown().await;
+}
+
+/// Every problem of a config is reported at once, as Connect does: the checks across keys (topics, the DLQ's
+/// tolerance) too, not only once every key parses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_problem_is_reported_at_once() {
+    let recorder = Recorder::new();
+    let worker = worker(&recorder);
+    let (_server, rest) = rest(&worker).await;
+    let name = unique_name("sem-bad-all");
+    let mut config = sink_config(&name, "t", &[]);
+    config.remove("topics");
+    config.insert("errors.deadletterqueue.topic.name".into(), "dlq".into());
+    config.insert("errors.tolerence".into(), "all".into());
+    let expected = [
+        "errors.deadletterqueue.topic.name: a DLQ is used only with errors.tolerance=all",
+        "errors.tolerence: unknown configuration (did you mean `errors.tolerance`?)",
+        "topics: set topics or topics.regex",
+    ];
+    let (code, body) = rest
+        .post(
+            "/connectors",
+            Some(&json!({"name": name, "config": config})),
+        )
+        .await;
+    assert_eq!(code, 400);
+    let text = body["message"].as_str().unwrap();
+    let (code, v) = rest
+        .put(
+            "/connector-plugins/test-sink/config/validate",
+            Some(&serde_json::to_value(&config).unwrap()),
+        )
+        .await;
+    assert_eq!(code, 200);
+    worker.shutdown().await;
+    for e in expected {
+        assert!(text.contains(e), "`{e}` missing from {text}");
+    }
+    assert_eq!(v["error_count"], 3, "{v}");
+}
+
+/// A `${file:path:key}` reference to `secret` in a fresh properties file.
+fn secret_file(secret: &str) -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secrets.properties");
+    std::fs::write(&path, format!("user=bear\napi={secret}\n")).unwrap();
+    let reference = format!("${{file:{}:api}}", path.display());
+    (dir, reference)
+}
+
+/// A sink reads its password-typed keys resolved: `Secret::expose` of `${file:…}` gives the file's value and
+/// of a literal the literal ("resolved at start", config/secret.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_sink_reads_its_secrets_resolved() {
+    let topic = topic("sem-sink-secret", 1).await;
+    let secret = unique_name("file-secret");
+    let (_dir, reference) = secret_file(&secret);
+    let recorder = Recorder::new();
+    let worker = worker(&recorder);
+    let name = unique_name("sem-sink-secret");
+    let config = sink_config(
+        &name,
+        &topic,
+        &[
+            ("x.api.password", reference.as_str()),
+            ("x.secret.token", "literal-value-xyz"),
+        ],
+    );
+    support::create(&worker, config).await;
+    let build = eventually("the sink built", DEADLINE, || {
+        recorder.builds().first().cloned()
+    })
+    .await;
+    worker.shutdown().await;
+    assert_eq!(
+        build.exposed["x.api.password"].as_deref(),
+        Some(secret.as_str())
+    );
+    assert_eq!(
+        build.exposed["x.secret.token"].as_deref(),
+        Some("literal-value-xyz")
+    );
+}
+
+/// The validate endpoint never echoes a resolved secret, not even under a misspelled key (where the value
+/// is shown back as the "value" of the unknown key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn validate_never_echoes_a_resolved_secret() {
+    let secret = unique_name("file-secret");
+    let (_dir, reference) = secret_file(&secret);
+    let recorder = Recorder::new();
+    let worker = worker(&recorder);
+    let (_server, rest) = rest(&worker).await;
+    let name = unique_name("sem-validate-secret");
+    let config = sink_config(
+        &name,
+        "t",
+        &[
+            ("x.api.pasword", reference.as_str()),
+            ("consumer.override.sasl.password", reference.as_str()),
+        ],
+    );
+    let (code, refused) = rest
+        .post(
+            "/connectors",
+            Some(&json!({"name": name, "config": config})),
+        )
+        .await;
+    assert_eq!(code, 400);
+    let (code, v) = rest
+        .put(
+            "/connector-plugins/test-sink/config/validate",
+            Some(&serde_json::to_value(&config).unwrap()),
+        )
+        .await;
+    assert_eq!(code, 200);
+    worker.shutdown().await;
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `x.api.password`"),
+        "{refused}"
+    );
+    assert_eq!(v["error_count"], 1, "{v}");
+    assert!(!refused.to_string().contains(&secret), "{refused}");
+    let echoed: Vec<&Value> = v["configs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c.to_string().contains(&secret))
+        .collect();
+    assert!(echoed.is_empty(), "validate echoed the secret: {echoed:?}");
+}
+
+/// `consumer.override.*` values may be secret references too (e.g. `consumer.override.sasl.password`): the
+/// consumer gets the resolved value. Observed with a numeric property librdkafka validates: resolved it is
+/// `1` and the connector delivers; unresolved, the consumer cannot be created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn consumer_overrides_get_resolved_references() {
+    let topic = topic("sem-override", 1).await;
+    Producer::new()
+        .send_many(&topic, 0, 0..3, |i| format!("v{i}"))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("consumer.properties");
+    std::fs::write(&path, "min.bytes=1\n").unwrap();
+    let reference = format!("${{file:{}:min.bytes}}", path.display());
+    let recorder = Recorder::new();
+    let worker = worker(&recorder);
+    let name = unique_name("sem-override");
+    support::create(
+        &worker,
+        sink_config(
+            &name,
+            &topic,
+            &[
+                ("consumer.override.fetch.min.bytes", reference.as_str()),
+                ("restart.auto.enable", "false"),
+            ],
+        ),
+    )
+    .await;
+    let outcome = support::eventually_async("delivery or failure", DEADLINE, async || {
+        let s = worker.status(name.clone()).await.unwrap();
+        if s.tasks[0].state.state == ursa::connect::api::State::Failed {
+            return Some(Err(s.tasks[0].state.trace.clone().unwrap_or_default()));
+        }
+        recorder.all_delivered(&name, &[3]).then_some(Ok(()))
+    })
+    .await;
+    worker.shutdown().await;
+    assert_eq!(outcome, Ok(()));
 }
 
 const PIP_INSTALL: &str = "python3 -m pip install \"kafka-connect-py==1.0.0\"";

@@ -402,7 +402,7 @@ async fn converter_poison_pills_go_to_the_dlq_byte_for_byte_and_good_records_flo
         .await
         .unwrap()
         .spawn();
-    let client = RegistryClient::new(ClientConfig::new(&registry.url())).unwrap();
+    let client = RegistryClient::new(ClientConfig::new(registry.url())).unwrap();
     let avro_topic = topic("sem-pills-avro", 1).await;
     let id = client
         .register(&format!("{avro_topic}-value"), SCHEMA, &[])

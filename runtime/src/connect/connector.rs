@@ -230,7 +230,7 @@ async fn supervise(
     let (initial, max) = config.restart_backoff;
     let mut backoff = initial;
     loop {
-        let t = *target.borrow();
+        let t = *target.borrow_and_update();
         if t == Target::Stopped {
             set(&status, &env, &name, State::Stopped, None);
             tokio::select! {
@@ -250,49 +250,58 @@ async fn supervise(
             },
             None,
         );
-        // Follow pause/resume in the status while the pipeline runs.
-        let mut watch_state = target.clone();
-        let status2 = Arc::clone(&status);
-        let env2 = Arc::clone(&env);
-        let name2 = name.clone();
-        let follower = tokio::spawn(async move {
-            while watch_state.changed().await.is_ok() {
-                let t = *watch_state.borrow();
-                let state = match t {
-                    Target::Paused => State::Paused,
-                    Target::Running => State::Running,
-                    Target::Stopped => continue,
-                };
-                set(&status2, &env2, &name2, state, None);
-            }
-        });
+        // The pipeline follows its own target: the user's, or Stopped for a restart, so a restart drains,
+        // commits and closes the sink like a stop does.
+        let (run_tx, run_rx) = watch::channel(t);
         let started = Instant::now();
-        let result = tokio::select! {
-            r = run_once(&config, &env, target.clone()) => Some(r),
-            r = restart.recv() => {
-                if r.is_none() {
-                    follower.abort();
-                    return;
+        let run = run_once(&config, &env, run_rx);
+        tokio::pin!(run);
+        let mut restarting = false;
+        let mut detached = false;
+        let result = loop {
+            tokio::select! {
+                r = &mut run => break r,
+                c = target.changed(), if !detached => {
+                    if c.is_err() {
+                        // The handle is gone: stop.
+                        detached = true;
+                        let _ = run_tx.send(Target::Stopped);
+                        continue;
+                    }
+                    let t = *target.borrow_and_update();
+                    let _ = run_tx.send(t);
+                    match t {
+                        Target::Paused => set(&status, &env, &name, State::Paused, None),
+                        Target::Running => set(&status, &env, &name, State::Running, None),
+                        Target::Stopped => {}
+                    }
                 }
-                None
+                r = restart.recv(), if !restarting && !detached => {
+                    if r.is_none() {
+                        detached = true;
+                    } else {
+                        restarting = true;
+                        set(&status, &env, &name, State::Restarting, None);
+                    }
+                    let _ = run_tx.send(Target::Stopped);
+                }
             }
         };
-        follower.abort();
+        if detached {
+            set(&status, &env, &name, State::Stopped, None);
+            return;
+        }
         match result {
-            // A restart was requested while running: go round again.
-            None => {
-                set(&status, &env, &name, State::Restarting, None);
-                continue;
+            Ok(()) if restarting => continue,
+            Ok(()) => {
+                // Stopped by the user: the loop top waits in STOPPED.
             }
-            Some(Ok(())) => {
-                if target.has_changed().is_err() {
-                    set(&status, &env, &name, State::Stopped, None);
-                    return;
-                }
-            }
-            Some(Err(fatal)) => {
+            Err(fatal) => {
                 tracing::error!(connector = %name, error = %fatal.trace, "connector failed");
                 set(&status, &env, &name, State::Failed, Some(fatal.trace));
+                if restarting {
+                    continue;
+                }
                 if started.elapsed() > max.max(Duration::from_secs(60)) {
                     backoff = initial;
                 }

@@ -719,8 +719,24 @@ impl ConnectApi for Worker {
             .iter()
             .find(|p| p.name() == plugin || p.aliases().contains(&plugin.as_str()))
             .ok_or_else(|| ApiError::NotFound(format!("Connector plugin {plugin} not found")))?;
-        let resolved = resolve_references(&config).unwrap_or(config);
-        Ok(validate_config(p.as_ref(), &self.plugins, &resolved))
+        let resolved = resolve_references(&config).unwrap_or_else(|_| config.clone());
+        let mut result = validate_config(p.as_ref(), &self.plugins, &resolved);
+        // Show what was sent (references, redacted secrets), never resolved values.
+        let shown = super::config::connector::redact(&config, Some(p.as_ref()));
+        for c in &mut result.configs {
+            let name = c
+                .value
+                .get("name")
+                .and_then(|n| n.as_str())
+                .map(str::to_owned);
+            if let Some(name) = name
+                && let Some(v) = c.value.get_mut("value")
+                && config.contains_key(&name)
+            {
+                *v = serde_json::Value::from(shown.get(&name).cloned());
+            }
+        }
+        Ok(result)
     }
 
     fn health(&self) -> BoxFuture<'_, Health> {

@@ -124,7 +124,7 @@ def check(url, name, config, end):
     wait_state(client, name, "RUNNING")
     expect("topics", client.list_connector_topics(name), {name: {"topics": [topic]}})
 
-    bad = {**config, "errors.tolerance": "most", "topics.regx": "x"}
+    bad = {**config, "name": name, "errors.tolerance": "most", "topics.regx": "x"}
     validation = client.validate_connector_config("test-sink", bad)
     expect("validation error count", validation["error_count"], 2)
     errors = {c["value"]["name"]: c["value"]["errors"] for c in validation["configs"] if c["value"]["errors"]}

@@ -370,6 +370,7 @@ struct Log {
     calls: u64,
     builds: Vec<Build>,
     closed: Vec<(String, u64)>,
+    flushes: Vec<(String, u64)>,
     mark: u64,
 }
 
@@ -442,6 +443,11 @@ impl Recorder {
     /// The (connector, generation) of every closed sink.
     pub fn closed(&self) -> Vec<(String, u64)> {
         self.log.lock().unwrap().closed.clone()
+    }
+
+    /// The (connector, generation) of every `flush` call, in order.
+    pub fn flushes(&self) -> Vec<(String, u64)> {
+        self.log.lock().unwrap().flushes.clone()
     }
 
     /// Sets the mark later attempts carry (see [`Attempt::mark`]).
@@ -552,6 +558,18 @@ impl Sink for TestSink {
         Box::pin(async move { self.recorder.put(&self.connector, self.generation, records) })
     }
 
+    fn flush(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            self.recorder
+                .log
+                .lock()
+                .unwrap()
+                .flushes
+                .push((self.connector.clone(), self.generation));
+            Ok(())
+        })
+    }
+
     fn close(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.recorder
@@ -636,7 +654,7 @@ pub async fn create(worker: &Worker, config: FlatConfig) {
 /// The task state through the API.
 pub async fn task_state(worker: &Worker, name: &str) -> String {
     let s = worker.status(name.to_owned()).await.unwrap();
-    serde_json::to_value(&s.tasks[0].state.state)
+    serde_json::to_value(s.tasks[0].state.state)
         .unwrap()
         .as_str()
         .unwrap()

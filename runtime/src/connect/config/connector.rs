@@ -1,6 +1,7 @@
 //! A connector's configuration: the runtime's common keys (Kafka Connect's names) plus the sink's own keys,
 //! parsed from a flat map (REST JSON or a TOML file) with an error per key.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -245,6 +246,8 @@ pub struct ConnectorConfig {
     pub batch_max_records: usize,
     /// Commit interval.
     pub flush_interval: Duration,
+    /// `consumer.override.*` properties for the connector's consumer (references resolved).
+    pub consumer_overrides: BTreeMap<String, String>,
     /// Automatic restarts.
     pub auto_restart: bool,
     /// Restart backoff bounds.
@@ -297,6 +300,43 @@ impl ConnectorConfig {
                 ));
         }
         let (Some(parsed), Some(plugin)) = (parsed, plugin) else {
+            // Still report the checks across keys, from the raw values.
+            let set = |k: &str| raw.get(k).is_some_and(|v| !v.trim().is_empty());
+            match (set("topics"), set("topics.regex")) {
+                (true, true) => errors
+                    .entry("topics".into())
+                    .or_default()
+                    .push("set either topics or topics.regex, not both".into()),
+                (false, false) => errors
+                    .entry("topics".into())
+                    .or_default()
+                    .push("set topics or topics.regex".into()),
+                _ => {}
+            }
+            if set("errors.deadletterqueue.topic.name")
+                && raw.get("errors.tolerance").map(String::as_str) != Some("all")
+            {
+                errors
+                    .entry("errors.deadletterqueue.topic.name".into())
+                    .or_default()
+                    .push("a DLQ is used only with errors.tolerance=all".into());
+            }
+            for k in [
+                "consumer.max.in.flight.records",
+                "consumer.max.in.flight.bytes",
+                "batch.max.records",
+            ] {
+                if raw
+                    .get(k)
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+                    .is_some_and(|n| n < 1)
+                {
+                    errors
+                        .entry(k.into())
+                        .or_default()
+                        .push("must be at least 1".into());
+                }
+            }
             return Err(errors);
         };
         let topics = parsed.list("topics");
@@ -386,6 +426,13 @@ impl ConnectorConfig {
             max_in_flight_bytes,
             batch_max_records,
             flush_interval: d("offset.flush.interval.ms"),
+            consumer_overrides: raw
+                .iter()
+                .filter_map(|(k, v)| {
+                    k.strip_prefix("consumer.override.")
+                        .map(|p| (p.to_owned(), v.clone()))
+                })
+                .collect(),
             auto_restart: parsed.boolean("restart.auto.enable").unwrap_or(true),
             restart_backoff: (d("restart.backoff.initial"), d("restart.backoff.max")),
             subscription,

@@ -132,7 +132,11 @@ fn parse_value(key: &Key, raw: &str) -> Result<Value, String> {
                 .collect(),
         ),
         Kind::Duration => Value::Duration(parse_duration(raw)?),
-        Kind::Password => Value::Password(Secret::parse(raw)),
+        Kind::Password => {
+            let mut secret = Secret::parse(raw);
+            secret.resolve().map_err(|e| e.to_string())?;
+            Value::Password(secret)
+        }
         Kind::Url => {
             let ok = (raw.starts_with("http://") || raw.starts_with("https://"))
                 && raw.len() > "https://".len();

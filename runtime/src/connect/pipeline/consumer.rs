@@ -86,7 +86,22 @@ impl ConsumerContext for Ctx {
                 }
             }
         }
-        if commit.count() > 0 {
+        // Never commit what the sink has not made durable: flush first (blocking this callback briefly is
+        // fine; it runs on a worker thread of the multi-threaded runtime).
+        let flushed = match tokio::runtime::Handle::try_current() {
+            Ok(h)
+                if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+                    && commit.count() > 0 =>
+            {
+                let sink = std::sync::Arc::clone(&self.ctx.sink);
+                tokio::task::block_in_place(|| h.block_on(sink.flush())).is_ok()
+            }
+            _ => false,
+        };
+        if commit.count() > 0 && !flushed {
+            tracing::warn!(connector = %self.ctx.config.name, "sink not flushed on revocation: offsets left to the last commit");
+        }
+        if commit.count() > 0 && flushed {
             match consumer.commit(&commit, CommitMode::Sync) {
                 Ok(()) => self
                     .ctx
@@ -129,10 +144,8 @@ fn consumer(
         .set("auto.offset.reset", "earliest")
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("enable.partition.eof", "false");
-    for (k, v) in &ctx.config.raw {
-        if let Some(prop) = k.strip_prefix("consumer.override.") {
-            config.set(prop, v);
-        }
+    for (prop, v) in &ctx.config.consumer_overrides {
+        config.set(prop, v);
     }
     let consumer: StreamConsumer<Ctx> = config
         .create_with_context(Ctx {
