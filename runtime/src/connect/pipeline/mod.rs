@@ -8,3 +8,6 @@ mod progress;
 pub use consumer::{Target, run};
 pub use context::{ConnectorCtx, Fatal};
 pub use progress::{Progress, commit_point};
+
+#[cfg(test)]
+mod tests;
