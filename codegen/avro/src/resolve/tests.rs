@@ -2,7 +2,6 @@
 
 use super::Resolver;
 use crate::Error;
-use crate::encode as e;
 use crate::schema::SchemaSet;
 
 fn resolver(writer: &str, reader: &str) -> Result<Resolver, Error> {
@@ -29,50 +28,7 @@ fn plan_error(writer: &str, reader: &str) -> String {
     }
 }
 
-/// Hand-built Avro binary.
-#[derive(Default)]
-struct B(Vec<u8>);
-
-impl B {
-    fn new() -> B {
-        B::default()
-    }
-    fn int(mut self, v: i32) -> B {
-        e::int(&mut self.0, v);
-        self
-    }
-    fn long(mut self, v: i64) -> B {
-        e::long(&mut self.0, v);
-        self
-    }
-    fn float(mut self, v: f32) -> B {
-        e::float(&mut self.0, v);
-        self
-    }
-    fn double(mut self, v: f64) -> B {
-        e::double(&mut self.0, v);
-        self
-    }
-    fn boolean(mut self, v: bool) -> B {
-        e::boolean(&mut self.0, v);
-        self
-    }
-    fn str(mut self, v: &str) -> B {
-        e::string(&mut self.0, v);
-        self
-    }
-    fn bytes(mut self, v: &[u8]) -> B {
-        e::bytes(&mut self.0, v);
-        self
-    }
-    fn raw(mut self, v: &[u8]) -> B {
-        self.0.extend_from_slice(v);
-        self
-    }
-    fn done(self) -> Vec<u8> {
-        self.0
-    }
-}
+use crate::binary::builder::B;
 
 fn record(name: &str, fields: &str) -> String {
     format!(r#"{{"type":"record","name":"{name}","fields":[{fields}]}}"#)

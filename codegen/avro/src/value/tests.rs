@@ -5,7 +5,6 @@ use serde_json::{Value, json};
 
 use super::{decode_json, decode_json_resolved, decode_json_with_limits};
 use crate::binary::Limits;
-use crate::encode as e;
 use crate::schema::SchemaSet;
 use crate::{Decimal, Error};
 
@@ -25,50 +24,7 @@ fn err(schema: &str, datum: &[u8]) -> Error {
     }
 }
 
-/// Hand-built Avro binary.
-#[derive(Default)]
-struct B(Vec<u8>);
-
-impl B {
-    fn new() -> B {
-        B::default()
-    }
-    fn int(mut self, v: i32) -> B {
-        e::int(&mut self.0, v);
-        self
-    }
-    fn long(mut self, v: i64) -> B {
-        e::long(&mut self.0, v);
-        self
-    }
-    fn float(mut self, v: f32) -> B {
-        e::float(&mut self.0, v);
-        self
-    }
-    fn double(mut self, v: f64) -> B {
-        e::double(&mut self.0, v);
-        self
-    }
-    fn boolean(mut self, v: bool) -> B {
-        e::boolean(&mut self.0, v);
-        self
-    }
-    fn str(mut self, v: &str) -> B {
-        e::string(&mut self.0, v);
-        self
-    }
-    fn bytes(mut self, v: &[u8]) -> B {
-        e::bytes(&mut self.0, v);
-        self
-    }
-    fn raw(mut self, v: &[u8]) -> B {
-        self.0.extend_from_slice(v);
-        self
-    }
-    fn done(self) -> Vec<u8> {
-        self.0
-    }
-}
+use crate::binary::builder::B;
 
 #[test]
 fn primitives() {
