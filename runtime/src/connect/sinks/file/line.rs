@@ -14,7 +14,7 @@ pub fn json_line(record: &SinkRecord, out: &mut String) {
             Some(bytes) => match std::str::from_utf8(bytes) {
                 Ok(s) => serde_json::json!({"key": k, "value": s}),
                 Err(_) => {
-                    serde_json::json!({"key": k, "value": base64(bytes), "encoding": "base64"})
+                    serde_json::json!({"key": k, "value": ursa_avro::value::encode_base64(bytes), "encoding": "base64"})
                 }
             },
         })
@@ -29,28 +29,6 @@ pub fn json_line(record: &SinkRecord, out: &mut String) {
         "value": record.value_json,
     });
     let _ = writeln!(out, "{line}");
-}
-
-/// Standard base64 with padding.
-fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -83,7 +61,5 @@ mod tests {
             s,
             "{\"topic\":\"t\",\"partition\":2,\"offset\":7,\"timestamp\":1000,\"headers\":[{\"key\":\"a\",\"value\":\"x\"},{\"key\":\"b\",\"value\":\"/wA=\",\"encoding\":\"base64\"},{\"key\":\"c\",\"value\":null}],\"key\":\"k\",\"value\":{\"n\":1}}\n"
         );
-        assert_eq!(base64(b"hello"), "aGVsbG8=");
-        assert_eq!(base64(b""), "");
     }
 }
