@@ -33,11 +33,7 @@ fn failure(stage: Stage) -> Failure {
 /// (key, value, headers) of a record.
 type Read = (Vec<u8>, Vec<u8>, Vec<(String, Vec<u8>)>);
 
-fn read_all(
-    kafka: &Kafka,
-    topic: &str,
-    n: usize,
-) -> Vec<Read> {
+fn read_all(kafka: &Kafka, topic: &str, n: usize) -> Vec<Read> {
     let c: BaseConsumer = kafka
         .config()
         .set("group.id", unique_name("read"))
