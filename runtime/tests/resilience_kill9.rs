@@ -400,7 +400,6 @@ async fn kill9_mid_stream_loses_nothing_and_duplicates_only_after_the_last_commi
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: offsets of revoked partitions are committed without flushing the sink (pipeline/consumer.rs pre_rebalance), so a crash right after a rebalance loses records"]
 async fn kill9_right_after_a_rebalance_loses_nothing() {
     const TOTAL: usize = 600;
     const PARTITIONS: i32 = 3;

@@ -31,6 +31,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         "codegen" => codegen(args),
         "schema-check" => crate::bench_governance::schema_check(),
         "registry" => crate::bench_governance::registry(),
+        "runtime" => crate::bench_runtime::run(),
         other => {
             bail!("unknown benchmark suite `{other}` (known: codegen, schema-check, registry)")
         }

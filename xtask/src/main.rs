@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_governance;
+mod bench_runtime;
 mod codegen;
 mod test;
 

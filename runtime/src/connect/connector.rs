@@ -197,6 +197,7 @@ fn build(
         in_flight_records: Default::default(),
         in_flight_bytes: Default::default(),
         fatal,
+        released: Default::default(),
     }))
 }
 

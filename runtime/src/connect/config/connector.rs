@@ -140,7 +140,7 @@ pub fn common_keys() -> Vec<Key> {
         Key::optional(
             "consumer.max.in.flight.records",
             Kind::Int,
-            "2000",
+            "20000",
             "flow",
             "Most records fetched but not done, per connector; fetching pauses above it.",
         ),

@@ -36,6 +36,9 @@ pub enum Target {
 
 type Key = (Arc<str>, i32);
 
+/// How long the consumer waits for room in a full queue before it pauses fetching.
+const STALL: Duration = Duration::from_millis(500);
+
 struct Part {
     tx: Option<mpsc::Sender<RawRecord>>,
     task: JoinHandle<()>,
@@ -246,7 +249,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_millis(20));
     let mut commit_tick =
         tokio::time::interval(ctx.config.flush_interval.max(Duration::from_millis(100)));
-    let queue = ctx.config.batch_max_records.saturating_mul(2).max(16);
+    let queue = ctx.config.batch_max_records.saturating_mul(4).max(16);
     let mut user_paused = *target.borrow() == Target::Paused;
     if user_paused {
         shared.paused_all.store(true, Ordering::Release);
@@ -310,33 +313,54 @@ pub async fn run(
                     }
                 }
                 let size = raw.size();
+                let tx = match shared.parts.lock() {
+                    Ok(parts) => match parts.get(&key) {
+                        Some(p) if p.min_offset.is_some_and(|min| raw.offset < min) => continue,
+                        Some(p) if p.overflow.is_empty() => p.tx.clone(),
+                        _ => None,
+                    },
+                    Err(_) => None,
+                };
+                ctx.admit(1, size);
+                ctx.telemetry.record_read(&ctx.config.name, &topic, size);
+                // Back-pressure: wait a little for room before pausing (a pause makes librdkafka drop what it
+                // prefetched and refetch later), and pause only when the sink really stalls.
+                let mut overflow = Some(raw);
+                if let Some(tx) = tx {
+                    if let Some(r) = overflow.take() {
+                        match tx.try_send(r) {
+                            Ok(()) => {}
+                            Err(mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r)) => {
+                                match tokio::time::timeout(STALL, tx.reserve()).await {
+                                    Ok(Ok(permit)) => permit.send(r),
+                                    _ => overflow = Some(r),
+                                }
+                            }
+                        }
+                    }
+                }
                 let mut pause_this = false;
-                if let Ok(mut parts) = shared.parts.lock()
+                if let Some(r) = overflow
+                    && let Ok(mut parts) = shared.parts.lock()
                     && let Some(p) = parts.get_mut(&key)
                 {
-                    if p.min_offset.is_some_and(|min| raw.offset < min) {
-                        continue;
-                    }
-                    ctx.admit(1, size);
-                    ctx.telemetry.record_read(&ctx.config.name, &topic, size);
-                    if p.overflow.is_empty() {
-                        let sent = match &p.tx {
-                            Some(tx) => tx.try_send(raw).map_err(|e| match e {
-                                mpsc::error::TrySendError::Full(r) | mpsc::error::TrySendError::Closed(r) => Box::new(r),
-                            }),
-                            None => Ok(()),
-                        };
-                        if let Err(r) = sent {
-                            p.overflow.push_back(*r);
-                            pause_this = !p.paused;
-                            p.paused = true;
-                        }
-                    } else {
-                        p.overflow.push_back(raw);
-                    }
+                    p.overflow.push_back(r);
+                    pause_this = !p.paused;
+                    p.paused = true;
                 }
                 if pause_this {
                     let _ = consumer.pause(&tpl_of(std::slice::from_ref(&key)));
+                }
+                if !shared.paused_all.load(Ordering::Acquire) && ctx.over_bounds() {
+                    let deadline = tokio::time::Instant::now() + STALL;
+                    while ctx.over_bounds() {
+                        let notified = ctx.released.notified();
+                        tokio::pin!(notified);
+                        notified.as_mut().enable();
+                        if !ctx.over_bounds() || tokio::time::timeout_at(deadline, notified).await.is_err() {
+                            break;
+                        }
+                    }
                 }
                 if !shared.paused_all.load(Ordering::Acquire) && ctx.over_bounds()
                     && let Ok(a) = consumer.assignment()

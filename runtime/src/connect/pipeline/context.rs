@@ -39,6 +39,8 @@ pub struct ConnectorCtx {
     pub in_flight_bytes: AtomicUsize,
     /// Reports a fatal failure (the first one wins).
     pub fatal: mpsc::Sender<Fatal>,
+    /// Notified when records leave the pipeline (the consumer waits on it before pausing).
+    pub released: tokio::sync::Notify,
 }
 
 impl ConnectorCtx {
@@ -52,6 +54,7 @@ impl ConnectorCtx {
     pub fn release(&self, records: usize, bytes: usize) {
         self.in_flight_records.fetch_sub(records, Ordering::Relaxed);
         self.in_flight_bytes.fetch_sub(bytes, Ordering::Relaxed);
+        self.released.notify_waiters();
     }
 
     /// Whether fetching should pause.

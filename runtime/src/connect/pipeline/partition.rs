@@ -107,7 +107,9 @@ async fn convert(ctx: &ConnectorCtx, raw: &RawRecord) -> Result<SinkRecord, Conv
             Err(_) => None,
         };
         let (stage, err): (Stage, ConvertError) = match (key, value) {
-            (Ok(k), Some(Ok(v))) => {
+            (Ok(k), Some(Ok(mut v))) => {
+                // The JSON moves into the record; the converted value keeps what typed decoding needs.
+                let value_json = std::mem::take(&mut v.json);
                 return Ok(SinkRecord {
                     topic: Arc::clone(&raw.topic),
                     partition: raw.partition,
@@ -118,7 +120,7 @@ async fn convert(ctx: &ConnectorCtx, raw: &RawRecord) -> Result<SinkRecord, Conv
                     value: raw.value.clone(),
                     key_json: k.json,
                     value_schema_id: v.schema_id,
-                    value_json: v.json.clone(),
+                    value_json,
                     value_converted: Some(v),
                     attempt: 0,
                 });

@@ -113,6 +113,7 @@ async fn run(config: ConnectorConfig, sink: Arc<Flaky>, records: usize) -> Arc<P
         in_flight_records: Default::default(),
         in_flight_bytes: Default::default(),
         fatal,
+        released: Default::default(),
     });
     let (tx, rx) = mpsc::channel(16);
     let progress = Arc::new(Progress::default());

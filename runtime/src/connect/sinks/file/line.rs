@@ -1,34 +1,65 @@
 //! The JSON line written for a record.
 
-use std::fmt::Write as _;
-
 use crate::connect::sink::SinkRecord;
 
-/// Appends `record` as one JSON line (with the trailing newline) to `out`.
+#[derive(serde::Serialize)]
+struct Header<'a> {
+    key: &'a str,
+    value: Option<std::borrow::Cow<'a, str>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encoding: Option<&'static str>,
+}
+
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    topic: &'a str,
+    partition: i32,
+    offset: i64,
+    timestamp: Option<i64>,
+    headers: Vec<Header<'a>>,
+    key: &'a serde_json::Value,
+    value: &'a serde_json::Value,
+}
+
+/// Appends `record` as one JSON line (with the trailing newline) to `out`, without copying its values.
 pub fn json_line(record: &SinkRecord, out: &mut String) {
-    let headers: Vec<serde_json::Value> = record
+    let headers = record
         .headers
         .iter()
         .map(|(k, v)| match v {
-            None => serde_json::json!({"key": k, "value": null}),
+            None => Header {
+                key: k,
+                value: None,
+                encoding: None,
+            },
             Some(bytes) => match std::str::from_utf8(bytes) {
-                Ok(s) => serde_json::json!({"key": k, "value": s}),
-                Err(_) => {
-                    serde_json::json!({"key": k, "value": ursa_avro::value::encode_base64(bytes), "encoding": "base64"})
-                }
+                Ok(s) => Header {
+                    key: k,
+                    value: Some(s.into()),
+                    encoding: None,
+                },
+                Err(_) => Header {
+                    key: k,
+                    value: Some(ursa_avro::value::encode_base64(bytes).into()),
+                    encoding: Some("base64"),
+                },
             },
         })
         .collect();
-    let line = serde_json::json!({
-        "topic": &*record.topic,
-        "partition": record.partition,
-        "offset": record.offset,
-        "timestamp": record.timestamp,
-        "headers": headers,
-        "key": record.key_json,
-        "value": record.value_json,
-    });
-    let _ = writeln!(out, "{line}");
+    let line = Line {
+        topic: &record.topic,
+        partition: record.partition,
+        offset: record.offset,
+        timestamp: record.timestamp,
+        headers,
+        key: &record.key_json,
+        value: &record.value_json,
+    };
+    // Serializing into a String cannot fail for these types.
+    if let Ok(text) = serde_json::to_string(&line) {
+        out.push_str(&text);
+    }
+    out.push('\n');
 }
 
 #[cfg(test)]
