@@ -3,7 +3,8 @@
 //! offsets. Nothing is lost, and the only records delivered twice are those after the last commit.
 //!
 //! A second test kills a worker right after a rebalance took partitions away from it: the offsets it commits
-//! for revoked partitions must only cover records that are durably in its file.
+//! for revoked partitions must only cover records that are durably in its file. A third has a second worker
+//! join under load and the first leave cleanly: the partitions move without loss.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -458,5 +459,93 @@ async fn kill9_right_after_a_rebalance_loses_nothing() {
         lines_b.len()
     );
     assert_complete(&[&lines_a, &lines_b], &ends, TOTAL);
+    b.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_worker_joins_then_the_first_leaves_cleanly_under_load() {
+    const TOTAL: usize = 6000;
+    const PARTITIONS: i32 = 6;
+    let kafka = Kafka::shared();
+    let topic = unique_name("rebalance");
+    create_topic(kafka, &topic, PARTITIONS).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = worker_toml(dir.path(), kafka);
+    let name = unique_name("rebalance-file");
+    let out_a = dir.path().join("a.jsonl");
+    let out_b = dir.path().join("b.jsonl");
+    let ca = connector_toml(dir.path(), "a.toml", &name, &topic, &out_a, "300");
+    let cb = connector_toml(dir.path(), "b.toml", &name, &topic, &out_b, "300");
+
+    let sent = Arc::new(AtomicUsize::new(0));
+    let producer = spawn_producer(kafka, &topic, TOTAL, 5, Arc::clone(&sent));
+    let a = Worker::start(&worker, &ca);
+    wait_until("A wrote 500 records", Duration::from_secs(60), || {
+        (read_lines(&out_a, false).len() >= 500).then_some(())
+    })
+    .unwrap();
+
+    // B joins mid-stream and gets some of the partitions (cooperative-sticky: A keeps the others).
+    let b = Worker::start(&worker, &cb);
+    let b_partitions = wait_until("B wrote records", Duration::from_secs(60), || {
+        let p: BTreeSet<i32> = read_lines(&out_b, false)
+            .iter()
+            .map(|l| l.partition)
+            .collect();
+        (!p.is_empty()).then_some(p)
+    })
+    .unwrap();
+    let a_partitions: BTreeSet<i32> = read_lines(&out_a, false)
+        .iter()
+        .map(|l| l.partition)
+        .collect();
+    let produced_at_join = sent.load(Ordering::Relaxed);
+
+    // A leaves cleanly while records keep flowing: it drains, commits, exits 0, and B takes everything.
+    a.terminate();
+    let produced_at_leave = sent.load(Ordering::Relaxed);
+    assert!(
+        produced_at_leave < TOTAL,
+        "the producer was done before A left ({produced_at_leave} records)"
+    );
+    producer.join().unwrap();
+    let ends = ends(kafka, &topic, PARTITIONS);
+    assert_eq!(ends.values().sum::<i64>(), TOTAL as i64);
+    let group = format!("connect-{name}");
+    wait_until(
+        "B committed every partition to the end",
+        Duration::from_secs(90),
+        || (committed(kafka, &group, &topic, PARTITIONS) == ends).then_some(()),
+    )
+    .unwrap();
+    // Committed means flushed: the files are complete now.
+    let lines_a = read_lines(&out_a, false);
+    let lines_b = read_lines(&out_b, false);
+    assert_increasing("A's file", &lines_a);
+    assert_increasing("B's file", &lines_b);
+    assert_complete(&[&lines_a, &lines_b], &ends, TOTAL);
+
+    let in_a: BTreeSet<i32> = lines_a.iter().map(|l| l.partition).collect();
+    let in_b: BTreeSet<i32> = lines_b.iter().map(|l| l.partition).collect();
+    assert_eq!(
+        in_a.len(),
+        PARTITIONS as usize,
+        "A had every partition first"
+    );
+    assert_eq!(
+        in_b.len(),
+        PARTITIONS as usize,
+        "B ends up with every partition"
+    );
+    assert!(
+        b_partitions.len() < PARTITIONS as usize,
+        "B got every partition while A was still running: {b_partitions:?}"
+    );
+    let duplicates = lines_a.len() + lines_b.len() - TOTAL;
+    eprintln!(
+        "A: {} lines, B: {} lines ({duplicates} duplicates); at B's join ({produced_at_join} produced) A had {a_partitions:?}, B got {b_partitions:?}; A left at {produced_at_leave} produced",
+        lines_a.len(),
+        lines_b.len()
+    );
     b.terminate();
 }
