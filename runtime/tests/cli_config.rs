@@ -98,3 +98,54 @@ fn describe_documents_every_key() {
     let out = ursa(&["connectors", "describe", "nope"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn validate_connect_checks_reachability() {
+    let kafka = ursa_testkit::Kafka::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let worker = dir.path().join("worker.toml");
+    let connector = dir.path().join("c.toml");
+    std::fs::write(
+        &connector,
+        format!(
+            "name = \"c\"\n\"connector.class\" = \"file\"\ntopics = \"t\"\nfile = \"{}\"\n",
+            dir.path().join("out.jsonl").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &worker,
+        format!("[kafka]\nbootstrap_servers = \"{}\"\n", kafka.bootstrap()),
+    )
+    .unwrap();
+    let out = ursa(&[
+        "validate",
+        worker.to_str().unwrap(),
+        connector.to_str().unwrap(),
+        "--connect",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("ok: Kafka at") && text(&out).contains("file sink reachable"),
+        "{}",
+        text(&out)
+    );
+    // An unreachable registry fails the check (exit 1) and says which.
+    std::fs::write(&worker, format!("[kafka]\nbootstrap_servers = \"{}\"\n[registry]\nurl = \"http://{closed}\"\ntimeout = \"1s\"\n", kafka.bootstrap())).unwrap();
+    let out = ursa(&[
+        "validate",
+        worker.to_str().unwrap(),
+        connector.to_str().unwrap(),
+        "--connect",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("error: registry at http://{closed}")),
+        "{}",
+        text(&out)
+    );
+}
