@@ -3,37 +3,10 @@
 //! both, and a delete stops it everywhere.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use ursa_testkit::{Kafka, create_topic, unique_name, wait_until};
-
-struct Worker(Child);
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(worker_toml: &std::path::Path) -> (Worker, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ursa"))
-        .args(["run", worker_toml.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(url.starts_with("http://"), "unexpected first line {line:?}");
-    (Worker(child), url)
-}
+use ursa_testkit::{Kafka, WorkerProcess, create_topic, unique_name, wait_until};
 
 async fn json(url: String) -> serde_json::Value {
     reqwest::get(url).await.unwrap().json().await.unwrap()
@@ -55,8 +28,11 @@ async fn two_workers_share_connectors_through_kafka() {
         ),
     )
     .unwrap();
-    let (_a, url_a) = start(&worker_toml);
-    let (_b, url_b) = start(&worker_toml);
+    let a =
+        WorkerProcess::start(env!("CARGO_BIN_EXE_ursa"), &[worker_toml.to_str().unwrap()]).unwrap();
+    let b =
+        WorkerProcess::start(env!("CARGO_BIN_EXE_ursa"), &[worker_toml.to_str().unwrap()]).unwrap();
+    let (url_a, url_b) = (a.url.clone(), b.url.clone());
     let out = dir.path().join("out.jsonl");
     let name = unique_name("shared");
     let client = reqwest::Client::new();

@@ -4,43 +4,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
-use ursa_testkit::{Kafka, create_topic, unique_name, wait_until};
-
-struct Worker(Child);
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(worker_toml: &std::path::Path, connector_toml: &std::path::Path) -> (Worker, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ursa"))
-        .args([
-            "run",
-            worker_toml.to_str().unwrap(),
-            connector_toml.to_str().unwrap(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-    assert!(url.starts_with("http://"), "unexpected first line {line:?}");
-    (Worker(child), url)
-}
+use ursa_testkit::{Kafka, WorkerProcess, create_topic, unique_name, wait_until};
 
 fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
@@ -99,7 +69,12 @@ async fn file_sink_in_order_with_dlq_and_clean_shutdown() {
         ),
     )
     .unwrap();
-    let (mut child, url) = start(&worker, &connector);
+    let mut child = WorkerProcess::start(
+        env!("CARGO_BIN_EXE_ursa"),
+        &[worker.to_str().unwrap(), connector.to_str().unwrap()],
+    )
+    .unwrap();
+    let url = child.url.clone();
 
     let got = wait_until("299 records in the file", Duration::from_secs(60), || {
         let l = lines(&out);
@@ -217,14 +192,8 @@ async fn file_sink_in_order_with_dlq_and_clean_shutdown() {
     .unwrap();
 
     // SIGTERM: drain, commit, exit 0.
-    let pid = child.0.id().to_string();
     assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
+        child.terminate().unwrap(),
+        "the worker did not exit 0 on SIGTERM"
     );
-    let status = child.0.wait().unwrap();
-    assert!(status.success(), "exit status {status}");
 }

@@ -7,8 +7,10 @@
 
 mod kafka;
 mod names;
+mod process;
 mod wait;
 
 pub use kafka::{Kafka, create_topic};
 pub use names::unique_name;
+pub use process::WorkerProcess;
 pub use wait::wait_until;
