@@ -1,5 +1,20 @@
 //! Client errors, with Confluent's error codes mapped to what went wrong.
 
+/// An error with its causes (`a: b: c`), innermost last: "certificate verify failed" is what an operator needs.
+fn causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 /// What a registry request failed with.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -7,7 +22,7 @@ pub enum ClientError {
     #[error("invalid registry client configuration: {0}")]
     Config(String),
     /// The registry could not be reached.
-    #[error("cannot connect to the schema registry at {url}: {source}")]
+    #[error("cannot connect to the schema registry at {url}: {}", causes(source))]
     Connect {
         /// The URL (without credentials).
         url: String,
@@ -21,7 +36,7 @@ pub enum ClientError {
         url: String,
     },
     /// Another transport failure.
-    #[error("schema registry request {url} failed: {source}")]
+    #[error("schema registry request {url} failed: {}", causes(source))]
     Transport {
         /// The URL (without credentials).
         url: String,
