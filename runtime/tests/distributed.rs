@@ -100,6 +100,42 @@ async fn two_workers_share_connectors_through_kafka() {
     .unwrap();
     assert_eq!(values.len(), 200);
 
+    // A restart through worker B restarts the task on both workers.
+    let restarted = client
+        .post(format!(
+            "{url_b}/connectors/{name}/restart?includeTasks=true"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        restarted.status(),
+        202,
+        "{}",
+        restarted.text().await.unwrap()
+    );
+    for url in [&url_a, &url_b] {
+        wait_until(
+            "the task restarted on every worker",
+            Duration::from_secs(30),
+            || {
+                let metrics_url = format!("{url}/metrics");
+                let text = tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current()
+                        .block_on(async { reqwest::get(metrics_url).await.ok()?.text().await.ok() })
+                })?;
+                text.lines()
+                    .any(|l| {
+                        l.starts_with("ursa_task_restarts_total")
+                            && l.contains(&name)
+                            && !l.trim_end().ends_with(" 0")
+                    })
+                    .then_some(())
+            },
+        )
+        .unwrap();
+    }
+
     // A pause through worker B reaches both tasks; a delete through A removes it from B.
     assert_eq!(
         client

@@ -292,6 +292,12 @@ async fn supervise(
             set(&status, &env, &name, State::Stopped, None);
             return;
         }
+        if restarting {
+            if let Ok(mut s) = status.lock() {
+                s.restarts += 1;
+            }
+            env.telemetry.task_restarted(&name);
+        }
         match result {
             Ok(()) if restarting => continue,
             Ok(()) => {

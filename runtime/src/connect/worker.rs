@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
@@ -58,6 +58,8 @@ pub struct Worker {
     ready: AtomicBool,
     /// Distributed mode: the group's config and status topics.
     store: Option<Arc<Store>>,
+    /// Distributed mode: restart requests already applied here, per connector.
+    restarts_seen: std::sync::Mutex<BTreeMap<String, u64>>,
 }
 
 impl Worker {
@@ -74,6 +76,7 @@ impl Worker {
             connectors: Mutex::new(BTreeMap::new()),
             ready: AtomicBool::new(true),
             store: None,
+            restarts_seen: Default::default(),
         }
     }
 
@@ -92,6 +95,14 @@ impl Worker {
             connectors: Mutex::new(BTreeMap::new()),
             ready: AtomicBool::new(true),
             store: Some(Arc::clone(&store)),
+            // Requests from before this worker started are history, not for it.
+            restarts_seen: std::sync::Mutex::new(
+                store
+                    .restarts()
+                    .into_iter()
+                    .map(|(k, (n, _))| (k, n))
+                    .collect(),
+            ),
         });
         let w = Arc::downgrade(&worker);
         let mut changes = store.changes();
@@ -187,6 +198,18 @@ impl Worker {
                 }
                 Err(e) => {
                     tracing::error!(connector = %name, error = %e, "invalid config in the config topic")
+                }
+            }
+        }
+        // Restart requests written by any worker.
+        if let Ok(mut seen) = self.restarts_seen.lock() {
+            for (name, (count, only_failed)) in store.restarts() {
+                let before = seen.insert(name.clone(), count).unwrap_or(0);
+                if count > before
+                    && let Some(h) = local.get(&name)
+                    && (!only_failed || h.status().state == State::Failed)
+                {
+                    h.restart();
                 }
             }
         }
@@ -512,6 +535,27 @@ impl ConnectApi for Worker {
         only_failed: bool,
     ) -> BoxFuture<'_, Result<ConnectorStatus, ApiError>> {
         Box::pin(async move {
+            if let Some(store) = &self.store {
+                if !store.connectors().contains_key(&name) {
+                    return Err(Self::not_found(&name));
+                }
+                // Every worker restarts its task when it reads the request (this one included).
+                let nonce = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos() as u64);
+                self.write(
+                    store,
+                    ConfigRecord::Restart {
+                        name: name.clone(),
+                        only_failed,
+                        nonce,
+                    },
+                )
+                .await?;
+                let c = self.connectors.lock().await;
+                let h = c.get(&name).ok_or_else(|| Self::not_found(&name))?;
+                return Ok(self.status_of(h));
+            }
             let c = self.connectors.lock().await;
             let h = c.get(&name).ok_or_else(|| Self::not_found(&name))?;
             if !only_failed || h.status().state == State::Failed {

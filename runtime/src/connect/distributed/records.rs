@@ -17,6 +17,15 @@ pub enum ConfigRecord {
         /// `None`: deleted.
         config: Option<FlatConfig>,
     },
+    /// A restart request for every worker's task of a connector.
+    Restart {
+        /// The connector.
+        name: String,
+        /// Restart only tasks that are FAILED.
+        only_failed: bool,
+        /// Makes each request distinct (a compacted topic keeps the latest).
+        nonce: u64,
+    },
     /// A connector's target state.
     Target {
         /// The connector.
@@ -29,6 +38,12 @@ pub enum ConfigRecord {
 #[derive(Serialize, Deserialize)]
 struct ConfigValue {
     config: FlatConfig,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RestartValue {
+    only_failed: bool,
+    nonce: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -65,6 +80,18 @@ impl ConfigRecord {
                     .as_ref()
                     .and_then(|c| serde_json::to_vec(&ConfigValue { config: c.clone() }).ok()),
             ),
+            ConfigRecord::Restart {
+                name,
+                only_failed,
+                nonce,
+            } => (
+                format!("restart-{name}"),
+                serde_json::to_vec(&RestartValue {
+                    only_failed: *only_failed,
+                    nonce: *nonce,
+                })
+                .ok(),
+            ),
             ConfigRecord::Target { name, target } => (
                 format!("target-state-{name}"),
                 serde_json::to_vec(&TargetValue {
@@ -85,6 +112,14 @@ impl ConfigRecord {
             return Some(ConfigRecord::Connector {
                 name: name.to_owned(),
                 config,
+            });
+        }
+        if let Some(name) = key.strip_prefix("restart-") {
+            let v: RestartValue = serde_json::from_slice(value?).ok()?;
+            return Some(ConfigRecord::Restart {
+                name: name.to_owned(),
+                only_failed: v.only_failed,
+                nonce: v.nonce,
             });
         }
         if let Some(name) = key.strip_prefix("target-state-") {

@@ -35,6 +35,8 @@ pub struct View {
     pub connectors: BTreeMap<String, Desired>,
     /// Task statuses by (connector, worker).
     pub statuses: BTreeMap<(String, String), StatusValue>,
+    /// Restart requests by connector: (how many so far, only failed tasks).
+    pub restarts: BTreeMap<String, (u64, bool)>,
 }
 
 /// The config and status topics of a worker group.
@@ -133,6 +135,12 @@ impl Store {
                         ConfigRecord::Connector { name, config: None } => {
                             view.connectors.remove(&name);
                         }
+                        ConfigRecord::Restart {
+                            name, only_failed, ..
+                        } => {
+                            let entry = view.restarts.entry(name).or_insert((0, only_failed));
+                            *entry = (entry.0 + 1, only_failed);
+                        }
                         ConfigRecord::Target { name, target } => {
                             if let Some(d) = view.connectors.get_mut(&name) {
                                 d.target = target;
@@ -229,6 +237,14 @@ impl Store {
         self.view
             .lock()
             .map(|v| v.connectors.clone())
+            .unwrap_or_default()
+    }
+
+    /// Restart requests so far per connector (count, only failed).
+    pub fn restarts(&self) -> BTreeMap<String, (u64, bool)> {
+        self.view
+            .lock()
+            .map(|v| v.restarts.clone())
             .unwrap_or_default()
     }
 
