@@ -65,10 +65,24 @@ impl Kafka {
             GenericImage::new("apache/kafka", "3.9.0")
                 .with_wait_for(WaitFor::message_on_stdout("Kafka Server started"))
                 .with_mapped_port(port, 9092.tcp())
+                // Setting any KAFKA_* variable replaces the image's default config, so give all of KRaft's.
+                .with_env_var("KAFKA_NODE_ID", "1")
+                .with_env_var("KAFKA_PROCESS_ROLES", "broker,controller")
+                .with_env_var("KAFKA_LISTENERS", "PLAINTEXT://:9092,CONTROLLER://:9093")
                 .with_env_var(
                     "KAFKA_ADVERTISED_LISTENERS",
-                    format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://localhost:9093"),
+                    format!("PLAINTEXT://127.0.0.1:{port}"),
                 )
+                .with_env_var("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
+                .with_env_var(
+                    "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+                    "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+                )
+                .with_env_var("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093")
+                .with_env_var("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
+                .with_env_var("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+                .with_env_var("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+                .with_env_var("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0")
                 .start(),
         )?;
         std::mem::forget(rt);
