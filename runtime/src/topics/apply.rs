@@ -5,8 +5,7 @@ use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::admin::{
-    AdminClient, AdminOptions, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier,
-    TopicReplication,
+    AdminClient, AdminOptions, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication,
 };
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -80,20 +79,14 @@ impl Admin {
                 topic: name.clone(),
                 message: code.to_string(),
             })?;
-            let mut overrides = BTreeMap::new();
-            let mut effective = BTreeMap::new();
-            for e in &resource.entries {
-                if let Some(v) = &e.value {
-                    effective.insert(e.name.clone(), v.clone());
-                    if matches!(e.source, ConfigSource::DynamicTopic) {
-                        overrides.insert(e.name.clone(), v.clone());
-                    }
-                }
-            }
+            let effective: BTreeMap<String, String> = resource
+                .entries
+                .iter()
+                .filter_map(|e| e.value.as_ref().map(|v| (e.name.clone(), v.clone())))
+                .collect();
             out.push(ExistingTopic {
                 name: name.clone(),
                 partitions: present[name],
-                overrides,
                 effective,
             });
         }

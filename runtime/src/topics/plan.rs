@@ -12,8 +12,6 @@ pub struct ExistingTopic {
     pub name: String,
     /// Partition count.
     pub partitions: usize,
-    /// Config values that were set on the topic itself (dynamic topic configs).
-    pub overrides: BTreeMap<String, String>,
     /// Effective values of every config (including broker defaults).
     pub effective: BTreeMap<String, String>,
 }
@@ -153,12 +151,7 @@ mod tests {
         .unwrap()
     }
 
-    fn existing(
-        name: &str,
-        partitions: usize,
-        effective: &[(&str, &str)],
-        overrides: &[(&str, &str)],
-    ) -> ExistingTopic {
+    fn existing(name: &str, partitions: usize, effective: &[(&str, &str)]) -> ExistingTopic {
         let map = |kv: &[(&str, &str)]| {
             kv.iter()
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -167,7 +160,6 @@ mod tests {
         ExistingTopic {
             name: name.into(),
             partitions,
-            overrides: map(overrides),
             effective: map(effective),
         }
     }
@@ -179,7 +171,6 @@ mod tests {
                 "a",
                 3,
                 &[("cleanup.policy", "delete"), ("retention.ms", "86400000")],
-                &[],
             ),
             existing(
                 "b",
@@ -189,7 +180,6 @@ mod tests {
                     ("retention.ms", "604800000"),
                     ("segment.ms", "1000"),
                 ],
-                &[("segment.ms", "1000")],
             ),
         ];
         let actions = plan(&catalog(), &cur);
@@ -224,9 +214,9 @@ mod tests {
     fn an_applied_catalog_plans_nothing() {
         let cfg = [("cleanup.policy", "delete"), ("retention.ms", "86400000")];
         let cur = vec![
-            existing("a", 6, &cfg, &[]),
-            existing("b", 2, &cfg, &[]),
-            existing("c", 3, &cfg, &[]),
+            existing("a", 6, &cfg),
+            existing("b", 2, &cfg),
+            existing("c", 3, &cfg),
         ];
         assert_eq!(plan(&catalog(), &cur), vec![]);
     }
