@@ -6,8 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -19,19 +18,10 @@ use ursa_avro::uuid::Uuid;
 use ursa_avro::{AvroRecord, ConfluentDecoder};
 use ursa_events::com::teddy::conversation::MessageReceived;
 use ursa_registry::{ClientConfig, RegistryClient, Server, ServerConfig};
-use ursa_testkit::{Kafka, create_topic, unique_name, wait_until};
+use ursa_testkit::{Kafka, WorkerProcess, create_topic, unique_name, wait_until};
 
 const COUNT: usize = 300;
 const PARTITIONS: i32 = 3;
-
-struct Worker(Child);
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
@@ -218,21 +208,11 @@ async fn confluent_kafka_avro_events_to_the_file_sink() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ursa"))
-        .args(["run", worker.to_str().unwrap(), connector.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(
-        first.starts_with("ursa worker listening on http://"),
-        "{first:?}"
-    );
-    let mut child = Worker(child);
+    let mut child = WorkerProcess::start(
+        env!("CARGO_BIN_EXE_ursa"),
+        &[worker.to_str().unwrap(), connector.to_str().unwrap()],
+    )
+    .unwrap();
     let got = wait_until(
         &format!("{COUNT} records in the file"),
         Duration::from_secs(60),
@@ -305,15 +285,9 @@ async fn confluent_kafka_avro_events_to_the_file_sink() {
     assert_eq!(keys, (0..COUNT).collect::<Vec<_>>(), "every record once");
 
     // 5. A clean stop.
-    let pid = child.0.id().to_string();
     assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
+        child.terminate().unwrap(),
+        "the worker did not exit 0 on SIGTERM"
     );
-    let status = child.0.wait().unwrap();
-    assert!(status.success(), "exit status {status}");
     registry.stop().await.unwrap();
 }

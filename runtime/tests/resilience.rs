@@ -8,9 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -19,82 +17,18 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
-use ursa_testkit::{Kafka, create_topic, unique_name, wait_until};
+use ursa_testkit::{Kafka, WorkerProcess, create_topic, unique_name, wait_until};
 
-/// A running `ursa run`; killed (SIGKILL) when dropped.
-struct Worker {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Worker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Worker {
-    fn start(worker_toml: &Path, connector_toml: &Path) -> Worker {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ursa"))
-            .args([
-                "run",
-                worker_toml.to_str().unwrap(),
-                connector_toml.to_str().unwrap(),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line).unwrap();
-        let url = line.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(url.starts_with("http://"), "unexpected first line {line:?}");
-        Worker { child, url }
-    }
-
-    /// `kill -9`: no drain, no commit, no flush.
-    fn kill9(mut self) {
-        self.child.kill().unwrap();
-        let status = self.child.wait().unwrap();
-        assert!(!status.success(), "killed worker exited with {status}");
-    }
-
-    /// `kill -TERM`, then expects a clean exit.
-    fn terminate(mut self) {
-        let pid = self.child.id().to_string();
-        assert!(
-            Command::new("kill")
-                .args(["-TERM", &pid])
-                .status()
-                .unwrap()
-                .success()
-        );
-        let status = self.child.wait().unwrap();
-        assert!(status.success(), "exit status {status}");
-    }
-
-    /// The sum of a Prometheus counter family over all its label sets, from `GET /metrics`.
-    fn counter(&self, family: &str) -> Option<u64> {
-        let addr = self.url.trim_start_matches("http://").trim_end_matches('/');
-        let mut stream = std::net::TcpStream::connect(addr).ok()?;
-        write!(
-            stream,
-            "GET /metrics HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-        )
-        .ok()?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text).ok()?;
-        let prefix = format!("{family}{{");
-        Some(
-            text.lines()
-                .filter(|l| l.starts_with(&prefix))
-                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-                .map(|v| v as u64)
-                .sum(),
-        )
-    }
+/// Starts `ursa run WORKER CONNECTOR`.
+fn start(worker_toml: &Path, connector_toml: &Path) -> WorkerProcess {
+    WorkerProcess::start(
+        env!("CARGO_BIN_EXE_ursa"),
+        &[
+            worker_toml.to_str().unwrap(),
+            connector_toml.to_str().unwrap(),
+        ],
+    )
+    .unwrap()
 }
 
 fn worker_toml(dir: &Path, kafka: &Kafka) -> PathBuf {
@@ -315,7 +249,7 @@ async fn kill9_mid_stream_loses_nothing_and_duplicates_only_after_the_last_commi
 
     let sent = Arc::new(AtomicUsize::new(0));
     let producer = spawn_producer(kafka, &topic, TOTAL, 10, Arc::clone(&sent));
-    let w1 = Worker::start(&worker, &c1);
+    let w1 = start(&worker, &c1);
 
     // Mid-stream: some records are durably in the file (the sink flushes before each commit), not all.
     let before = wait_until(
@@ -327,7 +261,7 @@ async fn kill9_mid_stream_loses_nothing_and_duplicates_only_after_the_last_commi
         },
     )
     .unwrap();
-    w1.kill9();
+    w1.kill9().unwrap();
     let produced_at_kill = sent.load(Ordering::Relaxed);
     let lines1 = read_lines(&out1, true);
     assert!(
@@ -341,7 +275,7 @@ async fn kill9_mid_stream_loses_nothing_and_duplicates_only_after_the_last_commi
 
     // What the dead worker committed last; nobody else commits until the second worker runs.
     let last_commit = committed(kafka, &format!("connect-{name}"), &topic, PARTITIONS);
-    let w2 = Worker::start(&worker, &c2);
+    let mut w2 = start(&worker, &c2);
     producer.join().unwrap();
     let ends = ends(kafka, &topic, PARTITIONS);
     assert_eq!(ends.values().sum::<i64>(), TOTAL as i64);
@@ -397,7 +331,7 @@ async fn kill9_mid_stream_loses_nothing_and_duplicates_only_after_the_last_commi
         lines1.len(),
         lines2.len()
     );
-    w2.terminate();
+    assert!(w2.terminate().unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -422,7 +356,7 @@ async fn kill9_right_after_a_rebalance_loses_nothing() {
     let ends = ends(kafka, &topic, PARTITIONS);
     assert_eq!(ends.values().sum::<i64>(), TOTAL as i64);
 
-    let a = Worker::start(&worker, &ca);
+    let a = start(&worker, &ca);
     wait_until("A delivered every record", Duration::from_secs(60), || {
         (a.counter("ursa_records_delivered_total")? >= TOTAL as u64).then_some(())
     })
@@ -430,7 +364,7 @@ async fn kill9_right_after_a_rebalance_loses_nothing() {
     assert!(committed(kafka, &group, &topic, PARTITIONS).is_empty());
 
     // B joins: the cooperative rebalance revokes some of A's partitions, and A commits them as it lets go.
-    let b = Worker::start(&worker, &cb);
+    let mut b = start(&worker, &cb);
     let on_revoke = wait_until(
         "A's commit of its revoked partitions",
         Duration::from_secs(60),
@@ -441,7 +375,7 @@ async fn kill9_right_after_a_rebalance_loses_nothing() {
     )
     .unwrap();
     // A crashes right after the rebalance.
-    a.kill9();
+    a.kill9().unwrap();
     eprintln!("A committed {on_revoke:?} on revocation; ends {ends:?}");
 
     // B takes every partition over (once A's session expires) and commits to the end.
@@ -459,7 +393,7 @@ async fn kill9_right_after_a_rebalance_loses_nothing() {
         lines_b.len()
     );
     assert_complete(&[&lines_a, &lines_b], &ends, TOTAL);
-    b.terminate();
+    assert!(b.terminate().unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -479,14 +413,14 @@ async fn a_second_worker_joins_then_the_first_leaves_cleanly_under_load() {
 
     let sent = Arc::new(AtomicUsize::new(0));
     let producer = spawn_producer(kafka, &topic, TOTAL, 5, Arc::clone(&sent));
-    let a = Worker::start(&worker, &ca);
+    let mut a = start(&worker, &ca);
     wait_until("A wrote 500 records", Duration::from_secs(60), || {
         (read_lines(&out_a, false).len() >= 500).then_some(())
     })
     .unwrap();
 
     // B joins mid-stream and gets some of the partitions (cooperative-sticky: A keeps the others).
-    let b = Worker::start(&worker, &cb);
+    let mut b = start(&worker, &cb);
     let b_partitions = wait_until("B wrote records", Duration::from_secs(60), || {
         let p: BTreeSet<i32> = read_lines(&out_b, false)
             .iter()
@@ -502,7 +436,7 @@ async fn a_second_worker_joins_then_the_first_leaves_cleanly_under_load() {
     let produced_at_join = sent.load(Ordering::Relaxed);
 
     // A leaves cleanly while records keep flowing: it drains, commits, exits 0, and B takes everything.
-    a.terminate();
+    assert!(a.terminate().unwrap());
     let produced_at_leave = sent.load(Ordering::Relaxed);
     assert!(
         produced_at_leave < TOTAL,
@@ -547,5 +481,5 @@ async fn a_second_worker_joins_then_the_first_leaves_cleanly_under_load() {
         lines_a.len(),
         lines_b.len()
     );
-    b.terminate();
+    assert!(b.terminate().unwrap());
 }

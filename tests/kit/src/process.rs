@@ -39,6 +39,38 @@ impl WorkerProcess {
         Ok(WorkerProcess { child, url })
     }
 
+    /// `kill -9`: no drain, no commit, no flush; fails if the process had already exited cleanly.
+    pub fn kill9(mut self) -> Result<()> {
+        self.child.kill()?;
+        let status = self.child.wait()?;
+        if status.success() {
+            bail!("the worker had exited cleanly before the kill");
+        }
+        Ok(())
+    }
+
+    /// The sum of a Prometheus counter family over all its label sets, from `GET /metrics`.
+    pub fn counter(&self, family: &str) -> Option<u64> {
+        use std::io::{Read, Write};
+        let addr = self.url.trim_start_matches("http://").trim_end_matches('/');
+        let mut stream = std::net::TcpStream::connect(addr).ok()?;
+        write!(
+            stream,
+            "GET /metrics HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut text = String::new();
+        stream.read_to_string(&mut text).ok()?;
+        let prefix = format!("{family}{{");
+        Some(
+            text.lines()
+                .filter(|l| l.starts_with(&prefix))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .map(|v| v as u64)
+                .sum(),
+        )
+    }
+
     /// Sends SIGTERM and waits; true when it exited successfully.
     pub fn terminate(&mut self) -> Result<bool> {
         let status = Command::new("kill")
