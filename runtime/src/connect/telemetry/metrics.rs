@@ -217,7 +217,7 @@ impl Families {
         );
         registry.register(
             "ursa_task_restarts",
-            "Automatic task restarts after a failure",
+            "Task restarts, automatic after a failure or requested",
             self.task_restarts.clone(),
         );
         registry.register(

@@ -196,7 +196,7 @@ impl Telemetry {
         }
     }
 
-    /// A task restarted by itself after a failure.
+    /// A task restarted: by itself after a failure, or on request (REST restart).
     pub fn task_restarted(&self, connector: &str) {
         self.metrics.with_connector(connector, |c| {
             c.restarts.inc();
