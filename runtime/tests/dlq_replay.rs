@@ -215,3 +215,90 @@ async fn replays_selected_records_to_their_topic() {
     ]);
     assert_eq!(bad.status.code(), Some(2));
 }
+
+/// A failure-time range is found with ListOffsets by timestamp (only Apache Kafka answers it reliably): the
+/// replay reads only the records from the first one failed at or after `--from`, stops before `--to`, and the
+/// replayed records get their original timestamp back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_time_range_is_found_by_timestamp_and_original_timestamps_come_back() {
+    let kafka = Kafka::apache();
+    let (dlq, orig) = (unique_name("dlq-time"), unique_name("orig-time"));
+    for t in [&dlq, &orig] {
+        create_topic(kafka, t, 1).await.unwrap();
+    }
+    let producer: FutureProducer = kafka.config().create().unwrap();
+    let writer = DeadLetterQueue::new(producer.clone(), dlq.clone(), "c".into(), true);
+    // Failures an hour apart, from 2026-01-01T00:00:00Z; each record was written a minute before it failed.
+    let t0 = 1_767_225_600_000_i64;
+    let hour = 3_600_000_i64;
+    for i in 0..6u8 {
+        let failed = t0 + i64::from(i) * hour;
+        let record = RawRecord {
+            topic: Arc::from(orig.as_str()),
+            partition: 0,
+            offset: i64::from(i),
+            timestamp: Some(failed - 60_000),
+            headers: vec![],
+            key: Some(vec![b'k', i]),
+            value: Some(vec![i]),
+        };
+        let mut f = failure(Stage::TaskPut);
+        f.last_failure = SystemTime::UNIX_EPOCH + Duration::from_millis(failed as u64);
+        f.first_failure = f.last_failure;
+        writer
+            .send(&record, &f, Duration::from_secs(10))
+            .await
+            .unwrap();
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_ursa"))
+        .args([
+            "dlq",
+            "replay",
+            "--bootstrap-servers",
+            kafka.bootstrap(),
+            "--dlq-topic",
+            &dlq,
+            "--from",
+            "2026-01-01T02:00:00Z",
+            "--to",
+            "2026-01-01T04:00:00Z",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Read 2, not 6: the start and the end were found by timestamp, not by scanning from the beginning.
+    assert!(stdout.contains("read 2 DLQ record(s)"), "{stdout}");
+    assert!(stdout.contains(&format!("2 -> {orig}")), "{stdout}");
+
+    let c: BaseConsumer = kafka
+        .config()
+        .set("group.id", unique_name("read"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    c.subscribe(&[orig.as_str()]).unwrap();
+    let mut got = Vec::new();
+    wait_until("2 replayed records", Duration::from_secs(30), || {
+        if let Some(Ok(m)) = c.poll(Duration::from_millis(200)) {
+            got.push((
+                m.key().unwrap().to_vec(),
+                m.timestamp().to_millis().unwrap(),
+            ));
+        }
+        (got.len() >= 2).then_some(())
+    })
+    .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            (vec![b'k', 2], t0 + 2 * hour - 60_000),
+            (vec![b'k', 3], t0 + 3 * hour - 60_000)
+        ],
+        "records failed at 02:00 and 03:00, with their original timestamps"
+    );
+}

@@ -43,7 +43,8 @@ fn catalog(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn applies_the_catalog_to_a_real_broker() {
-    let kafka = Kafka::shared();
+    // Apache Kafka whatever the backend: IncrementalAlterConfigs and CreatePartitions as a real broker does them.
+    let kafka = Kafka::apache();
     let dir = tempfile::tempdir().unwrap();
     let (a, b) = (unique_name("apply-a"), unique_name("apply-b"));
     let cat = catalog(dir.path(), &a, &b, 6, "infinite");
@@ -158,6 +159,29 @@ async fn applies_the_catalog_to_a_real_broker() {
         .unwrap()
         .remove(0);
     assert_eq!(ta.partitions, 6);
+
+    // More partitions are added (CreatePartitions), and only the changed config key is altered.
+    let cat = catalog(dir.path(), &a, &b, 9, "30d");
+    let out = ursa(&[
+        "topics",
+        "apply",
+        "--bootstrap-servers",
+        bootstrap,
+        "--catalog",
+        &cat,
+    ]);
+    let shown = text(&out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.contains(&format!("~ topic {a}: partitions 6 -> 9")),
+        "{shown}"
+    );
+    let ta = admin
+        .describe(std::slice::from_ref(&a))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(ta.partitions, 9);
 }
 
 #[test]

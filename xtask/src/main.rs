@@ -4,6 +4,8 @@ mod bench;
 mod bench_governance;
 mod bench_runtime;
 mod codegen;
+mod peers;
+mod postgres;
 mod test;
 
 use clap::{Parser, Subcommand};

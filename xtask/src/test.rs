@@ -14,11 +14,16 @@ pub struct Args {
 
 /// Runs cargo with `args` in the workspace root; fails on a non-zero exit.
 pub fn cargo(args: &[&str]) -> Result<()> {
+    cargo_with(args, &[])
+}
+
+/// Runs cargo with `args` and the environment variables `env` in the workspace root; fails on a non-zero exit.
+pub fn cargo_with(args: &[&str], env: &[(&str, &str)]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(&cargo);
     command.args(args).current_dir(crate::codegen::root());
-    if DOCKER_BACKEND.load(std::sync::atomic::Ordering::Relaxed) {
-        command.env("URSA_TEST_BACKEND", "docker");
+    for (k, v) in env {
+        command.env(k, v);
     }
     let status = command
         .status()
@@ -139,12 +144,19 @@ fn docker_available() -> bool {
         .unwrap_or(false)
 }
 
-static DOCKER_BACKEND: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
 pub fn run(args: &Args) -> Result<ExitCode> {
     ensure_python_packages()?;
     ensure_nisshi()?;
     ensure_kcat()?;
+    let java_peers = crate::peers::ensure_java_peers()?;
+    // Kept alive until the tests are done: a private cluster stops when it drops.
+    let postgres = crate::postgres::ensure_postgres()?;
+    if postgres.is_private() {
+        eprintln!(
+            "PostgreSQL for the tests: a private cluster at {}",
+            postgres.url()
+        );
+    }
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
         "clippy",
@@ -154,13 +166,34 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         "-D",
         "warnings",
     ])?;
+    let docker = docker_available();
+    // The broker of the whole suite: as asked, else Docker's Apache Kafka, else the local one, else nisshi.
+    let backend = match std::env::var("URSA_TEST_BACKEND") {
+        Ok(b) if !b.is_empty() => b,
+        _ if docker => "docker".to_owned(),
+        _ if java_peers => "kafka".to_owned(),
+        _ => "nisshi".to_owned(),
+    };
     let mut test_args = vec!["test", "--workspace"];
-    if docker_available() || std::env::var("URSA_TEST_BACKEND").as_deref() == Ok("docker") {
+    if backend == "docker" {
         eprintln!("a Docker engine answers: Kafka tests use Apache Kafka through testcontainers");
         test_args.extend(["--features", "ursa-testkit/docker"]);
-        DOCKER_BACKEND.store(true, std::sync::atomic::Ordering::Relaxed);
     }
     test_args.extend(args.rest.iter().map(String::as_str));
-    cargo(&test_args)?;
+    eprintln!("running every test on the `{backend}` broker");
+    let env = [
+        ("URSA_TEST_BACKEND", backend.as_str()),
+        ("DATABASE_URL", postgres.url()),
+    ];
+    cargo_with(&test_args, &env)?;
+    if backend != "nisshi" && args.rest.is_empty() {
+        // nisshi stays the embedded default for machines without Java: the runtime's end-to-end tests run on it
+        // too (tests of what only Apache Kafka shows ask for it by name and still get it).
+        eprintln!("running the runtime's end-to-end tests again on the `nisshi` broker");
+        cargo_with(
+            &["test", "-p", "ursa", "--tests"],
+            &[("URSA_TEST_BACKEND", "nisshi"), env[1]],
+        )?;
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use rdkafka::ClientConfig;
-
 use crate::connect::replay::{Bound, Selection, replay};
 
 /// DLQ commands.
@@ -19,6 +17,9 @@ pub struct ReplayArgs {
     /// Kafka bootstrap servers.
     #[arg(long)]
     bootstrap_servers: String,
+    /// Extra Kafka client properties (a `key=value` file, e.g. SASL_SSL settings); values may be secret references.
+    #[arg(long)]
+    command_config: Option<std::path::PathBuf>,
     /// The DLQ topic.
     #[arg(long)]
     dlq_topic: String,
@@ -28,6 +29,9 @@ pub struct ReplayArgs {
     /// From (inclusive): a DLQ offset, or an RFC 3339 failure time.
     #[arg(long, value_parser = parse_bound)]
     from: Option<Bound>,
+    /// From this long ago (e.g. `2h`, `30m`): the same as `--from` with the failure time now minus this.
+    #[arg(long, conflicts_with = "from", value_parser = parse_ago)]
+    since: Option<std::time::Duration>,
     /// To (exclusive): a DLQ offset, or an RFC 3339 failure time.
     #[arg(long, value_parser = parse_bound)]
     to: Option<Bound>,
@@ -56,6 +60,11 @@ fn parse_bound(s: &str) -> Result<Bound, String> {
         .map_err(|e| format!("{s:?} is neither an offset nor an RFC 3339 time: {e}"))
 }
 
+fn parse_ago(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration such as 2h or 30m: {e}"))
+}
+
 fn parse_filter(s: &str) -> Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -64,11 +73,25 @@ fn parse_filter(s: &str) -> Result<(String, String), String> {
 
 pub async fn run(cmd: DlqCommand) -> ExitCode {
     let DlqCommand::Replay(a) = cmd;
-    let mut kafka = ClientConfig::new();
-    kafka.set("bootstrap.servers", &a.bootstrap_servers);
+    let kafka = match super::command_config::client_config(
+        &a.bootstrap_servers,
+        a.command_config.as_deref(),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let since = a.since.map(|ago| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Bound::TimeMs(now.saturating_sub(ago).as_millis() as i64)
+    });
     let sel = Selection {
         connector: a.connector,
-        from: a.from,
+        from: a.from.or(since),
         to: a.to,
         filters: a.filters,
         target_topic: a.target_topic,

@@ -1,5 +1,6 @@
 //! Command-line interface of `ursa`.
 
+mod command_config;
 mod dlq;
 mod registry;
 mod run;

@@ -28,6 +28,10 @@ pub struct ApplyArgs {
     /// Only print the plan.
     #[arg(long)]
     dry_run: bool,
+    /// Extra Kafka client properties (a `key=value` file, as Kafka's tools take; e.g. SASL_SSL settings), whose
+    /// values may be secret references (`${env:VAR}`, `${file:/path:key}`).
+    #[arg(long)]
+    command_config: Option<PathBuf>,
     /// Timeout of each admin request.
     #[arg(long, default_value = "30s", value_parser = humantime_duration)]
     timeout: Duration,
@@ -51,7 +55,17 @@ async fn apply(args: ApplyArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let admin = match Admin::new(&args.bootstrap_servers, args.timeout) {
+    let config = match super::command_config::client_config(
+        &args.bootstrap_servers,
+        args.command_config.as_deref(),
+    ) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let admin = match Admin::with_config(config, args.timeout) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");

@@ -1,5 +1,11 @@
 //! The dead letter queue: a failed record re-published byte for byte with Kafka Connect's context headers
 //! and ours; the offset moves past the record only after the DLQ write is acknowledged.
+//!
+//! With context headers on, the DLQ record's timestamp is the time of its last failure, so that the DLQ topic's
+//! retention counts from the dead-lettering and `ursa dlq replay --from TIME` finds its start with ListOffsets
+//! by timestamp; the original timestamp travels in `__ursa.errors.original.timestamp.ms` and replay restores it.
+//! (Kafka Connect keeps the original timestamp: a record older than the DLQ's retention is then deleted at
+//! once.) Without context headers the original timestamp is kept.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -33,6 +39,10 @@ pub struct Failure {
     /// The sink's own detail (e.g. an HTTP status and body).
     pub detail: Option<String>,
 }
+
+/// The header carrying the original record's timestamp (ms since the epoch) when the DLQ record is stamped with
+/// its failure time.
+pub const ORIGINAL_TIMESTAMP: &str = "__ursa.errors.original.timestamp.ms";
 
 fn millis(t: SystemTime) -> String {
     t.duration_since(UNIX_EPOCH)
@@ -87,7 +97,8 @@ impl DeadLetterQueue {
         let first = millis(failure.first_failure);
         let last = millis(failure.last_failure);
         let schema_id = failure.schema_id.map(|i| i.to_string());
-        let pairs: [(&str, Option<&str>); 15] = [
+        let original_ts = record.timestamp.map(|t| t.to_string());
+        let pairs: [(&str, Option<&str>); 16] = [
             ("__connect.errors.topic", Some(&record.topic)),
             ("__connect.errors.partition", Some(&partition)),
             ("__connect.errors.offset", Some(&offset)),
@@ -109,6 +120,7 @@ impl DeadLetterQueue {
             ("__ursa.errors.last.failure.ms", Some(&last)),
             ("__ursa.errors.schema.id", schema_id.as_deref()),
             ("__ursa.errors.sink.detail", failure.detail.as_deref()),
+            (ORIGINAL_TIMESTAMP, original_ts.as_deref()),
         ];
         for (k, v) in pairs {
             if let Some(v) = v {
@@ -136,7 +148,16 @@ impl DeadLetterQueue {
         if let Some(v) = &record.value {
             r = r.payload(v.as_slice());
         }
-        if let Some(ts) = record.timestamp {
+        let timestamp = if self.context_headers {
+            failure
+                .last_failure
+                .duration_since(UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_millis() as i64)
+        } else {
+            record.timestamp
+        };
+        if let Some(ts) = timestamp {
             r = r.timestamp(ts);
         }
         self.producer

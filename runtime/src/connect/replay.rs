@@ -1,6 +1,10 @@
 //! `ursa dlq replay`: re-publishes dead-lettered records to their original topic (or another), with the
-//! original key, value and headers (the error context headers removed), selected by connector, offset or
-//! failure-time range, and header filters.
+//! original key, value, headers (the error context headers removed) and timestamp, selected by connector, offset
+//! or failure-time range, and header filters.
+//!
+//! A failure-time range is found with ListOffsets by timestamp (DLQ records are stamped with their failure time,
+//! see [`super::dlq`]), so only the records from the first one at or after the start are read; records in the
+//! range are still checked against their failure-time header.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -80,15 +84,52 @@ pub async fn replay(
         .first()
         .filter(|t| t.error().is_none())
         .ok_or_else(|| format!("DLQ topic {dlq_topic} does not exist"))?;
+    let partitions: Vec<i32> = topic.partitions().iter().map(|p| p.id()).collect();
+    let by_time = |t: i64| -> Result<BTreeMap<i32, Option<i64>>, String> {
+        let mut q = TopicPartitionList::new();
+        for p in &partitions {
+            q.add_partition_offset(dlq_topic, *p, Offset::Offset(t))
+                .map_err(|e| e.to_string())?;
+        }
+        let found =
+            tokio::task::block_in_place(|| consumer.offsets_for_times(q, Duration::from_secs(10)))
+                .map_err(|e| format!("ListOffsets by timestamp on {dlq_topic}: {e}"))?;
+        Ok(found
+            .elements()
+            .iter()
+            .map(|e| {
+                let o = match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None, // no record at or after t
+                };
+                (e.partition(), o)
+            })
+            .collect())
+    };
+    let starts_at = match sel.from {
+        Some(Bound::TimeMs(t)) => Some(by_time(t)?),
+        _ => None,
+    };
+    let ends_at = match sel.to {
+        Some(Bound::TimeMs(t)) => Some(by_time(t)?),
+        _ => None,
+    };
     let mut ends: BTreeMap<i32, i64> = BTreeMap::new();
     let mut tpl = TopicPartitionList::new();
     for p in topic.partitions() {
-        let (low, high) = tokio::task::block_in_place(|| {
+        let (low, mut high) = tokio::task::block_in_place(|| {
             consumer.fetch_watermarks(dlq_topic, p.id(), Duration::from_secs(10))
         })
         .map_err(|e| e.to_string())?;
-        let start = match sel.from {
-            Some(Bound::Offset(o)) => o.max(low),
+        if let Some(Some(end)) = ends_at.as_ref().and_then(|m| m.get(&p.id())) {
+            high = high.min(*end);
+        }
+        let start = match (sel.from, &starts_at) {
+            (Some(Bound::Offset(o)), _) => o.max(low),
+            (_, Some(found)) => match found.get(&p.id()) {
+                Some(Some(o)) => (*o).max(low),
+                _ => high, // nothing at or after the start time
+            },
             _ => low,
         };
         if start < high {
@@ -181,6 +222,11 @@ pub async fn replay(
             }
             if let Some(v) = m.payload() {
                 r = r.payload(v);
+            }
+            if let Some(ts) = header(&m, super::dlq::ORIGINAL_TIMESTAMP)
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse::<i64>().ok())
+            {
+                r = r.timestamp(ts);
             }
             producer
                 .send(r, Duration::from_secs(30))

@@ -39,7 +39,13 @@ impl Admin {
     /// Connects (lazily; the first request fails if the cluster is unreachable within `timeout`).
     pub fn new(bootstrap_servers: &str, timeout: Duration) -> Result<Admin, AdminError> {
         let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", bootstrap_servers).set(
+        config.set("bootstrap.servers", bootstrap_servers);
+        Self::with_config(config, timeout)
+    }
+
+    /// Connects with a full client config (`bootstrap.servers` and e.g. SASL/TLS properties).
+    pub fn with_config(mut config: ClientConfig, timeout: Duration) -> Result<Admin, AdminError> {
+        config.set(
             "socket.connection.setup.timeout.ms",
             timeout.as_millis().to_string(),
         );

@@ -1,4 +1,12 @@
-//! A Kafka broker for tests: local nisshi process (default) or Apache Kafka in Docker (testcontainers).
+//! A Kafka broker for tests, chosen by `URSA_TEST_BACKEND`:
+//!
+//! - `kafka`: Apache Kafka itself, a KRaft node run from `target/peers/kafka` (the default when `java` runs and
+//!   the peers are fetched, which `cargo xtask test` does);
+//! - `nisshi`: the embedded, Java-free broker (the default otherwise);
+//! - `docker`: Apache Kafka in Docker through testcontainers (needs the `docker` feature and an engine).
+//!
+//! Tests of what only a real broker can show ask for [`Kafka::apache`], which is Apache Kafka whatever the
+//! backend.
 
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
@@ -13,31 +21,66 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+use crate::apache_kafka::SaslSsl;
+use crate::service::Service;
 use crate::wait_until;
 
 /// The command that installs the local broker.
 pub const INSTALL_NISSHI: &str = "cargo install nisshi --version 0.8.1 --locked --ignore-rust-version --no-default-features --features dynostore,libsql";
 
-/// A running broker. The local process stops when the test process exits.
+/// Which broker the tests run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Apache Kafka from Maven Central, as a local JVM.
+    Kafka,
+    /// nisshi, the embedded broker.
+    Nisshi,
+    /// Apache Kafka in Docker (testcontainers).
+    Docker,
+}
+
+impl Backend {
+    /// The backend named by `URSA_TEST_BACKEND`, else Apache Kafka when it can run here, else nisshi.
+    pub fn from_env() -> Result<Backend> {
+        match std::env::var("URSA_TEST_BACKEND").as_deref() {
+            Ok("kafka") => Ok(Backend::Kafka),
+            Ok("nisshi") => Ok(Backend::Nisshi),
+            Ok("docker") => Ok(Backend::Docker),
+            Ok("") | Err(_) if crate::peers::java_peers_available() => Ok(Backend::Kafka),
+            Ok("") | Err(_) => Ok(Backend::Nisshi),
+            Ok(other) => bail!("URSA_TEST_BACKEND={other}: expected `kafka`, `nisshi` or `docker`"),
+        }
+    }
+}
+
+/// A running broker. Its process stops when the handle drops or the test process exits.
 pub struct Kafka {
     bootstrap: String,
+    backend: Backend,
+    sasl: Option<SaslSsl>,
     _process: Option<(Child, ChildStdin)>,
+    _service: Option<Service>,
     #[cfg(feature = "docker")]
     _container: Option<testcontainers::ContainerAsync<testcontainers::GenericImage>>,
 }
 
 impl Kafka {
-    /// The broker shared by every test of this process (started on first use).
+    /// The broker shared by every test of this process (started on first use), per `URSA_TEST_BACKEND`.
     pub fn shared() -> &'static Kafka {
         static SHARED: OnceLock<Kafka> = OnceLock::new();
-        SHARED.get_or_init(|| match Kafka::start() {
-            Ok(k) => k,
-            Err(e) => {
-                // A missing broker fails the test loudly with the fix.
-                eprintln!("cannot start a Kafka broker for the tests: {e:#}");
-                std::process::exit(101)
-            }
-        })
+        SHARED.get_or_init(|| or_exit(Kafka::start()))
+    }
+
+    /// Apache Kafka shared by every test of this process, whatever the backend: for tests of what only a real
+    /// broker shows (IncrementalAlterConfigs, CreatePartitions, ListOffsets by time, KIP-848, SASL_SSL).
+    /// It is the [`Kafka::shared`] broker when that is Apache Kafka already.
+    pub fn apache() -> &'static Kafka {
+        static APACHE: OnceLock<Kafka> = OnceLock::new();
+        match Backend::from_env() {
+            Ok(Backend::Kafka) => Kafka::shared(),
+            Ok(Backend::Docker) if !crate::peers::java_peers_available() => Kafka::shared(),
+            _ => APACHE.get_or_init(|| or_exit(Kafka::start_apache())),
+        }
     }
 
     /// `host:port` for `bootstrap.servers`.
@@ -45,13 +88,48 @@ impl Kafka {
         &self.bootstrap
     }
 
-    /// Starts a fresh broker per the environment (see the crate docs).
+    /// Which broker this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The SASL_SSL listener (SCRAM-SHA-512 over TLS), on Apache Kafka run locally.
+    pub fn sasl_ssl(&self) -> Option<&SaslSsl> {
+        self.sasl.as_ref()
+    }
+
+    /// Starts a fresh broker per the environment (see the module docs).
     pub fn start() -> Result<Kafka> {
-        match std::env::var("URSA_TEST_BACKEND").as_deref() {
-            Ok("docker") => Self::start_docker(),
-            Ok("local") | Err(_) => Self::start_local(),
-            Ok(other) => bail!("URSA_TEST_BACKEND={other}: expected `local` or `docker`"),
+        match Backend::from_env()? {
+            Backend::Kafka => Self::start_apache(),
+            Backend::Nisshi => Self::start_local(),
+            Backend::Docker => Self::start_docker(),
         }
+    }
+
+    /// Starts a fresh Apache Kafka node from `target/peers/kafka`.
+    pub fn start_apache() -> Result<Kafka> {
+        let started = crate::apache_kafka::start()?;
+        let k = Kafka {
+            bootstrap: started.bootstrap,
+            backend: Backend::Kafka,
+            sasl: Some(started.sasl),
+            _process: None,
+            _service: Some(started.service),
+            #[cfg(feature = "docker")]
+            _container: None,
+        };
+        if let Err(e) = k.wait_ready() {
+            let tail = k
+                ._service
+                .as_ref()
+                .map(|s| s.log_tail(40))
+                .unwrap_or_default();
+            return Err(e.context(format!(
+                "Apache Kafka did not come up; the end of its log:\n{tail}"
+            )));
+        }
+        Ok(k)
     }
 
     #[cfg(feature = "docker")]
@@ -88,7 +166,10 @@ impl Kafka {
         std::mem::forget(rt);
         let k = Kafka {
             bootstrap: format!("127.0.0.1:{port}"),
+            backend: Backend::Docker,
+            sasl: None,
             _process: None,
+            _service: None,
             _container: Some(container),
         };
         k.wait_ready()?;
@@ -143,7 +224,10 @@ impl Kafka {
         let stdin = child.stdin.take().context("broker stdin")?;
         let k = Kafka {
             bootstrap: format!("127.0.0.1:{port}"),
+            backend: Backend::Nisshi,
+            sasl: None,
             _process: Some((child, stdin)),
+            _service: None,
             #[cfg(feature = "docker")]
             _container: None,
         };
@@ -183,7 +267,23 @@ impl Drop for Kafka {
     }
 }
 
-fn free_port() -> Result<u16> {
+/// A missing broker fails the test loudly with the fix.
+fn or_exit(k: Result<Kafka>) -> Kafka {
+    match k {
+        Ok(k) => k,
+        Err(e) => {
+            // Straight to stderr: the test harness captures `eprintln!`, and exiting discards what it captured.
+            let _ = writeln!(
+                std::io::stderr(),
+                "cannot start a Kafka broker for the tests: {e:#}"
+            );
+            std::process::exit(101)
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 

@@ -1,16 +1,29 @@
 //! Test support shared by the integration tests: a real Kafka broker, unique names, waiting without sleeps.
 //!
-//! The broker comes from the environment: `URSA_TEST_BACKEND=docker` (or a build with the `docker` feature and a
-//! Docker engine answering) runs Apache Kafka through testcontainers; otherwise a local `nisshi` broker process
-//! is started (install it with `cargo xtask test`, which caches it). A missing broker is a test failure that
-//! names the command that fixes it — tests never skip silently.
+//! The broker comes from the environment (`URSA_TEST_BACKEND=kafka|nisshi|docker`, see [`Backend`]): Apache
+//! Kafka run from the jars `cargo xtask test` fetches into `target/peers/`, the embedded `nisshi`, or Apache
+//! Kafka in Docker through testcontainers. Other peers (PostgreSQL, Apicurio Registry, Kafka Connect) are
+//! [`Service`]s: child processes in their own process group that never outlive the test process. A missing
+//! peer is a test failure that names the command that fixes it — tests never skip silently.
 
+mod apache_kafka;
+mod apicurio;
+mod connect;
 mod kafka;
 mod names;
+mod peers;
+mod postgres;
 mod process;
+mod service;
 mod wait;
 
-pub use kafka::{Kafka, create_topic};
+pub use apache_kafka::{SCRAM_USER, SaslSsl};
+pub use apicurio::{APICURIO_GLOBAL_COMPATIBILITY, Apicurio};
+pub use connect::{FILE_STREAM_SINK, KafkaConnect};
+pub use kafka::{Backend, Kafka, create_topic, free_port};
 pub use names::unique_name;
+pub use peers::{FETCH_PEERS, classpath, java, java_peers_available, peer, peers_dir};
+pub use postgres::{INSTALL_POSTGRES, Postgres, TestDatabase};
 pub use process::WorkerProcess;
+pub use service::{STOP_SIGNAL_ENV, Service};
 pub use wait::wait_until;

@@ -49,18 +49,29 @@ impl WorkerProcess {
         Ok(())
     }
 
-    /// The sum of a Prometheus counter family over all its label sets, from `GET /metrics`.
-    pub fn counter(&self, family: &str) -> Option<u64> {
+    /// `GET path` on the worker's REST API: the status code and body, `None` if it does not answer.
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
         use std::io::{Read, Write};
         let addr = self.url.trim_start_matches("http://").trim_end_matches('/');
         let mut stream = std::net::TcpStream::connect(addr).ok()?;
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .ok()?;
         write!(
             stream,
-            "GET /metrics HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.0\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
         )
         .ok()?;
         let mut text = String::new();
         stream.read_to_string(&mut text).ok()?;
+        let (head, body) = text.split_once("\r\n\r\n")?;
+        let code = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((code, body.to_owned()))
+    }
+
+    /// The sum of a Prometheus counter family over all its label sets, from `GET /metrics`.
+    pub fn counter(&self, family: &str) -> Option<u64> {
+        let (_, text) = self.get("/metrics")?;
         let prefix = format!("{family}{{");
         Some(
             text.lines()

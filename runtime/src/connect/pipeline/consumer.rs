@@ -55,14 +55,52 @@ struct Part {
 struct Shared {
     parts: Mutex<HashMap<Key, Part>>,
     paused_all: AtomicBool,
+    /// The reason librdkafka gave with its last fatal client error (e.g. the broker's SASL error text).
+    fatal_reason: Mutex<Option<String>>,
 }
+
+/// Fatal consumer errors without a reason from the client context before the connector fails with the bare
+/// error (the reason, when librdkafka gives one, arrives through [`ClientContext::error`]).
+const FATAL_ERRORS_WITHOUT_REASON: u32 = 3;
 
 struct Ctx {
     shared: Arc<Shared>,
     ctx: Arc<ConnectorCtx>,
 }
 
+/// Client errors that no retry fixes (a wrong password, a missing ACL): the connector fails with the broker's
+/// reason instead of retrying silently.
+fn is_fatal_client_error(e: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as C;
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            C::Authentication
+                | C::SaslAuthenticationFailed
+                | C::TopicAuthorizationFailed
+                | C::GroupAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+                | C::Fatal
+        )
+    )
+}
+
 impl ClientContext for Ctx {
+    /// librdkafka's client-level errors: fatal ones fail the connector with their reason.
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if is_fatal_client_error(&error) {
+            tracing::error!(connector = %self.ctx.config.name, error = %error, reason, "consumer error: failing the connector");
+            if let Ok(mut r) = self.shared.fatal_reason.lock() {
+                *r = Some(reason.to_owned());
+            }
+            let _ = self.ctx.fatal.try_send(Fatal {
+                trace: format!("Kafka client error: {reason} ({error})"),
+            });
+        } else {
+            tracing::warn!(connector = %self.ctx.config.name, error = %error, reason, "consumer error");
+        }
+    }
+
     /// librdkafka's statistics (every `statistics.interval.ms`): consumer lag per partition.
     fn stats(&self, statistics: rdkafka::Statistics) {
         for (topic, t) in &statistics.topics {
@@ -167,6 +205,10 @@ fn consumer(
     for (prop, v) in &ctx.config.consumer_overrides {
         config.set(prop, v);
     }
+    if config.get("group.protocol") == Some("consumer") {
+        // KIP-848: the broker assigns partitions (incrementally); a client-side strategy is refused.
+        config.remove("partition.assignment.strategy");
+    }
     let consumer: StreamConsumer<Ctx> = config
         .create_with_context(Ctx {
             shared: Arc::clone(shared),
@@ -255,11 +297,22 @@ pub async fn run(
         shared.paused_all.store(true, Ordering::Release);
     }
     let mut result = Ok(());
+    let mut fatal_errors = 0u32;
     loop {
         tokio::select! {
             m = consumer.recv() => {
                 let m = match m {
                     Ok(m) => m,
+                    Err(e) if is_fatal_client_error(&e) => {
+                        let reason = shared.fatal_reason.lock().ok().and_then(|r| r.clone());
+                        fatal_errors += 1;
+                        if reason.is_some() || fatal_errors >= FATAL_ERRORS_WITHOUT_REASON {
+                            let reason = reason.map(|r| format!(": {r}")).unwrap_or_default();
+                            result = Err(Fatal { trace: format!("Kafka consumer error: {e}{reason}") });
+                            break;
+                        }
+                        continue;
+                    }
                     Err(e) => {
                         tracing::warn!(connector = %ctx.config.name, error = %e, "consumer error");
                         continue;
