@@ -248,7 +248,6 @@ pub(crate) fn start() -> Result<ApacheKafka> {
     }
     let config = dir.join("server.properties");
     std::fs::write(&config, props)?;
-    let format_log = dir.join("format.log");
     let mut format = Command::new(&java);
     format
         .args([
@@ -259,7 +258,10 @@ pub(crate) fn start() -> Result<ApacheKafka> {
             &cp,
             "kafka.tools.StorageTool",
         ])
-        .args(["format", "--cluster-id", &random_token(), "--config"])
+        // `--cluster-id=ID`: an id may start with `-`, which argparse would take for an option.
+        .arg("format")
+        .arg(format!("--cluster-id={}", random_token()))
+        .arg("--config")
         .arg(&config)
         .arg("--add-scram")
         .arg(format!(
@@ -269,8 +271,7 @@ pub(crate) fn start() -> Result<ApacheKafka> {
     run(
         "formatting the KRaft storage (kafka-storage format)",
         &mut format,
-    )
-    .with_context(|| format!("see {}", format_log.display()))?;
+    )?;
     let log = dir.join("broker.log");
     let java_opts = std::env::var("URSA_TEST_KAFKA_JAVA_OPTS").unwrap_or_else(|_| {
         "-Xms128m -Xmx512m -XX:+UseSerialGC -Djava.awt.headless=true -Dorg.slf4j.simpleLogger.showDateTime=true"
