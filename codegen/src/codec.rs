@@ -2,6 +2,8 @@
 //!
 //! A [`Codec`] is a Rust type plus two snippets: `enc`, statements appending the value bound to `__V__` (a
 //! reference) to `buf`; and `dec`, an expression reading from `r` that evaluates to `Result<T, Error>`.
+//! Generated code spells out every path, the prelude's `Ok`, `Err`, `Some` and `None` included, so that a
+//! generated type of the same name (a `fixed` called `Ok` is a tuple struct) cannot shadow them.
 
 use ursa_avro::schema::{LogicalType, NamedKind, Schema, SchemaKind};
 
@@ -47,9 +49,12 @@ impl Codec {
     /// A closure for `encode::array(…)` / `encode::map(…)`.
     pub fn enc_closure(&self) -> String {
         if self.enc.is_empty() {
-            "|_, _| Ok(())".to_owned()
+            "|_, _| ::std::result::Result::Ok(())".to_owned()
         } else {
-            format!("|buf, x| {{ {} Ok(()) }}", self.enc_of("x"))
+            format!(
+                "|buf, x| {{ {} ::std::result::Result::Ok(()) }}",
+                self.enc_of("x")
+            )
         }
     }
 }
@@ -106,7 +111,7 @@ pub(crate) fn primitive(kind: &SchemaKind, logical: Option<LogicalType>) -> Code
             "::ursa_avro::Decimal",
             format!("{V}.check({precision}, {scale})?; {E}::bytes(buf, {V}.unscaled_bytes());"),
             format!(
-                "r.bytes().map(|b| ::ursa_avro::Decimal::from_unscaled_bytes(b.to_vec(), {scale}))"
+                "r.bytes().and_then(|b| ::ursa_avro::Decimal::from_wire(b, {precision}, {scale}))"
             ),
         ),
         (SchemaKind::Bytes, _) => Codec::new(
@@ -151,7 +156,7 @@ pub(crate) fn logical_fixed(size: usize, logical: LogicalType) -> Option<Codec> 
                 "{V}.check({precision}, {scale})?; {E}::fixed(buf, &{V}.to_fixed_bytes({size})?);"
             ),
             format!(
-                "r.take({size}).map(|b| ::ursa_avro::Decimal::from_unscaled_bytes(b.to_vec(), {scale}))"
+                "r.take({size}).and_then(|b| ::ursa_avro::Decimal::from_wire(b, {precision}, {scale}))"
             ),
         ),
         _ => return None,
@@ -193,11 +198,11 @@ pub(crate) fn option(inner: &Codec, null_index: usize, branches: usize) -> Codec
     Codec::new(
         format!("::std::option::Option<{}>", inner.ty),
         format!(
-            "match {V} {{ None => {E}::union_index(buf, {null_index}), Some(x) => {{ {E}::union_index(buf, {some_index}); {} }} }}",
+            "match {V} {{ ::std::option::Option::None => {E}::union_index(buf, {null_index}), ::std::option::Option::Some(x) => {{ {E}::union_index(buf, {some_index}); {} }} }}",
             inner.enc_of("x")
         ),
         format!(
-            "match r.union_index({branches})? {{ {null_index} => Ok(None), _ => {}.map(Some) }}",
+            "match r.union_index({branches})? {{ {null_index} => ::std::result::Result::Ok(::std::option::Option::None), _ => {}.map(::std::option::Option::Some) }}",
             inner.dec
         ),
     )
@@ -208,10 +213,10 @@ pub(crate) fn option_of_union(path: &str, null_index: usize, branches: usize) ->
     Codec::new(
         format!("::std::option::Option<{path}>"),
         format!(
-            "match {V} {{ None => {E}::union_index(buf, {null_index}), Some(x) => ::ursa_avro::AvroType::encode(x, buf)? }}"
+            "match {V} {{ ::std::option::Option::None => {E}::union_index(buf, {null_index}), ::std::option::Option::Some(x) => ::ursa_avro::AvroType::encode(x, buf)? }}"
         ),
         format!(
-            "match r.union_index({branches})? {{ {null_index} => Ok(None), i => {path}::decode_branch(r, i).map(Some) }}"
+            "match r.union_index({branches})? {{ {null_index} => ::std::result::Result::Ok(::std::option::Option::None), i => {path}::decode_branch(r, i).map(::std::option::Option::Some) }}"
         ),
     )
 }

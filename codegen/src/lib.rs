@@ -4,8 +4,21 @@
 //! (references across files resolve; errors carry file:line:col); the planner gives every named type a
 //! module (its namespace) and a Rust name, decides which recursive references are boxed and which unions
 //! become generated enums, and builds one template context per module; tera templates render each module
-//! and rustfmt formats it. Nothing is written until everything succeeded ([`Generated::write`]).
+//! and `prettyplease` formats it (no external `rustfmt`: the output does not depend on the toolchain).
+//! Nothing is written until everything succeeded ([`Generated::write`]).
+//!
+//! From a build script, [`Builder`] writes one file to `OUT_DIR` for `include!`:
+//!
+//! ```no_run
+//! // build.rs
+//! fn main() -> Result<(), ursa_codegen::Error> {
+//!     ursa_codegen::Builder::new().schemas("schemas/avro").generate()?;
+//!     Ok(())
+//! }
+//! // src/lib.rs: pub mod events { include!(concat!(env!("OUT_DIR"), "/ursa_avro_types.rs")); }
+//! ```
 
+mod builder;
 mod codec;
 mod names;
 mod output;
@@ -18,6 +31,7 @@ use serde::Serialize;
 use ursa_avro::schema::{LogicalTypes, ParseOptions};
 use ursa_catalog::{Catalog, CatalogError};
 
+pub use builder::{Builder, DEFAULT_FILE_NAME};
 pub use output::Generated;
 
 /// Why generation failed.
@@ -29,7 +43,7 @@ pub enum Error {
     /// A template failed to load or render.
     #[error("template error: {0}")]
     Template(String),
-    /// rustfmt failed (a template produced invalid Rust) or is missing.
+    /// A template produced invalid Rust (the generated code did not parse).
     #[error("{0}")]
     Rustfmt(String),
     /// Reading or writing a file failed.
@@ -66,6 +80,36 @@ pub enum Layout {
         /// Path of the `ursa-avro` crate, written into the generated `Cargo.toml` (relative to `out` when possible).
         avro_path: PathBuf,
     },
+    /// One self-contained file (namespace modules inline, no inner attributes at its top), for
+    /// `include!` from any module, e.g. a build script's `OUT_DIR` ([`Builder`]).
+    File {
+        /// The file.
+        out: PathBuf,
+    },
+}
+
+/// Whether generated types derive serde's `Serialize` and `Deserialize` (through `ursa_avro::serde`, so
+/// the generated crate needs `ursa-avro`'s `serde` feature, not a dependency on serde).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Serde {
+    /// Behind the generated crate's own `serde` feature (`#[cfg_attr(feature = "serde", …)]`): the default
+    /// for module folders and standalone crates (whose `Cargo.toml` declares `serde = ["ursa-avro/serde"]`).
+    #[default]
+    Feature,
+    /// Always derived.
+    Always,
+    /// Never derived: the default for [`Builder`], whose including crate may declare no `serde` feature.
+    Never,
+}
+
+impl Serde {
+    fn as_str(self) -> &'static str {
+        match self {
+            Serde::Feature => "feature",
+            Serde::Always => "always",
+            Serde::Never => "never",
+        }
+    }
 }
 
 /// What to generate.
@@ -146,8 +190,14 @@ fn relative(from: &Path, to: &Path) -> PathBuf {
     out
 }
 
-/// Generates the code in memory; nothing is written.
+/// Generates the code in memory; nothing is written. Types derive serde behind a `serde` feature
+/// ([`Serde::Feature`]; see [`generate_with`]).
 pub fn generate(opts: &Options) -> Result<Generated, Error> {
+    generate_with(opts, Serde::Feature)
+}
+
+/// [`generate`], with the given serde mode.
+pub fn generate_with(opts: &Options, serde: Serde) -> Result<Generated, Error> {
     let set = ursa_catalog::load_schema_dir(
         &opts.schemas,
         opts.display_base.as_deref(),
@@ -175,14 +225,22 @@ pub fn generate(opts: &Options) -> Result<Generated, Error> {
             "lib.rs",
             vec![PathBuf::from("Cargo.toml"), PathBuf::from("src")],
         ),
+        Layout::File { out } => {
+            let name = out.file_name().map(PathBuf::from).unwrap_or_default();
+            let dir = out.parent().map(Path::to_path_buf).unwrap_or_default();
+            (dir, PathBuf::new(), "", vec![name])
+        }
     };
+    let single = matches!(opts.layout, Layout::File { .. });
     let mut files = std::collections::BTreeMap::new();
+    let mut trees = std::collections::BTreeMap::new();
     let topics = std::mem::take(&mut planner.topics);
     for (path, module) in &planner.modules {
         let is_root = path.is_empty();
         let mut ctx =
             tera::Context::from_serialize(module).map_err(|e| Error::Template(e.to_string()))?;
         ctx.insert("is_root", &is_root);
+        ctx.insert("serde", serde.as_str());
         ctx.insert("topics", if is_root { topics.as_slice() } else { &[] });
         ctx.insert(
             "crate_doc",
@@ -204,8 +262,27 @@ pub fn generate(opts: &Options) -> Result<Generated, Error> {
             p.set_extension("rs");
             p
         };
-        let formatted = render::rustfmt(&text, &rel.display().to_string())?;
-        files.insert(rel, formatted);
+        let label = rel.display().to_string();
+        if single {
+            let header = if is_root {
+                render::header(&text)
+            } else {
+                String::new()
+            };
+            trees.insert(path.clone(), (header, render::parse(&text, &label)?));
+        } else {
+            files.insert(rel, render::format(&text, &label)?);
+        }
+    }
+    if let Layout::File { out } = &opts.layout {
+        let (header, mut root_tree) = trees
+            .remove(&Vec::<String>::new())
+            .ok_or_else(|| Error::Template("no root module was generated".into()))?;
+        // `include!` refuses inner attributes at the top of the included file.
+        root_tree.attrs.clear();
+        inline_children(&mut root_tree.items, &mut Vec::new(), &mut trees);
+        let name = out.file_name().map(PathBuf::from).unwrap_or_default();
+        files.insert(name, render::print(&header, &root_tree));
     }
     if let Layout::Crate {
         out,
@@ -224,4 +301,40 @@ pub fn generate(opts: &Options) -> Result<Generated, Error> {
         );
     }
     Ok(Generated { root, files, owned })
+}
+
+/// Replaces each `mod child;` declaration under module `path` by the child's items, recursively.
+fn inline_children(
+    items: &mut [syn::Item],
+    path: &mut Vec<String>,
+    trees: &mut std::collections::BTreeMap<Vec<String>, (String, syn::File)>,
+) {
+    for item in items {
+        let syn::Item::Mod(m) = item else { continue };
+        if m.content.is_some() {
+            continue;
+        }
+        let ident = m.ident.to_string();
+        let name = ident.trim_start_matches("r#");
+        let Some(key) = trees
+            .keys()
+            .find(|k| {
+                k.len() == path.len() + 1
+                    && k[..path.len()] == path[..]
+                    && k[path.len()].trim_start_matches("r#") == name
+            })
+            .cloned()
+        else {
+            continue;
+        };
+        let Some((_, mut child)) = trees.remove(&key) else {
+            continue;
+        };
+        path.push(key[path.len()].clone());
+        inline_children(&mut child.items, path, trees);
+        path.pop();
+        m.attrs.append(&mut child.attrs);
+        m.content = Some((syn::token::Brace::default(), child.items));
+        m.semi = None;
+    }
 }

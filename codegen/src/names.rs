@@ -95,6 +95,17 @@ pub fn screaming(s: &str) -> String {
     }
 }
 
+/// Makes a constant name unique among `taken` by appending `_2`, `_3`, …; records the result.
+pub fn unique_constant(name: String, taken: &mut std::collections::BTreeSet<String>) -> String {
+    if taken.insert(name.clone()) {
+        return name;
+    }
+    (2..)
+        .map(|i| format!("{name}_{i}"))
+        .find(|n| taken.insert(n.clone()))
+        .unwrap_or(name)
+}
+
 /// Makes `name` unique among `taken` by appending a number; records the result.
 pub fn unique(name: String, taken: &mut std::collections::BTreeSet<String>) -> String {
     if taken.insert(name.clone()) {
@@ -138,5 +149,9 @@ mod tests {
         let mut taken = Default::default();
         assert_eq!(unique("Foo".into(), &mut taken), "Foo");
         assert_eq!(unique("Foo".into(), &mut taken), "Foo2");
+        let mut constants = ["ALL".to_owned()].into();
+        assert_eq!(unique_constant(screaming("a.b"), &mut constants), "A_B");
+        assert_eq!(unique_constant(screaming("a-b"), &mut constants), "A_B_2");
+        assert_eq!(unique_constant(screaming("all"), &mut constants), "ALL_2");
     }
 }

@@ -40,6 +40,10 @@ pub(crate) struct FieldCtx {
     pub dec: String,
     pub binding: String,
     pub pii: bool,
+    /// The Rust name (raw prefix aside) differs from the wire name.
+    pub rename: bool,
+    /// The schema default, Avro-encoded, as a Rust byte-slice literal (`None` without a usable default).
+    pub default_bytes: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -61,6 +65,16 @@ pub(crate) struct RecordCtx {
     pub canonical_literal: String,
     pub fingerprint: String,
     pub bindings: Vec<BindingCtx>,
+    /// Every field's type is `Eq`.
+    pub eq: bool,
+    /// Every field's type is `Hash`.
+    pub hash: bool,
+    /// The name of its builder type.
+    pub builder: String,
+    /// The builder's finishing method (`build`, unless a field is called that).
+    pub build_fn: String,
+    /// Every field has a default that decodes: the record gets `Default`.
+    pub default: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -103,6 +117,13 @@ pub(crate) struct UnionVariantCtx {
     pub enc: String,
     pub dec: String,
     pub binding: String,
+    /// The branch's Avro type name, as Avro's JSON encoding names union branches (a full name for named
+    /// types, `array`, `map`, or the primitive's name).
+    pub wire: String,
+    /// Whether the union gets `From<ty>` (no other branch has the same Rust type).
+    pub from: bool,
+    /// For a boxed branch (`Box<T>`), `T`, when the union also gets `From<T>`.
+    pub from_unboxed: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -111,6 +132,10 @@ pub(crate) struct UnionCtx {
     pub doc: Vec<String>,
     pub branches: usize,
     pub variants: Vec<UnionVariantCtx>,
+    /// Every branch's type is `Eq`.
+    pub eq: bool,
+    /// Every branch's type is `Hash`.
+    pub hash: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -175,12 +200,18 @@ impl<'a> Planner<'a> {
     pub fn new(set: &'a SchemaSet, catalog: Option<&Catalog>) -> Self {
         let mut modules: BTreeMap<Vec<String>, ModuleCtx> = BTreeMap::new();
         modules.insert(Vec::new(), ModuleCtx::default());
+        // The root module holds the catalog's `topics` module: a namespace starting with `topics` gets the
+        // module `topics_` instead.
+        let has_topics = catalog.is_some_and(|c| !c.topics.is_empty());
         // Names are assigned in sorted full-name order so output does not depend on file layout.
         let mut order: Vec<(NamedId, &NamedType)> = set.named_types().collect();
         order.sort_by_key(|(_, t)| t.name.fullname());
         let mut infos: HashMap<NamedId, TypeInfo> = HashMap::new();
         for (id, t) in order {
-            let module = module_of(t.name.namespace.as_deref());
+            let mut module = module_of(t.name.namespace.as_deref());
+            if has_topics && module.first().is_some_and(|m| m == "topics") {
+                module[0] = "topics_".to_owned();
+            }
             for depth in 0..module.len() {
                 let parent = module[..depth].to_vec();
                 modules
@@ -206,6 +237,9 @@ impl<'a> Planner<'a> {
         let mut bindings: HashMap<String, Vec<BindingCtx>> = HashMap::new();
         let mut topics = Vec::new();
         if let Some(catalog) = catalog {
+            // `topics::ALL` and `topics::BINDINGS` are taken; topics whose constants coincide (`a.b`, `a-b`,
+            // `a_b`; `all` and `ALL`) get `_2`, `_3`, … in catalog order.
+            let mut constants: BTreeSet<String> = ["ALL", "BINDINGS"].map(str::to_owned).into();
             for t in &catalog.topics {
                 let b = BindingCtx {
                     topic: t.name.clone(),
@@ -214,7 +248,7 @@ impl<'a> Planner<'a> {
                 };
                 topics.push(TopicCtx {
                     name: t.name.clone(),
-                    constant: names::screaming(&t.name),
+                    constant: names::unique_constant(names::screaming(&t.name), &mut constants),
                     doc: doc_lines(t.description.as_deref()),
                     key: t
                         .key
@@ -355,6 +389,7 @@ impl<'a> Planner<'a> {
                 };
                 let mut used = BTreeSet::new();
                 let mut variants = Vec::new();
+                let mut variant_types = Vec::new();
                 for (index, b) in &others {
                     let inner = self.codec(b, owner, &format!("{name}{}", self.branch_hint(b)));
                     let base = match &b.kind {
@@ -384,7 +419,16 @@ impl<'a> Planner<'a> {
                         base
                     };
                     let binding = if inner.enc.is_empty() { "_" } else { "x" };
+                    variant_types.push(inner.ty.clone());
                     variants.push(UnionVariantCtx {
+                        from: false,
+                        from_unboxed: None,
+                        wire: match &b.kind {
+                            SchemaKind::Named(id) => self.set.named(*id).name.fullname(),
+                            SchemaKind::Array(_) => "array".to_owned(),
+                            SchemaKind::Map(_) => "map".to_owned(),
+                            k => k.primitive_name().unwrap_or_default().to_owned(),
+                        },
                         name: vname.clone(),
                         ty: inner.ty.clone(),
                         index: *index,
@@ -399,6 +443,19 @@ impl<'a> Planner<'a> {
                     branch_list.join(", ")
                 )];
                 let count = branches.len();
+                let (eq, hash) = branches
+                    .iter()
+                    .map(|b| self.eq_hash(b, &mut HashSet::new()))
+                    .fold((true, true), |(e, h), (be, bh)| (e && be, h && bh));
+                // `From` for each branch type no other branch shares.
+                for v in &mut variants {
+                    v.from = others_same_type(&v.ty, &variant_types) == 1;
+                    v.from_unboxed =
+                        v.ty.strip_prefix("::std::boxed::Box<")
+                            .and_then(|t| t.strip_suffix('>'))
+                            .filter(|t| v.from && others_same_type(t, &variant_types) == 0)
+                            .map(str::to_owned);
+                }
                 self.modules
                     .entry(module)
                     .or_default()
@@ -408,12 +465,55 @@ impl<'a> Planner<'a> {
                         doc,
                         branches: count,
                         variants,
+                        eq,
+                        hash,
                     });
                 match null_index {
                     Some(n) => codec::option_of_union(&name, n, count),
                     None => codec::named(&name),
                 }
             }
+        }
+    }
+
+    /// Whether the Rust type of `s` can derive `Eq` and `Hash`: floats are neither, maps and decimals
+    /// `Eq` only; a type on a cycle (`visiting`) counts as both, so recursion does not prevent them.
+    fn eq_hash(&self, s: &Schema, visiting: &mut HashSet<NamedId>) -> (bool, bool) {
+        use ursa_avro::schema::LogicalType;
+        let all = |items: &mut dyn Iterator<Item = (bool, bool)>| {
+            items.fold((true, true), |(e, h), (ie, ih)| (e && ie, h && ih))
+        };
+        match &s.kind {
+            SchemaKind::Float | SchemaKind::Double => (false, false),
+            SchemaKind::Bytes if matches!(s.logical, Some(LogicalType::Decimal { .. })) => {
+                (true, false)
+            }
+            SchemaKind::Array(items) => self.eq_hash(items, visiting),
+            SchemaKind::Map(values) => (self.eq_hash(values, visiting).0, false),
+            SchemaKind::Union(branches) => {
+                all(&mut branches.iter().map(|b| self.eq_hash(b, visiting)))
+            }
+            SchemaKind::Named(id) => {
+                if !visiting.insert(*id) {
+                    return (true, true);
+                }
+                let t = self.set.named(*id);
+                let result = match &t.kind {
+                    NamedKind::Record { fields } => {
+                        all(&mut fields.iter().map(|f| self.eq_hash(&f.schema, visiting)))
+                    }
+                    NamedKind::Fixed { .. }
+                        if codec::is_logical_fixed(&t.kind, t.logical)
+                            && matches!(t.logical, Some(LogicalType::Decimal { .. })) =>
+                    {
+                        (true, false)
+                    }
+                    NamedKind::Enum { .. } | NamedKind::Fixed { .. } => (true, true),
+                };
+                visiting.remove(id);
+                result
+            }
+            _ => (true, true),
         }
     }
 
@@ -462,6 +562,7 @@ impl<'a> Planner<'a> {
             NamedKind::Record { fields } => {
                 let mut taken = BTreeSet::new();
                 let mut out = Vec::new();
+                let mut record_default = Vec::new();
                 for (i, f) in fields.iter().enumerate() {
                     let rust = names::unique(names::snake(&f.name), &mut taken);
                     let hint = format!("{name}{}", names::upper_camel(&f.name));
@@ -479,7 +580,15 @@ impl<'a> Planner<'a> {
                     } else {
                         format!("f{i}")
                     };
+                    let default_bytes = f.default.as_ref().and_then(|d| {
+                        ursa_avro::resolve::encode_default(self.set, &f.schema, d).ok()
+                    });
+                    if let Some(b) = &default_bytes {
+                        record_default.extend_from_slice(b);
+                    }
                     out.push(FieldCtx {
+                        default_bytes: default_bytes.map(|b| format!("&{b:?}")),
+                        rename: rust.trim_start_matches("r#") != f.name,
                         enc: c.enc_of(&binding),
                         dec: c.dec.clone(),
                         ty: c.ty,
@@ -500,6 +609,16 @@ impl<'a> Planner<'a> {
                 let canonical = self.set.canonical_form(&node);
                 let fingerprint = format!("{:#018x}", fingerprint64(canonical.as_bytes()));
                 let bindings = self.bindings.remove(&full_name).unwrap_or_default();
+                let (eq, hash) = self.eq_hash(&node, &mut HashSet::new());
+                // `Default` only if the defaults decode as a whole (checked here, with the generic decoder,
+                // so that the generated `default()` cannot fail).
+                let default = out.iter().all(|f| f.default_bytes.is_some())
+                    && ursa_avro::value::decode_json(self.set, &node, &record_default).is_ok();
+                let build_fn = names::unique("build".to_owned(), &mut taken);
+                let builder = {
+                    let m = self.modules.entry(module.clone()).or_default();
+                    names::unique(format!("{name}Builder"), &mut m.taken)
+                };
                 let pii_fields = fields
                     .iter()
                     .filter(|f| f.is_pii())
@@ -519,6 +638,11 @@ impl<'a> Planner<'a> {
                         canonical_literal: literal(&canonical),
                         fingerprint,
                         bindings,
+                        eq,
+                        hash,
+                        builder,
+                        build_fn,
+                        default,
                     });
             }
             NamedKind::Enum { symbols, default } => {
@@ -572,4 +696,9 @@ impl<'a> Planner<'a> {
             }
         }
     }
+}
+
+/// How many of the union's variant types are `ty`.
+fn others_same_type(ty: &str, types: &[String]) -> usize {
+    types.iter().filter(|t| *t == ty).count()
 }

@@ -1,8 +1,6 @@
-//! Rendering module contexts with the tera templates and formatting the result with rustfmt.
+//! Rendering module contexts with the tera templates and formatting the result with `prettyplease`.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use tera::{Context, Tera};
 
@@ -81,35 +79,40 @@ pub(crate) fn render(tera: &Tera, name: &str, context: &Context) -> Result<Strin
         .map_err(|e| Error::Template(describe_tera(&e)))
 }
 
-/// Formats Rust source with rustfmt (edition 2024), as `cargo fmt` would.
-pub(crate) fn rustfmt(source: &str, label: &str) -> Result<String, Error> {
-    let program = std::env::var("RUSTFMT").unwrap_or_else(|_| "rustfmt".to_owned());
-    let mut child = Command::new(&program)
-        .args(["--edition", "2024", "--emit", "stdout", "--quiet"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            Error::Rustfmt(format!(
-                "cannot run `{program}`: {e} (install it with `rustup component add rustfmt`)"
-            ))
-        })?;
-    let mut stdin = child
-        .stdin
-        .take()
-        .ok_or_else(|| Error::Rustfmt("rustfmt stdin unavailable".into()))?;
-    let input = source.to_owned();
-    let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
-    let output = child
-        .wait_with_output()
-        .map_err(|e| Error::Rustfmt(e.to_string()))?;
-    let _ = writer.join();
-    if !output.status.success() {
-        return Err(Error::Rustfmt(format!(
-            "rustfmt failed on generated {label} (a template produced invalid Rust):\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        )));
+/// Parses Rust source (so a template producing invalid Rust is caught here, with the file named).
+pub(crate) fn parse(source: &str, label: &str) -> Result<syn::File, Error> {
+    syn::parse_file(source).map_err(|e| {
+        Error::Rustfmt(format!(
+            "generated {label} is not valid Rust (a template produced it): {e}\n--- {label}:\n{source}"
+        ))
+    })
+}
+
+/// The leading plain `//` comment lines of `source` (the `@generated` header), which a syntax tree drops.
+pub(crate) fn header(source: &str) -> String {
+    let mut out = String::new();
+    for line in source.lines() {
+        let t = line.trim_start();
+        if t.starts_with("//") && !t.starts_with("///") && !t.starts_with("//!") {
+            out.push_str(t);
+            out.push('\n');
+        } else if !t.is_empty() {
+            break;
+        }
     }
-    String::from_utf8(output.stdout).map_err(|e| Error::Rustfmt(e.to_string()))
+    out
+}
+
+/// Formats a syntax tree with `prettyplease` (a library: the output never depends on the installed
+/// toolchain), after `header`.
+pub(crate) fn print(header: &str, file: &syn::File) -> String {
+    let mut out = header.to_owned();
+    out.push_str(&prettyplease::unparse(file));
+    out
+}
+
+/// Formats generated Rust source: parsed with `syn`, printed with `prettyplease`; the leading `//` header
+/// comment is kept.
+pub(crate) fn format(source: &str, label: &str) -> Result<String, Error> {
+    Ok(print(&header(source), &parse(source, label)?))
 }

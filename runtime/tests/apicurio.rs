@@ -7,8 +7,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,48 +29,8 @@ use ursa_testkit::{
 
 // ---- helpers ----
 
-fn ursa(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ursa"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
-}
-
-/// A copy of the repository's schemas and catalog in a temp dir.
-fn catalog_copy() -> (tempfile::TempDir, PathBuf) {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo.join("schemas/avro"), &dir.path().join("schemas/avro"));
-    std::fs::copy(
-        repo.join("schemas/topics.toml"),
-        dir.path().join("schemas/topics.toml"),
-    )
-    .unwrap();
-    let p = dir.path().to_path_buf();
-    (dir, p)
-}
+mod cli_support;
+use cli_support::{catalog_copy, text, ursa};
 
 fn client(url: &str) -> Arc<RegistryClient> {
     let mut config = ClientConfig::new(url);

@@ -1,5 +1,6 @@
 //! `ursa validate` and `ursa connectors describe`: the shipped example configs are valid; bad configs exit 2
-//! with an error per key; every config key is documented.
+//! with an error per key; every config key is documented. `ursa run`'s log levels change at run time through
+//! `/admin/loggers`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::Path;
@@ -145,6 +146,141 @@ fn validate_connect_checks_reachability() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         text(&out).contains(&format!("error: registry at http://{closed}")),
+        "{}",
+        text(&out)
+    );
+}
+
+/// One HTTP/1.0 request to `addr` (`host:port`): the status and the body (a JSON body when `body` is set).
+fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    let body = body.unwrap_or("");
+    let content_type = if body.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/json\r\n".to_owned()
+    };
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\n{content_type}Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let code = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+    (
+        code,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// Issue 8 (14): `PUT /admin/loggers/{logger}` changes what a running `ursa run` logs (tracing-subscriber's
+/// reload layer), and `GET /admin/loggers[/{logger}]` shows the levels as Kafka Connect does.
+#[test]
+fn admin_loggers_change_the_log_filter_at_run_time() {
+    use std::io::{BufRead, BufReader};
+    use std::time::Duration;
+
+    let kafka = ursa_testkit::Kafka::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = dir.path().join("worker.toml");
+    std::fs::write(
+        &worker,
+        format!(
+            "[kafka]\nbootstrap_servers = \"{}\"\n[rest]\nlisten = \"127.0.0.1:0\"\n[log]\nlevel = \"warn\"\n",
+            kafka.bootstrap()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("stderr.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ursa"))
+        .args(["run", worker.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _child = Kill(child);
+    let url = line.trim().rsplit(' ').next().unwrap().to_owned();
+    let addr = url.trim_start_matches("http://").to_owned();
+    let get = |path: &str| http(&addr, "GET", path, None);
+    let put = |path: &str, body: &str| http(&addr, "PUT", path, Some(body));
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+
+    assert_eq!(get("/health").0, 200);
+    assert_eq!(get("/admin/loggers"), (200, serde_json::json!({})));
+    let (code, root) = get("/admin/loggers/root");
+    assert_eq!(code, 200, "{root}");
+    assert_eq!(root["level"], "WARN", "{root}");
+    assert_eq!(get("/admin/loggers/no.such.logger").0, 404);
+    assert!(!logged().contains("REST request"), "{}", logged());
+
+    assert_eq!(
+        put("/admin/loggers/ursa", r#"{"level": "DEBUG"}"#),
+        (200, serde_json::json!(["ursa"]))
+    );
+    ursa_testkit::wait_until(
+        "a debug line after the change",
+        Duration::from_secs(30),
+        || {
+            assert_eq!(get("/health").0, 200);
+            logged()
+                .lines()
+                .any(|l| l.contains("DEBUG") && l.contains("path=/health"))
+                .then_some(())
+        },
+    )
+    .unwrap();
+    let (_, loggers) = get("/admin/loggers");
+    assert_eq!(loggers["ursa"]["level"], "DEBUG", "{loggers}");
+    assert!(
+        loggers["ursa"]["last_modified"].as_i64().unwrap() > 0,
+        "{loggers}"
+    );
+    assert_eq!(put("/admin/loggers/ursa", r#"{"level": "LOUD"}"#).0, 400);
+    assert_eq!(put("/admin/loggers/ursa", "{}").0, 400);
+}
+
+/// A connector's own checks (here the metrics sink's definitions) run in `ursa validate`, with their positions,
+/// not only when the connector starts.
+#[test]
+fn validate_runs_the_connectors_own_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let defs = dir.path().join("defs.toml");
+    std::fs::write(&defs, "[[metric]]\nname = \"a\"\ntype = \"summary\"\n").unwrap();
+    let connector = dir.path().join("metrics.toml");
+    std::fs::write(
+        &connector,
+        format!(
+            "name = \"m\"\n\"connector.class\" = \"metrics\"\ntopics = \"t\"\n\"metrics.definitions.file\" = \"{}\"\n",
+            defs.display()
+        ),
+    )
+    .unwrap();
+    let out = ursa(&[
+        "validate",
+        "config/worker.toml",
+        connector.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("defs.toml:3:8: type \"summary\""),
         "{}",
         text(&out)
     );

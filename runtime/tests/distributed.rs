@@ -1,15 +1,160 @@
-//! Distributed mode: two `ursa run` workers of one group share connectors through the config topic — a
-//! connector created on one is run by both (Kafka spreads the partitions), a pause through either reaches
-//! both, and a delete stops it everywhere.
+//! Distributed mode with real `ursa run` workers of one group sharing connectors through the config topic: a
+//! connector created on one is run by both, and Kafka splits its partitions between them (checked in the
+//! group's assignment); a pause or restart through either reaches both, and a delete stops it everywhere. A
+//! restarted worker replays the config topic (read to its end before it acts: an old restart request does not
+//! fire again; a STOPPED connector stays stopped; its connector files do not revert REST edits), a target state
+//! that precedes its config (as compaction leaves them) still applies, a stopped or killed worker's statuses
+//! go away, and workers have the ids they are given.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use ursa_testkit::{Kafka, WorkerProcess, create_topic, unique_name, wait_until};
+use serde_json::{Value, json};
+use ursa_testkit::{Kafka, WorkerProcess, create_topic, unique_name};
 
-async fn json(url: String) -> serde_json::Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
+/// How long any condition may take.
+const DEADLINE: Duration = Duration::from_secs(60);
+
+/// Polls `check` until it returns `Some` (pauses growing to 100 ms); panics naming `what` after `DEADLINE`.
+async fn until<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    let mut pause = Duration::from_millis(5);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {DEADLINE:?} waiting for {what}"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(100));
+    }
+}
+
+async fn get(url: String) -> (u16, Value) {
+    let r = reqwest::get(url).await.unwrap();
+    let code = r.status().as_u16();
+    (code, r.json().await.unwrap_or(Value::Null))
+}
+
+/// A distributed worker config of `group` (topics `<group>-configs`, `<group>-status`), with `extra` lines
+/// at the top level (e.g. `id = "…"`) and `[distributed]` lines `more`.
+fn worker_toml(dir: &Path, file: &str, group: &str, extra: &str, more: &str) -> PathBuf {
+    let path = dir.join(file);
+    std::fs::write(
+        &path,
+        format!(
+            "mode = \"distributed\"\ndrain_deadline = \"5s\"\n{extra}\n[kafka]\nbootstrap_servers = \"{}\"\n[rest]\nlisten = \"127.0.0.1:0\"\n[distributed]\ngroup_id = \"{group}\"\nconfig_topic = \"{group}-configs\"\nstatus_topic = \"{group}-status\"\n{more}\n",
+            Kafka::shared().bootstrap()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn start(worker: &Path, connectors: &[&Path]) -> WorkerProcess {
+    let mut args = vec![worker.to_str().unwrap()];
+    args.extend(connectors.iter().map(|c| c.to_str().unwrap()));
+    WorkerProcess::start(env!("CARGO_BIN_EXE_ursa"), &args).unwrap()
+}
+
+/// A file-sink connector config.
+fn file_sink(topic: &str, out: &Path) -> Value {
+    json!({"connector.class": "file", "topics": topic, "file": out.display().to_string(),
+           "value.converter": "string", "offset.flush.interval.ms": "200"})
+}
+
+async fn produce(topic: &str, n: usize) {
+    let producer: FutureProducer = Kafka::shared().config().create().unwrap();
+    for i in 0..n {
+        producer
+            .send(
+                FutureRecord::<str, _>::to(topic).payload(&format!("m{i}")),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// The distinct values the file sink wrote to `out`.
+fn values(out: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(out).unwrap_or_default();
+    let mut v: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["value"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The partitions each member of consumer group `group` is assigned (Kafka's consumer protocol assignment:
+/// version, then per topic its name and partitions).
+fn assignments(group: &str) -> Vec<Vec<(String, i32)>> {
+    let consumer: BaseConsumer = Kafka::shared().config().create().unwrap();
+    let list = consumer
+        .fetch_group_list(Some(group), Duration::from_secs(10))
+        .unwrap();
+    let mut out = Vec::new();
+    for g in list.groups() {
+        for m in g.members() {
+            let Some(bytes) = m.assignment() else {
+                continue;
+            };
+            out.push(parse_assignment(bytes));
+        }
+    }
+    out
+}
+
+fn parse_assignment(b: &[u8]) -> Vec<(String, i32)> {
+    let i16_at = |i: usize| i16::from_be_bytes([b[i], b[i + 1]]);
+    let i32_at = |i: usize| i32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    let mut out = Vec::new();
+    if b.len() < 6 {
+        return out;
+    }
+    let mut at = 2; // version
+    let topics = i32_at(at);
+    at += 4;
+    for _ in 0..topics {
+        let len = i16_at(at) as usize;
+        at += 2;
+        let topic = String::from_utf8_lossy(&b[at..at + len]).into_owned();
+        at += len;
+        let partitions = i32_at(at);
+        at += 4;
+        for _ in 0..partitions {
+            out.push((topic.clone(), i32_at(at)));
+            at += 4;
+        }
+    }
+    out
+}
+
+/// The `worker_id`s of the connector's tasks, through `url`.
+async fn task_workers(url: &str, name: &str) -> Vec<String> {
+    let (_, s) = get(format!("{url}/connectors/{name}/status")).await;
+    let mut w: Vec<String> = s["tasks"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .map(|t| t["worker_id"].as_str().unwrap_or_default().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    w.sort();
+    w
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -19,86 +164,69 @@ async fn two_workers_share_connectors_through_kafka() {
     create_topic(kafka, &topic, 4).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let group = unique_name("workers");
-    let worker_toml = dir.path().join("worker.toml");
-    std::fs::write(
-        &worker_toml,
-        format!(
-            "mode = \"distributed\"\n[kafka]\nbootstrap_servers = \"{}\"\n[rest]\nlisten = \"127.0.0.1:0\"\n[distributed]\ngroup_id = \"{group}\"\nconfig_topic = \"{group}-configs\"\nstatus_topic = \"{group}-status\"\n",
-            kafka.bootstrap()
+    let (toml_a, toml_b) = (
+        worker_toml(
+            dir.path(),
+            "a.toml",
+            &group,
+            &format!("id = \"{group}-a\""),
+            "",
         ),
-    )
-    .unwrap();
-    let a =
-        WorkerProcess::start(env!("CARGO_BIN_EXE_ursa"), &[worker_toml.to_str().unwrap()]).unwrap();
-    let b =
-        WorkerProcess::start(env!("CARGO_BIN_EXE_ursa"), &[worker_toml.to_str().unwrap()]).unwrap();
+        worker_toml(
+            dir.path(),
+            "b.toml",
+            &group,
+            &format!("id = \"{group}-b\""),
+            "",
+        ),
+    );
+    let (a, b) = (start(&toml_a, &[]), start(&toml_b, &[]));
     let (url_a, url_b) = (a.url.clone(), b.url.clone());
     let out = dir.path().join("out.jsonl");
     let name = unique_name("shared");
     let client = reqwest::Client::new();
     let created = client
         .post(format!("{url_a}/connectors"))
-        .json(&serde_json::json!({"name": name, "config": {
-            "connector.class": "file", "topics": topic, "file": out.display().to_string(),
-            "value.converter": "string", "offset.flush.interval.ms": "200"}}))
+        .json(&json!({"name": name, "config": file_sink(&topic, &out)}))
         .send()
         .await
         .unwrap();
     assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
 
-    // Worker B knows it, and both run a task of it.
-    let listed = wait_until(
-        "worker B lists the connector",
-        Duration::from_secs(30),
-        || {
-            let url = format!("{url_b}/connectors");
-            let v = tokio::task::block_in_place(|| {
-                tokio::runtime::Handle::current().block_on(json(url))
-            });
-            v.as_array()
-                .unwrap()
-                .iter()
-                .any(|n| n == name.as_str())
-                .then_some(v)
-        },
-    );
-    listed.unwrap();
-    wait_until("two RUNNING tasks", Duration::from_secs(30), || {
-        let url = format!("{url_b}/connectors/{name}/status");
-        let v =
-            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(json(url)));
+    // Worker B knows it, and both run a task of it, each under its configured id.
+    until("two RUNNING tasks, one per worker", async || {
+        let (_, v) = get(format!("{url_b}/connectors/{name}/status")).await;
         let tasks = v["tasks"].as_array()?;
         (tasks.len() == 2 && tasks.iter().all(|t| t["state"] == "RUNNING")).then_some(())
     })
-    .unwrap();
-
-    let producer: FutureProducer = kafka.config().create().unwrap();
-    for i in 0..200 {
-        producer
-            .send(
-                FutureRecord::<str, _>::to(&topic).payload(&format!("m{i}")),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-    }
-    let values = wait_until("200 records delivered", Duration::from_secs(60), || {
-        let text = std::fs::read_to_string(&out).unwrap_or_default();
-        let mut v: Vec<String> = text
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["value"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect();
-        v.sort();
-        v.dedup();
-        (v.len() == 200).then_some(v)
+    .await;
+    let both = vec![format!("{group}-a"), format!("{group}-b")];
+    until("worker A lists both workers' tasks too", async || {
+        (task_workers(&url_a, &name).await == both).then_some(())
     })
-    .unwrap();
-    assert_eq!(values.len(), 200);
+    .await;
+    let (_, ids) = get(format!("{url_a}/connectors/{name}/tasks")).await;
+    assert_eq!(ids.as_array().unwrap().len(), 2, "{ids}");
+
+    produce(&topic, 200).await;
+    until("200 records delivered", async || {
+        (values(&out).len() == 200).then_some(())
+    })
+    .await;
+    // Kafka split the partitions between the two workers' consumers: two members, each with some, none
+    // shared, all four covered.
+    let split = until("the partitions split between the workers", async || {
+        let a = assignments(&format!("connect-{name}"));
+        (a.len() == 2 && a.iter().all(|m| !m.is_empty())).then_some(a)
+    })
+    .await;
+    let mut all: Vec<(String, i32)> = split.iter().flatten().cloned().collect();
+    all.sort();
+    assert_eq!(
+        all,
+        (0..4).map(|p| (topic.clone(), p)).collect::<Vec<_>>(),
+        "{split:?}"
+    );
 
     // A restart through worker B restarts the task on both workers.
     let restarted = client
@@ -114,26 +242,11 @@ async fn two_workers_share_connectors_through_kafka() {
         "{}",
         restarted.text().await.unwrap()
     );
-    for url in [&url_a, &url_b] {
-        wait_until(
-            "the task restarted on every worker",
-            Duration::from_secs(30),
-            || {
-                let metrics_url = format!("{url}/metrics");
-                let text = tokio::task::block_in_place(|| {
-                    tokio::runtime::Handle::current()
-                        .block_on(async { reqwest::get(metrics_url).await.ok()?.text().await.ok() })
-                })?;
-                text.lines()
-                    .any(|l| {
-                        l.starts_with("ursa_task_restarts_total")
-                            && l.contains(&name)
-                            && !l.trim_end().ends_with(" 0")
-                    })
-                    .then_some(())
-            },
-        )
-        .unwrap();
+    for w in [&a, &b] {
+        until("the task restarted on every worker", async || {
+            (w.counter("ursa_task_restarts_total")? > 0).then_some(())
+        })
+        .await;
     }
 
     // A pause through worker B reaches both tasks; a delete through A removes it from B.
@@ -146,14 +259,12 @@ async fn two_workers_share_connectors_through_kafka() {
             .status(),
         202
     );
-    wait_until("both tasks PAUSED", Duration::from_secs(30), || {
-        let url = format!("{url_a}/connectors/{name}/status");
-        let v =
-            tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(json(url)));
+    until("both tasks PAUSED", async || {
+        let (_, v) = get(format!("{url_a}/connectors/{name}/status")).await;
         let tasks = v["tasks"].as_array()?;
         (tasks.len() == 2 && tasks.iter().all(|t| t["state"] == "PAUSED")).then_some(())
     })
-    .unwrap();
+    .await;
     assert_eq!(
         client
             .delete(format!("{url_a}/connectors/{name}"))
@@ -163,13 +274,228 @@ async fn two_workers_share_connectors_through_kafka() {
             .status(),
         204
     );
-    wait_until("worker B forgets it", Duration::from_secs(30), || {
-        let url = format!("{url_b}/connectors/{name}");
-        let status = tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current()
-                .block_on(async { reqwest::get(url).await.unwrap().status() })
-        });
-        (status == 404).then_some(())
+    until("worker B forgets it", async || {
+        (get(format!("{url_b}/connectors/{name}")).await.0 == 404).then_some(())
     })
+    .await;
+}
+
+/// A restarted worker replays the config topic, read to its end before it acts: a connector it was given as a
+/// file keeps the config REST gave it since (the file creates, it does not update), a STOPPED connector stays
+/// STOPPED, and a restart request from before does not fire again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_worker_replays_the_config_topic() {
+    let kafka = Kafka::shared();
+    let topic = unique_name("dist-replay");
+    create_topic(kafka, &topic, 2).await.unwrap();
+    produce(&topic, 10).await;
+    let dir = tempfile::tempdir().unwrap();
+    let group = unique_name("replay");
+    let id = format!("{group}-a");
+    let toml = worker_toml(dir.path(), "a.toml", &group, &format!("id = \"{id}\""), "");
+    let (filed, halted) = (unique_name("filed"), unique_name("halted"));
+    let out = dir.path().join("filed.jsonl");
+    let file = dir.path().join("filed.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "name = \"{filed}\"\n\"connector.class\" = \"file\"\ntopics = \"{topic}\"\nfile = \"{}\"\n\"value.converter\" = \"string\"\n\"batch.max.records\" = 5\n",
+            out.display()
+        ),
+    )
     .unwrap();
+    let client = reqwest::Client::new();
+    let mut a = start(&toml, &[&file]);
+    until("the file's connector RUNNING", async || {
+        let (_, s) = get(format!("{}/connectors/{filed}/status", a.url)).await;
+        (s["tasks"][0]["state"] == "RUNNING").then_some(())
+    })
+    .await;
+    assert_eq!(task_workers(&a.url, &filed).await, vec![id.clone()]);
+    // REST edits the file's connector, creates and stops another, and restarts the first.
+    let mut edited = file_sink(&topic, &out);
+    edited["batch.max.records"] = json!("7");
+    let r = client
+        .put(format!("{}/connectors/{filed}/config", a.url))
+        .json(&edited)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let r = client
+        .post(format!("{}/connectors", a.url))
+        .json(
+            &json!({"name": halted, "config": file_sink(&topic, &dir.path().join("halted.jsonl"))}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let r = client
+        .put(format!("{}/connectors/{halted}/stop", a.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    until("the edited connector RUNNING", async || {
+        let (_, s) = get(format!("{}/connectors/{filed}/status", a.url)).await;
+        (s["tasks"][0]["state"] == "RUNNING").then_some(())
+    })
+    .await;
+    let r = client
+        .post(format!("{}/connectors/{filed}/restart", a.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    until("the restart applied", async || {
+        (a.counter("ursa_task_restarts_total")? > 0).then_some(())
+    })
+    .await;
+    assert!(a.terminate().unwrap(), "the worker did not stop cleanly");
+    drop(a);
+
+    // The same worker, the same file, again.
+    let a = start(&toml, &[&file]);
+    // A write through this worker returns once it has acted on the topic up to there.
+    let probe = unique_name("probe");
+    let r = client
+        .post(format!("{}/connectors", a.url))
+        .json(&json!({"name": probe, "config": file_sink(&topic, &dir.path().join("probe.jsonl"))}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let (_, config) = get(format!("{}/connectors/{filed}/config", a.url)).await;
+    assert_eq!(
+        config["batch.max.records"], "7",
+        "the connector file reverted the REST edit: {config}"
+    );
+    let (_, status) = get(format!("{}/connectors/{halted}/status", a.url)).await;
+    assert_eq!(status["connector"]["state"], "STOPPED", "{status}");
+    assert_eq!(status["tasks"], json!([]), "{status}");
+    until("the file's connector RUNNING again", async || {
+        let (_, s) = get(format!("{}/connectors/{filed}/status", a.url)).await;
+        (s["tasks"][0]["state"] == "RUNNING").then_some(())
+    })
+    .await;
+    assert_eq!(
+        a.counter("ursa_task_restarts_total"),
+        Some(0),
+        "a restart request from before the worker started fired again"
+    );
+}
+
+/// Compaction keeps the latest record per key, so a connector's target state can precede its config: a
+/// worker must still apply it (a STOPPED connector must not come back RUNNING).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_target_state_before_its_config_applies() {
+    let kafka = Kafka::shared();
+    let topic = unique_name("dist-compacted");
+    create_topic(kafka, &topic, 1).await.unwrap();
+    produce(&topic, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let group = unique_name("compacted");
+    let name = unique_name("compacted");
+    let out = dir.path().join("out.jsonl");
+    // The config topic as compaction leaves [config v1, target STOPPED, config v2].
+    let config_topic = format!("{group}-configs");
+    create_topic(kafka, &config_topic, 1).await.unwrap();
+    let producer: FutureProducer = kafka.config().create().unwrap();
+    let mut config = file_sink(&topic, &out);
+    config["name"] = json!(name);
+    for (key, value) in [
+        (format!("target-state-{name}"), json!({"state": "STOPPED"})),
+        (format!("connector-{name}"), json!({"config": config})),
+    ] {
+        producer
+            .send(
+                FutureRecord::to(&config_topic)
+                    .key(&key)
+                    .payload(&value.to_string()),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    let toml = worker_toml(dir.path(), "a.toml", &group, "", "");
+    let a = start(&toml, &[]);
+    let (code, status) = get(format!("{}/connectors/{name}/status", a.url)).await;
+    assert_eq!(code, 200, "{status}");
+    assert_eq!(status["connector"]["state"], "STOPPED", "{status}");
+    assert_eq!(status["tasks"], json!([]), "{status}");
+    assert!(values(&out).is_empty(), "a STOPPED connector consumed");
+}
+
+/// A worker that stops leaves no status behind (it removes its own; a killed one's expire), so the others
+/// report what really runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_or_killed_workers_statuses_go_away() {
+    let kafka = Kafka::shared();
+    let topic = unique_name("dist-leave");
+    create_topic(kafka, &topic, 2).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let group = unique_name("leave");
+    let (toml_a, toml_b) = (
+        worker_toml(
+            dir.path(),
+            "a.toml",
+            &group,
+            &format!("id = \"{group}-a\""),
+            "",
+        ),
+        worker_toml(
+            dir.path(),
+            "b.toml",
+            &group,
+            &format!("id = \"{group}-b\""),
+            "",
+        ),
+    );
+    let a = start(&toml_a, &[]);
+    let name = unique_name("leave");
+    let r = reqwest::Client::new()
+        .post(format!("{}/connectors", a.url))
+        .json(&json!({"name": name, "config": file_sink(&topic, &dir.path().join("out.jsonl"))}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let both = vec![format!("{group}-a"), format!("{group}-b")];
+    let only_a = vec![format!("{group}-a")];
+    for stop in ["terminate", "kill -9"] {
+        let mut b = start(&toml_b, &[]);
+        until("a task on each worker", async || {
+            (task_workers(&a.url, &name).await == both).then_some(())
+        })
+        .await;
+        if stop == "terminate" {
+            assert!(b.terminate().unwrap());
+        } else {
+            b.kill9().unwrap();
+        }
+        until(&format!("B's task gone after {stop}"), async || {
+            (task_workers(&a.url, &name).await == only_a).then_some(())
+        })
+        .await;
+    }
+}
+
+/// The config and status topics are created with the broker's default replication factor, or the one
+/// configured: a factor the cluster cannot meet (2 on one broker) fails the start with the broker's reason.
+#[test]
+fn topics_get_the_configured_replication_factor() {
+    let dir = tempfile::tempdir().unwrap();
+    let group = unique_name("replicas");
+    let toml = worker_toml(dir.path(), "a.toml", &group, "", "replication_factor = 2");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ursa"))
+        .args(["run", toml.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("replication factor 2") && text.contains(&format!("{group}-configs")),
+        "{text}"
+    );
 }

@@ -89,9 +89,10 @@ async fn replays_selected_records_to_their_topic() {
         partition: 0,
         offset: i64::from(i),
         timestamp: Some(1_700_000_000_000),
-        headers: vec![("trace".into(), Some(vec![i]))],
-        key: Some(vec![b'k', i]),
-        value: Some(vec![0xff, i, 0]),
+        timestamp_type: Default::default(),
+        headers: RawRecord::headers_of(vec![("trace".into(), Some(vec![i]))]),
+        key: Some(vec![b'k', i].into()),
+        value: Some(vec![0xff, i, 0].into()),
     };
     let (c1, c2) = (writer("c1"), writer("c2"));
     c1.send(
@@ -238,9 +239,10 @@ async fn a_failure_time_range_is_found_by_timestamp_and_original_timestamps_come
             partition: 0,
             offset: i64::from(i),
             timestamp: Some(failed - 60_000),
-            headers: vec![],
-            key: Some(vec![b'k', i]),
-            value: Some(vec![i]),
+            timestamp_type: Default::default(),
+            headers: RawRecord::headers_of(vec![]),
+            key: Some(vec![b'k', i].into()),
+            value: Some(vec![i].into()),
         };
         let mut f = failure(Stage::TaskPut);
         f.last_failure = SystemTime::UNIX_EPOCH + Duration::from_millis(failed as u64);

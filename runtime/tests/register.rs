@@ -2,53 +2,10 @@
 //! registries that fail: unreachable, slow, 5xx, 401/403, garbage.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
 use ursa_registry::{ClientConfig, RegistryClient, Server, ServerConfig, VersionId};
 
-fn ursa(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ursa"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let p = e.unwrap().path();
-        let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() {
-            copy_dir(&p, &dest);
-        } else {
-            std::fs::copy(&p, &dest).unwrap();
-        }
-    }
-}
-
-/// A copy of the repository's schemas and catalog in a temp dir.
-fn catalog_copy() -> (tempfile::TempDir, PathBuf) {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    copy_dir(&repo.join("schemas/avro"), &dir.path().join("schemas/avro"));
-    std::fs::copy(
-        repo.join("schemas/topics.toml"),
-        dir.path().join("schemas/topics.toml"),
-    )
-    .unwrap();
-    let p = dir.path().to_path_buf();
-    (dir, p)
-}
+mod cli_support;
+use cli_support::{catalog_copy, text, ursa};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn registers_the_catalog_with_references_idempotently() {

@@ -67,6 +67,7 @@ fn state_info(state: State) -> StateInfo {
         state,
         worker_id: WORKER_ID.into(),
         trace: None,
+        version: Some("0.1.0".into()),
     }
 }
 
@@ -348,15 +349,77 @@ impl ConnectApi for FakeWorker {
                     status: "unhealthy".into(),
                     ready: false,
                     message: "Worker is still starting up".into(),
+                    connectors: BTreeMap::new(),
                 }
             } else {
                 Health {
                     status: "healthy".into(),
                     ready: true,
                     message: "Worker has completed startup and is ready to handle requests.".into(),
+                    connectors: BTreeMap::new(),
                 }
             }
         })
+    }
+
+    fn create_connector(
+        &self,
+        name: String,
+        config: FlatConfig,
+        initial: State,
+    ) -> BoxFuture<'_, Result<ConnectorInfo, ApiError>> {
+        Box::pin(async move {
+            let (_, info) = self.put_connector(name.clone(), config, true).await?;
+            self.with(&name, |c| {
+                c.state = initial;
+                Ok(Self::info(&name, c))
+            })
+            .or(Ok(info))
+        })
+    }
+
+    fn patch_connector(
+        &self,
+        name: String,
+        patch: BTreeMap<String, Option<String>>,
+    ) -> BoxFuture<'_, Result<ConnectorInfo, ApiError>> {
+        Box::pin(async move {
+            self.with(&name, |c| {
+                for (k, v) in patch {
+                    match v {
+                        Some(v) => c.config.insert(k, v),
+                        None => c.config.remove(&k),
+                    };
+                }
+                Ok(Self::info(&name, c))
+            })
+        })
+    }
+
+    fn restart_task(&self, name: String, task: u32) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move {
+            self.with(&name, |c| {
+                if task < c.task_count() {
+                    Ok(())
+                } else {
+                    Err(ApiError::NotFound(format!("Task {name}-{task} not found")))
+                }
+            })
+        })
+    }
+
+    fn reset_topics(&self, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
+        Box::pin(async move { self.with(&name, |_| Ok(())) })
+    }
+
+    fn plugin_config(&self, plugin: String) -> Result<Vec<Value>, ApiError> {
+        if plugin != PLUGIN {
+            return Err(ApiError::NotFound(format!("Plugin {plugin} not found")));
+        }
+        Ok(vec![
+            json!({"name": "topics", "type": "LIST", "required": true}),
+            json!({"name": "http.url", "type": "STRING", "required": true}),
+        ])
     }
 
     fn metrics(&self) -> String {
@@ -528,7 +591,6 @@ async fn creates_connectors_with_connects_codes_and_bodies() {
         json!({"name": "x", "config": {"connector.class": PLUGIN, "n": null}}),
         json!({"name": "x", "config": ["connector.class"]}),
         json!({"name": "x", "config": {"connector.class": PLUGIN}, "initial_state": "SLEEPING"}),
-        json!({"name": "x", "config": {"connector.class": PLUGIN}, "initial_state": "PAUSED"}),
         json!(["x"]),
         json!("x"),
     ] {
@@ -551,10 +613,15 @@ async fn creates_connectors_with_connects_codes_and_bodies() {
     assert!(message.starts_with("Malformed JSON"), "{message}");
     assert_error(send(h.req(Method::POST, "/connectors")).await, 400);
 
-    // No content type (and curl's form type) are accepted: Connect's clients often send none.
+    // A body must say it is JSON (with any parameters): a browser's simple request (`text/plain`, a form)
+    // or a body without a type is refused with 415 before it is parsed, so a page cannot create a connector
+    // on the tokenless loopback default (CSRF).
     for (name, content_type) in [
         ("plain", None),
         ("form", Some("application/x-www-form-urlencoded")),
+        ("text", Some("text/plain")),
+        ("multipart", Some("multipart/form-data; boundary=x")),
+        ("json-ish", Some("application/jsonp")),
     ] {
         let mut request = h.req(Method::POST, "/connectors").body(
             json!({"name": name, "config": {"connector.class": PLUGIN}, "initial_state": "running"})
@@ -563,13 +630,247 @@ async fn creates_connectors_with_connects_codes_and_bodies() {
         if let Some(ct) = content_type {
             request = request.header(CONTENT_TYPE, ct);
         }
-        let (status, body) = send(request).await;
+        let message = assert_error(send(request).await, 415);
+        assert!(message.contains("application/json"), "{message}");
+    }
+    let (status, body) = send(
+        h.req(Method::POST, "/connectors")
+            .header(CONTENT_TYPE, "Application/JSON; charset=utf-8")
+            .body(json!({"name": "typed", "config": {"connector.class": PLUGIN}}).to_string()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(
+        send(h.req(Method::GET, "/connectors")).await.1,
+        json!(["orders", "typed"])
+    );
+}
+
+/// Issue 8 (14): Kafka Connect 4's endpoints at the HTTP layer — `PATCH …/config` (a JSON object, `null`
+/// removing a key), `POST …/tasks/{t}/restart`, `PUT …/topics/reset`, `GET /connector-plugins/{p}/config`,
+/// `/admin/loggers`, and `initial_state` at creation — with Connect's codes.
+#[tokio::test]
+async fn kafka_connect_4_endpoints() {
+    let h = Harness::start(None).await;
+    h.create("c", "t").await;
+    let (status, body) = send(
+        h.req(Method::PATCH, "/connectors/c/config")
+            .json(&json!({"tasks.max": 3, "topics": null, "x": "y"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["config"],
+        json!({"connector.class": PLUGIN, "name": "c", "tasks.max": "3", "x": "y"})
+    );
+    assert_eq!(body["tasks"].as_array().unwrap().len(), 3);
+    assert_error(
+        send(
+            h.req(Method::PATCH, "/connectors/nope/config")
+                .json(&json!({"a": "b"})),
+        )
+        .await,
+        404,
+    );
+    assert_error(
+        send(
+            h.req(Method::PATCH, "/connectors/c/config")
+                .json(&json!([1])),
+        )
+        .await,
+        400,
+    );
+    assert_error(
+        send(
+            h.req(Method::PATCH, "/connectors/c/config")
+                .json(&json!({"name": "other"})),
+        )
+        .await,
+        400,
+    );
+    let (status, body) = send(h.req(Method::POST, "/connectors/c/tasks/2/restart")).await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
+    assert_eq!(body, Value::Null);
+    for path in [
+        "/connectors/c/tasks/3/restart",
+        "/connectors/c/tasks/x/restart",
+        "/connectors/nope/tasks/0/restart",
+    ] {
+        assert_error(send(h.req(Method::POST, path)).await, 404);
+    }
+    let (status, body) = send(h.req(Method::PUT, "/connectors/c/topics/reset")).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_error(
+        send(h.req(Method::PUT, "/connectors/nope/topics/reset")).await,
+        404,
+    );
+    let (status, body) =
+        send(h.req(Method::GET, &format!("/connector-plugins/{PLUGIN}/config"))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body[0]["name"], "topics");
+    assert_error(
+        send(h.req(Method::GET, "/connector-plugins/nope/config")).await,
+        404,
+    );
+    // initial_state, in any case; an unknown one is refused.
+    for (name, initial, state) in [
+        ("p", "PAUSED", "PAUSED"),
+        ("s", "stopped", "STOPPED"),
+        ("r", "Running", "RUNNING"),
+    ] {
+        let (status, body) = send(h.req(Method::POST, "/connectors").json(&json!({
+            "name": name, "config": {"connector.class": PLUGIN}, "initial_state": initial
+        })))
+        .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert_eq!(h.state(name).await, state);
+    }
+    assert_error(
+        send(h.req(Method::POST, "/connectors").json(&json!({
+            "name": "x", "config": {"connector.class": PLUGIN}, "initial_state": "SLEEPING"
+        })))
+        .await,
+        400,
+    );
+    // Loggers: the process's filter (levels set here are the test process's own).
+    let (status, root) = send(h.req(Method::GET, "/admin/loggers/root")).await;
+    assert_eq!(status, StatusCode::OK, "{root}");
+    assert!(
+        root["level"].is_string() && root["last_modified"].is_number(),
+        "{root}"
+    );
+    let (status, body) = send(
+        h.req(Method::PUT, "/admin/loggers/rest_api_test_logger")
+            .json(&json!({"level": "debug"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!(["rest_api_test_logger"]));
+    let (_, loggers) = send(h.req(Method::GET, "/admin/loggers")).await;
+    assert_eq!(
+        loggers["rest_api_test_logger"]["level"], "DEBUG",
+        "{loggers}"
+    );
+    assert_error(
+        send(h.req(Method::GET, "/admin/loggers/never.set")).await,
+        404,
+    );
+    assert_error(
+        send(
+            h.req(Method::PUT, "/admin/loggers/x")
+                .json(&json!({"level": "LOUD"})),
+        )
+        .await,
+        400,
+    );
+    assert_error(
+        send(
+            h.req(Method::PUT, "/admin/loggers/x?scope=cluster")
+                .json(&json!({"level": "INFO"})),
+        )
+        .await,
+        400,
+    );
+    assert_error(
+        send(h.req(Method::PUT, "/admin/loggers/x").json(&json!({}))).await,
+        400,
+    );
+}
+
+/// CSRF and DNS rebinding on the tokenless loopback default: a state-changing request from another origin
+/// (a browser sends `Origin`) is refused, as is any request whose `Host` is not a loopback name (a rebound
+/// DNS name points a page's origin at 127.0.0.1); `rest.allowed_hosts` adds names (a local proxy).
+#[tokio::test]
+async fn cross_site_requests_and_foreign_hosts_are_refused() {
+    let h = Harness::start(None).await;
+    let port = h.server.local_addr().port();
+    let create =
+        |name: &str| json!({"name": name, "config": {"connector.class": PLUGIN, "topics": "t"}});
+    // Another origin: refused, whatever the method or content type.
+    for origin in ["http://evil.example", "null", "http://127.0.0.1:1"] {
+        let message = assert_error(
+            send(
+                h.req(Method::POST, "/connectors")
+                    .header("origin", origin)
+                    .json(&create("csrf")),
+            )
+            .await,
+            403,
+        );
+        assert!(message.contains("origin"), "{message}");
+    }
+    h.create("c", "t").await;
+    for (method, path) in [
+        (Method::POST, "/connectors/c/restart"),
+        (Method::PUT, "/connectors/c/stop"),
+        (Method::DELETE, "/connectors/c"),
+    ] {
+        assert_error(
+            send(h.req(method, path).header("origin", "http://evil.example")).await,
+            403,
+        );
+    }
+    assert_eq!(h.state("c").await, "RUNNING");
+    // The worker's own origin is fine (a UI served from it), and so is a client that sends none.
+    let (status, body) = send(
+        h.req(Method::POST, "/connectors")
+            .header("origin", format!("http://127.0.0.1:{port}"))
+            .json(&create("same-origin")),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    // A foreign Host on a loopback listener: every request refused, reads included (the configs).
+    for host in [
+        format!("evil.example:{port}"),
+        "evil.example".to_owned(),
+        format!("127.0.0.1.nip.io:{port}"),
+    ] {
+        for (method, path) in [(Method::GET, "/connectors"), (Method::POST, "/connectors")] {
+            let message = assert_error(
+                send(
+                    h.req(method, path)
+                        .header("host", host.as_str())
+                        .json(&create("rebound")),
+                )
+                .await,
+                403,
+            );
+            assert!(message.contains("Host"), "{message}");
+        }
+    }
+    for host in [
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        "127.0.0.2".to_owned(),
+        format!("[::1]:{port}"),
+        format!("app.localhost:{port}"),
+    ] {
+        let (status, body) = send(
+            h.req(Method::GET, "/connectors")
+                .header("host", host.as_str()),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{host}: {body}");
     }
     assert_eq!(
         send(h.req(Method::GET, "/connectors")).await.1,
-        json!(["form", "orders", "plain"])
+        json!(["c", "same-origin"])
     );
+    // A name the operator allows (a reverse proxy on the same machine).
+    let worker = Arc::new(FakeWorker::default());
+    let config = RestConfig {
+        allowed_hosts: vec!["connect.internal".into()],
+        ..RestConfig::ephemeral()
+    };
+    let server = RestServer::bind(config, worker).await.unwrap().spawn();
+    let (status, body) = send(
+        reqwest::Client::new()
+            .get(format!("{}/connectors", server.url()))
+            .header("host", "connect.internal:443"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    server.stop().await.unwrap();
 }
 
 #[tokio::test]
@@ -642,10 +943,10 @@ async fn reads_connector_config_status_and_tasks() {
         body,
         json!({
             "name": "sink",
-            "connector": {"state": "RUNNING", "worker_id": WORKER_ID},
+            "connector": {"state": "RUNNING", "worker_id": WORKER_ID, "version": "0.1.0"},
             "tasks": [
-                {"id": 0, "state": "RUNNING", "worker_id": WORKER_ID},
-                {"id": 1, "state": "RUNNING", "worker_id": WORKER_ID}
+                {"id": 0, "state": "RUNNING", "worker_id": WORKER_ID, "version": "0.1.0"},
+                {"id": 1, "state": "RUNNING", "worker_id": WORKER_ID, "version": "0.1.0"}
             ],
             "type": "sink"
         })
@@ -663,7 +964,7 @@ async fn reads_connector_config_status_and_tasks() {
         (status, task),
         (
             StatusCode::OK,
-            json!({"id": 1, "state": "RUNNING", "worker_id": WORKER_ID})
+            json!({"id": 1, "state": "RUNNING", "worker_id": WORKER_ID, "version": "0.1.0"})
         )
     );
     assert_error(
@@ -740,7 +1041,12 @@ async fn puts_config_creating_then_updating() {
         "Connector name configuration (other) doesn't match connector name in the URL (fresh)"
     );
     assert_error(
-        send(h.req(Method::PUT, "/connectors/fresh/config").body("[1,2")).await,
+        send(
+            h.req(Method::PUT, "/connectors/fresh/config")
+                .header(CONTENT_TYPE, "application/json")
+                .body("[1,2"),
+        )
+        .await,
         400,
     );
     assert_error(
@@ -923,7 +1229,12 @@ async fn offsets_change_only_when_stopped() {
         400,
     );
     assert_error(
-        send(h.req(Method::PATCH, "/connectors/c/offsets").body("{")).await,
+        send(
+            h.req(Method::PATCH, "/connectors/c/offsets")
+                .header(CONTENT_TYPE, "application/json")
+                .body("{"),
+        )
+        .await,
         400,
     );
     assert_error(
@@ -995,6 +1306,7 @@ async fn lists_plugins_and_validates_configs() {
     assert_error(
         send(
             h.req(Method::PUT, "/connector-plugins/http-sink/config/validate")
+                .header(CONTENT_TYPE, "application/json")
                 .body("nope"),
         )
         .await,

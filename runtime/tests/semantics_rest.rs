@@ -14,12 +14,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
 use ursa::connect::api::ConnectApi;
+use ursa::connect::config::ReferencePolicy;
+use ursa::connect::rest::RestConfig;
 use ursa::connect::sink::Outcome;
 use ursa_testkit::unique_name;
 
 use support::{
-    Committed, DEADLINE, Producer, Recorder, eventually, rest, retriable, sink_config, topic,
-    worker,
+    Committed, DEADLINE, Producer, Recorder, eventually, rest, rest_with, retriable, sink_config,
+    topic, worker,
 };
 
 fn offsets_body(topic: &str, offset: Option<i64>) -> Value {
@@ -374,6 +376,22 @@ async fn bad_configs_are_refused_with_per_key_messages() {
             Some("protobuf"),
             "value.converter: expected one of avro, json",
         ),
+        // Issue 8 (7): what would break the runtime's commits or move the connector to another group.
+        (
+            "consumer.override.enable.auto.commit",
+            Some("true"),
+            "consumer.override.enable.auto.commit: cannot be overridden: the runtime commits offsets itself",
+        ),
+        (
+            "consumer.override.enable.auto.offset.store",
+            Some("true"),
+            "consumer.override.enable.auto.offset.store: cannot be overridden: the runtime commits offsets itself",
+        ),
+        (
+            "consumer.override.group.id",
+            Some("someone-elses-group"),
+            "consumer.override.group.id: cannot be overridden: set the connector's group.id",
+        ),
     ];
     let apply = |c: &mut ursa::connect::api::FlatConfig, key: &str, value: Option<&str>| match value
     {
@@ -459,6 +477,9 @@ async fn bad_configs_are_refused_with_per_key_messages() {
         keys,
         vec![
             "batch.max.records",
+            "consumer.override.enable.auto.commit",
+            "consumer.override.enable.auto.offset.store",
+            "consumer.override.group.id",
             "errors.retry.timeout",
             "errors.tolerence",
             "value.converter",
@@ -557,6 +578,17 @@ fn secret_file(secret: &str) -> (tempfile::TempDir, String) {
     (dir, reference)
 }
 
+/// A REST config that allows `${file:…}` references to files under `dir`.
+fn allow_files_in(dir: &std::path::Path) -> RestConfig {
+    RestConfig {
+        references: ReferencePolicy {
+            env: Vec::new(),
+            file: vec![dir.to_owned()],
+        },
+        ..RestConfig::ephemeral()
+    }
+}
+
 /// A sink reads its password-typed keys resolved: `Secret::expose` of `${file:…}` gives the file's value and
 /// of a literal the literal ("resolved at start", config/secret.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -596,10 +628,10 @@ async fn a_sink_reads_its_secrets_resolved() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn validate_never_echoes_a_resolved_secret() {
     let secret = unique_name("file-secret");
-    let (_dir, reference) = secret_file(&secret);
+    let (dir, reference) = secret_file(&secret);
     let recorder = Recorder::new();
     let worker = worker(&recorder);
-    let (_server, rest) = rest(&worker).await;
+    let (_server, rest) = rest_with(&worker, allow_files_in(dir.path())).await;
     let name = unique_name("sem-validate-secret");
     let config = sink_config(
         &name,
@@ -640,6 +672,472 @@ async fn validate_never_echoes_a_resolved_secret() {
         .filter(|c| c.to_string().contains(&secret))
         .collect();
     assert!(echoed.is_empty(), "validate echoed the secret: {echoed:?}");
+}
+
+/// Issue 8 (14): the Kafka Connect 4 endpoints and fields on the real worker — `initial_state` PAUSED and
+/// STOPPED honoured at creation (nothing delivered before a resume; a STOPPED connector lists no tasks),
+/// `PATCH …/config` (a null removes a key), `POST …/tasks/{t}/restart` (a new sink), `PUT …/topics/reset`,
+/// `GET /connector-plugins/{p}/config`, restart's `includeTasks`/`onlyFailed` (RESTARTING for what restarts,
+/// nothing restarted when nothing failed), the plugin `version` in statuses, and the broker's cluster id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kafka_connect_4_endpoints_on_the_real_worker() {
+    let topic = topic("sem-kc4", 1).await;
+    let producer = Producer::new();
+    producer
+        .send_many(&topic, 0, 0..3, |i| format!("v{i}"))
+        .await;
+    let recorder = Recorder::new();
+    let worker = worker(&recorder);
+    let (_server, rest) = rest(&worker).await;
+    let (paused, stopped) = (
+        unique_name("sem-kc4-paused"),
+        unique_name("sem-kc4-stopped"),
+    );
+
+    // initial_state: created PAUSED (or STOPPED), it never consumes before a resume.
+    for (name, state) in [(&paused, "PAUSED"), (&stopped, "STOPPED")] {
+        let (code, created) = rest
+            .post(
+                "/connectors",
+                Some(&json!({"name": name, "config": sink_config(name, &topic, &[]), "initial_state": state})),
+            )
+            .await;
+        assert_eq!(code, 201, "{state}: {created}");
+        rest.wait_state(name, state).await;
+    }
+    let (_, status) = rest.get(&format!("/connectors/{stopped}/status")).await;
+    assert_eq!(
+        status["tasks"],
+        json!([]),
+        "a STOPPED connector runs no task: {status}"
+    );
+    assert_eq!(
+        rest.get(&format!("/connectors/{stopped}/tasks")).await.1,
+        json!([])
+    );
+    assert_eq!(
+        rest.get(&format!("/connectors/{stopped}")).await.1["tasks"],
+        json!([])
+    );
+    let (_, status) = rest.get(&format!("/connectors/{paused}/status")).await;
+    assert_eq!(
+        status["connector"]["version"],
+        env!("CARGO_PKG_VERSION"),
+        "{status}"
+    );
+    assert_eq!(
+        status["tasks"][0]["version"],
+        env!("CARGO_PKG_VERSION"),
+        "{status}"
+    );
+    assert!(recorder.delivered(&paused).is_empty() && recorder.delivered(&stopped).is_empty());
+    let (code, _) = rest
+        .put(&format!("/connectors/{paused}/resume"), None)
+        .await;
+    assert_eq!(code, 202);
+    Committed::of_connector(&paused, &topic, 1)
+        .wait_for("the resumed connector consumed", &[Some(3)])
+        .await;
+    let name = paused;
+
+    // PATCH …/config: keys set, a null removes one; the connector restarts with the merged config.
+    let (code, patched) = rest
+        .patch(
+            &format!("/connectors/{name}/config"),
+            &json!({"batch.max.records": "7", "offset.flush.interval.ms": null}),
+        )
+        .await;
+    assert_eq!(code, 200, "{patched}");
+    assert_eq!(patched["name"], name.as_str());
+    assert_eq!(patched["config"]["batch.max.records"], "7");
+    assert!(
+        patched["config"].get("offset.flush.interval.ms").is_none(),
+        "{patched}"
+    );
+    assert_eq!(patched["config"]["topics"], topic.as_str());
+    assert_eq!(
+        rest.get(&format!("/connectors/{name}/config")).await.1,
+        patched["config"]
+    );
+    let (code, v) = rest
+        .patch("/connectors/no-such-connector/config", &json!({"a": "b"}))
+        .await;
+    assert_eq!(code, 404, "{v}");
+    let (code, v) = rest
+        .patch(
+            &format!("/connectors/{name}/config"),
+            &json!({"errors.tolerance": "most"}),
+        )
+        .await;
+    assert_eq!(code, 400, "{v}");
+    rest.wait_state(&name, "RUNNING").await;
+
+    // Restarting task 0 builds a new sink; an unknown task is 404.
+    let builds = |r: &Recorder| r.builds().iter().filter(|b| b.connector == name).count();
+    let before = builds(&recorder);
+    let (code, v) = rest
+        .post(&format!("/connectors/{name}/tasks/0/restart"), None)
+        .await;
+    assert_eq!(code, 204, "{v}");
+    eventually("a new sink for task 0", DEADLINE, || {
+        (builds(&recorder) > before).then_some(())
+    })
+    .await;
+    for task in ["1", "abc"] {
+        let (code, v) = rest
+            .post(&format!("/connectors/{name}/tasks/{task}/restart"), None)
+            .await;
+        assert_eq!(code, 404, "task {task}: {v}");
+    }
+    rest.wait_state(&name, "RUNNING").await;
+
+    // restart?includeTasks=true&onlyFailed=true restarts nothing when nothing failed; includeTasks alone
+    // restarts the task, and the answer says RESTARTING.
+    let before = builds(&recorder);
+    let (code, v) = rest
+        .post(
+            &format!("/connectors/{name}/restart?includeTasks=true&onlyFailed=true"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(v["tasks"][0]["state"], "RUNNING", "{v}");
+    let (code, v) = rest
+        .post(
+            &format!("/connectors/{name}/restart?includeTasks=true"),
+            None,
+        )
+        .await;
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(v["connector"]["state"], "RESTARTING", "{v}");
+    assert_eq!(v["tasks"][0]["state"], "RESTARTING", "{v}");
+    eventually("one new sink after the restart", DEADLINE, || {
+        (builds(&recorder) == before + 1).then_some(())
+    })
+    .await;
+
+    // Topics reset; plugin config definitions; the cluster id.
+    let (code, v) = rest
+        .put(&format!("/connectors/{name}/topics/reset"), None)
+        .await;
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(
+        rest.put("/connectors/no-such-connector/topics/reset", None)
+            .await
+            .0,
+        404
+    );
+    let (code, definitions) = rest.get("/connector-plugins/test-sink/config").await;
+    assert_eq!(code, 200, "{definitions}");
+    let names: Vec<&str> = definitions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    for key in [
+        "name",
+        "connector.class",
+        "topics",
+        "errors.tolerance",
+        "x.api.password",
+    ] {
+        assert!(names.contains(&key), "{key} missing from {names:?}");
+    }
+    assert_eq!(rest.get("/connector-plugins/nope/config").await.0, 404);
+    let (_, info) = rest.get("/").await;
+    let id = info["kafka_cluster_id"].as_str().unwrap_or_default();
+    assert!(!id.is_empty(), "{info}");
+    worker.shutdown().await;
+}
+
+/// Issue 8 (14): `/health` reflects the connectors: a FAILED task makes the worker `degraded` (still 200: it
+/// serves, and a restart of the worker would not fix a connector), naming the connector and its state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn health_reflects_failed_connectors() {
+    let topic = topic("sem-health", 1).await;
+    Producer::new()
+        .send_many(&topic, 0, 0..1, |i| format!("v{i}"))
+        .await;
+    let recorder = Recorder::with(|_, _| support::permanent("the sink refuses it"));
+    let worker = worker(&recorder);
+    let (_server, rest) = rest(&worker).await;
+    let (code, health) = rest.get("/health").await;
+    assert_eq!(
+        (code, health["status"].as_str()),
+        (200, Some("healthy")),
+        "{health}"
+    );
+    let name = unique_name("sem-health");
+    let (code, v) = rest
+        .post(
+            "/connectors",
+            Some(&json!({"name": name, "config": sink_config(&name, &topic, &[("restart.auto.enable", "false")])})),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    support::eventually_async("the task FAILED", DEADLINE, async || {
+        (rest.task_state(&name).await == "FAILED").then_some(())
+    })
+    .await;
+    let (code, health) = rest.get("/health").await;
+    assert_eq!(code, 200, "{health}");
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["ready"], true, "{health}");
+    assert_eq!(health["connectors"][&name], "FAILED", "{health}");
+    assert_eq!(rest.delete(&format!("/connectors/{name}")).await.0, 204);
+    let (_, health) = rest.get("/health").await;
+    assert_eq!(health["status"], "healthy", "{health}");
+    worker.shutdown().await;
+    let (code, health) = rest.get("/health").await;
+    assert_eq!(
+        (code, health["ready"].as_bool()),
+        (503, Some(false)),
+        "{health}"
+    );
+}
+
+/// Issue 8 (3): the REST API answers while a connector's drain hangs (its sink's `flush` does not return):
+/// reconfiguring it waits for that drain without holding the worker's lock, so reads, and changes to other
+/// connectors, go on; the connector shows RESTARTING meanwhile, and a second change to it is refused with
+/// 409 until the first is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rest_answers_while_a_connectors_drain_hangs() {
+    let topic = topic("sem-hang", 1).await;
+    Producer::new()
+        .send_many(&topic, 0, 0..3, |i| format!("v{i}"))
+        .await;
+    let recorder = Recorder::new();
+    let worker = worker(&recorder);
+    let (_server, rest) = rest(&worker).await;
+    let (name, other) = (unique_name("sem-hang"), unique_name("sem-hang-other"));
+    for n in [&name, &other] {
+        let (code, v) = rest
+            .post(
+                "/connectors",
+                Some(&json!({"name": n, "config": sink_config(n, &topic, &[])})),
+            )
+            .await;
+        assert_eq!(code, 201, "{v}");
+    }
+    for n in [&name, &other] {
+        Committed::of_connector(n, &topic, 1)
+            .wait_for("the records committed", &[Some(3)])
+            .await;
+    }
+    recorder.hang_flushes();
+    let url = format!("{}/connectors/{name}/config", rest.base);
+    let changed = sink_config(&name, &topic, &[("batch.max.records", "7")]);
+    let body = json!(changed);
+    let reconfigure =
+        tokio::spawn(async move { reqwest::Client::new().put(url).json(&body).send().await });
+    let answers = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        // The old task is draining (its flush hangs): the connector is RESTARTING.
+        eventually_async_restarting(&rest, &name).await;
+        let (code, list) = rest.get("/connectors").await;
+        assert_eq!(code, 200);
+        assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+        let (code, again) = rest
+            .put(&format!("/connectors/{name}/config"), Some(&json!(changed)))
+            .await;
+        assert_eq!(code, 409, "a second change while the first drains: {again}");
+        assert_eq!(rest.get(&format!("/connectors/{name}")).await.0, 200);
+        assert_eq!(
+            rest.get(&format!("/connectors/{other}/status")).await.0,
+            200
+        );
+        let (code, _) = rest.put(&format!("/connectors/{other}/stop"), None).await;
+        assert_eq!(code, 204);
+        assert_eq!(rest.get("/health").await.0, 200);
+    })
+    .await;
+    let still_draining = !reconfigure.is_finished();
+    recorder.release_flushes();
+    assert!(
+        answers.is_ok(),
+        "the REST API did not answer within 10 s while a connector drained"
+    );
+    assert!(
+        still_draining,
+        "the reconfiguration did not wait for the drain"
+    );
+    let response = reconfigure.await.unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    rest.wait_state(&name, "RUNNING").await;
+    let (_, config) = rest.get(&format!("/connectors/{name}/config")).await;
+    assert_eq!(config["batch.max.records"], "7");
+    worker.shutdown().await;
+}
+
+/// Waits until `name`'s task is RESTARTING (through REST).
+async fn eventually_async_restarting(rest: &support::Rest, name: &str) {
+    support::eventually_async("the connector RESTARTING", DEADLINE, async || {
+        let (_, s) = rest.get(&format!("/connectors/{name}/status")).await;
+        (s["tasks"][0]["state"] == "RESTARTING").then_some(())
+    })
+    .await;
+}
+
+/// Issue 8 (9a): `${env:…}` and `${file:…}` references in configs submitted over REST are refused unless
+/// the worker allows them (`[rest] allow_env`, `allow_file`), and nothing a reference resolves to is ever
+/// echoed: not in a 400's message (`"errors.tolerance": "${file:/etc/shadow}"` used to return the file), not
+/// in validate's errors, for POST, PUT and validate alike; a refused connector does not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn references_over_rest_are_refused_by_default_and_never_echoed() {
+    let secret = unique_name("shadow-line");
+    let dir = tempfile::tempdir().unwrap();
+    let shadow = dir.path().join("shadow");
+    std::fs::write(&shadow, format!("root:{secret}:19000:0:99999:7:::\n")).unwrap();
+    let valid = dir.path().join("tolerance");
+    std::fs::write(&valid, "all\n").unwrap();
+    let path_value = std::env::var("PATH").unwrap();
+    let cases = [
+        (
+            format!("${{file:{}}}", shadow.display()),
+            Some(secret.clone()),
+        ),
+        ("${env:PATH}".to_owned(), Some(path_value)),
+        (format!("${{file:{}}}", valid.display()), None),
+    ];
+    let recorder = Recorder::new();
+    let worker = worker(&recorder);
+    let (_server, rest) = rest(&worker).await;
+    let name = unique_name("sem-ref");
+    for (reference, hidden) in &cases {
+        let config = sink_config(
+            &name,
+            "sem-ref-topic",
+            &[("errors.tolerance", reference.as_str())],
+        );
+        let (code, created) = rest
+            .post(
+                "/connectors",
+                Some(&json!({"name": name, "config": config})),
+            )
+            .await;
+        let (put_code, put) = rest
+            .put(&format!("/connectors/{name}/config"), Some(&json!(config)))
+            .await;
+        let (validate_code, validated) = rest
+            .put(
+                "/connector-plugins/test-sink/config/validate",
+                Some(&json!(config)),
+            )
+            .await;
+        if let Some(hidden) = hidden {
+            for (what, body) in [("POST", &created), ("PUT", &put), ("validate", &validated)] {
+                assert!(
+                    !body.to_string().contains(hidden.as_str()),
+                    "{what} with {reference} echoed what it resolves to: {body}"
+                );
+            }
+        }
+        assert_eq!(
+            (code, put_code, validate_code),
+            (400, 400, 200),
+            "{reference}: {created} {put}"
+        );
+        for body in [&created, &put] {
+            let message = body["message"].as_str().unwrap();
+            assert!(
+                message.contains("errors.tolerance")
+                    && message.contains(reference.as_str())
+                    && message.contains("rest.allow_"),
+                "{reference}: {message}"
+            );
+        }
+        let errors = validated["configs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["value"]["name"] == "errors.tolerance")
+            .map(|c| c["value"]["errors"].clone())
+            .unwrap();
+        assert!(errors.to_string().contains("rest.allow_"), "{errors}");
+        assert_eq!(validated["error_count"], 1, "{validated}");
+    }
+    assert!(worker.connectors().await.is_empty());
+    worker.shutdown().await;
+}
+
+/// Issue 8 (9a): with `allow_file` naming a directory, a reference to a file in it resolves over REST, and
+/// when the value is wrong for its key the 400 and validate name the reference, never the value; a file
+/// outside the directory is refused without being read, through `..` or a symlink too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn references_the_worker_allows_resolve_over_rest_but_never_leak() {
+    let secret = unique_name("shadow-line");
+    let root = tempfile::tempdir().unwrap();
+    let (allowed, outside) = (root.path().join("allowed"), root.path().join("outside"));
+    std::fs::create_dir_all(&allowed).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(allowed.join("tolerance"), "all\n").unwrap();
+    std::fs::write(allowed.join("bad"), format!("{secret}\n")).unwrap();
+    std::fs::write(outside.join("secret"), format!("{secret}\n")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret"), allowed.join("link")).unwrap();
+    let reference = |p: std::path::PathBuf| format!("${{file:{}}}", p.display());
+    let recorder = Recorder::new();
+    let worker = worker(&recorder);
+    let (_server, rest) = rest_with(&worker, allow_files_in(&allowed)).await;
+    let name = unique_name("sem-ref-ok");
+    let with = |value: &str| sink_config(&name, "sem-ref-ok-topic", &[("errors.tolerance", value)]);
+
+    let bad = reference(allowed.join("bad"));
+    let (code, refused) = rest
+        .post(
+            "/connectors",
+            Some(&json!({"name": name, "config": with(&bad)})),
+        )
+        .await;
+    assert!(!refused.to_string().contains(&secret), "{refused}");
+    assert_eq!(code, 400, "{refused}");
+    let message = refused["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!(
+            "errors.tolerance: {bad} is not valid here: expected one of none, all"
+        )),
+        "{message}"
+    );
+    let (code, validated) = rest
+        .put(
+            "/connector-plugins/test-sink/config/validate",
+            Some(&json!(with(&bad))),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert!(!validated.to_string().contains(&secret), "{validated}");
+    assert_eq!(validated["error_count"], 1, "{validated}");
+
+    for escape in [
+        reference(outside.join("secret")),
+        reference(allowed.join("link")),
+        format!("${{file:{}/../outside/secret}}", allowed.display()),
+    ] {
+        let (code, refused) = rest
+            .post(
+                "/connectors",
+                Some(&json!({"name": name, "config": with(&escape)})),
+            )
+            .await;
+        assert_eq!(code, 400, "{escape}: {refused}");
+        assert!(!refused.to_string().contains(&secret), "{refused}");
+        assert!(
+            refused["message"].as_str().unwrap().contains("allow_file"),
+            "{escape}: {refused}"
+        );
+    }
+
+    let good = reference(allowed.join("tolerance"));
+    let (code, created) = rest
+        .post(
+            "/connectors",
+            Some(&json!({"name": name, "config": with(&good)})),
+        )
+        .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["config"]["errors.tolerance"], good.as_str());
+    let (code, _) = rest.delete(&format!("/connectors/{name}")).await;
+    assert_eq!(code, 204);
+    worker.shutdown().await;
 }
 
 /// `consumer.override.*` values may be secret references too (e.g. `consumer.override.sasl.password`): the

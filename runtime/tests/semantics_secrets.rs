@@ -1,6 +1,8 @@
-//! Secrets never leak: a connector whose config holds an `${env:…}` reference and a literal secret runs on the
-//! real broker (embedded worker, REST API, a poison pill logged and skipped, pause/resume/restart, a config
-//! update, validation), and neither the resolved value nor the literal appears in any REST answer or in the
+//! Secrets never leak: a connector whose config holds an `${env:…}` reference (allowed over REST by the
+//! worker's `allow_env`) and a literal secret runs on the real broker (embedded worker, REST API, a poison
+//! pill logged and skipped, pause/resume/restart, a config update, validation), a config whose reference
+//! resolves to a bad value is refused, a connector whose consumer gets the resolved value as a bad property
+//! fails; and neither the resolved value nor the literal appears in any REST answer, status trace or in the
 //! logs (every `tracing` event and `log` record of the process, captured at TRACE).
 //!
 //! One test only in this binary: it sets a process-wide environment variable and installs the global log
@@ -14,9 +16,13 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use ursa::connect::api::ConnectApi;
+use ursa::connect::config::ReferencePolicy;
+use ursa::connect::rest::RestConfig;
 use ursa_testkit::unique_name;
 
-use support::{Committed, DEADLINE, Producer, Recorder, eventually, flat, rest, topic, worker};
+use support::{
+    Committed, DEADLINE, Producer, Recorder, eventually, flat, rest_with, topic, worker,
+};
 
 /// Where the log subscriber writes.
 #[derive(Clone, Default)]
@@ -83,7 +89,17 @@ async fn scenario(var: &str, secret: &str, logs: &Buffer) {
         .await;
     let recorder = Recorder::new();
     let worker = worker(&recorder);
-    let (_server, rest) = rest(&worker).await;
+    let (_server, rest) = rest_with(
+        &worker,
+        RestConfig {
+            references: ReferencePolicy {
+                env: vec![var.to_owned()],
+                file: Vec::new(),
+            },
+            ..RestConfig::ephemeral()
+        },
+    )
+    .await;
     let name = unique_name("sem-secret");
     let reference = format!("${{env:{var}}}");
     let config = flat(&[
@@ -167,6 +183,56 @@ async fn scenario(var: &str, secret: &str, logs: &Buffer) {
         .await;
     assert_eq!(code, 400);
     record("PUT bad config", &v);
+    // A reference that resolves to a value the key refuses (issue 8: the 400 quoted the value).
+    let mut bad = config.clone();
+    bad.insert("errors.tolerance".into(), reference.clone());
+    let (code, v) = rest
+        .put(&format!("/connectors/{name}/config"), Some(&json!(bad)))
+        .await;
+    assert_eq!(code, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains(&reference), "{v}");
+    record("PUT config, reference to a bad value", &v);
+    let (code, v) = rest
+        .put(
+            "/connector-plugins/test-sink/config/validate",
+            Some(&json!(bad)),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(v["error_count"], 1, "{v}");
+    record("validate, reference to a bad value", &v);
+    // The consumer gets the resolved value as a property it refuses: the connector fails, and its trace
+    // (status, logs) says why without the value.
+    let failing = unique_name("sem-secret-fails");
+    let (code, v) = rest
+        .post(
+            "/connectors",
+            Some(&json!({"name": failing, "config": flat(&[
+                ("name", failing.as_str()),
+                ("connector.class", support::PLUGIN),
+                ("topics", topic.as_str()),
+                ("value.converter", "string"),
+                ("consumer.override.fetch.min.bytes", reference.as_str()),
+                ("restart.auto.enable", "false"),
+            ])})),
+        )
+        .await;
+    assert_eq!(code, 201, "{v}");
+    let failed = support::eventually_async("the consumer refused", DEADLINE, async || {
+        let (_, s) = rest.get(&format!("/connectors/{failing}/status")).await;
+        (s["tasks"][0]["state"] == "FAILED").then_some(s)
+    })
+    .await;
+    assert!(
+        failed["tasks"][0]["trace"]
+            .as_str()
+            .unwrap()
+            .contains("fetch.min.bytes"),
+        "{failed}"
+    );
+    record("status, failed", &failed);
+    let (code, _) = rest.delete(&format!("/connectors/{failing}")).await;
+    assert_eq!(code, 204);
     for (path, method) in [("pause", "PUT"), ("resume", "PUT")] {
         let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let (code, v) = rest
@@ -209,9 +275,15 @@ async fn scenario(var: &str, secret: &str, logs: &Buffer) {
         (t.contains(&name) && t.contains("record skipped")).then_some(t)
     })
     .await;
+    let leaks: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains(secret))
+        .map(|l| l.replace(secret, "<SECRET>"))
+        .collect();
     assert!(
-        !text.contains(secret),
-        "the logs show the resolved secret of ${{env:{var}}}"
+        leaks.is_empty(),
+        "the logs show the resolved secret of ${{env:{var}}}:\n{}",
+        leaks.join("\n")
     );
     assert!(!text.contains(LITERAL), "the logs show the literal secret");
 }

@@ -2,25 +2,18 @@
 //! diff, is idempotent, changes configs, refuses to shrink, and `--dry-run` changes nothing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 use std::time::Duration;
 
 use ursa::topics::Admin;
 use ursa_testkit::{Kafka, unique_name};
 
-fn ursa(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ursa"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+mod cli_support;
+use cli_support::text;
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+fn ursa(args: &[&str]) -> Output {
+    cli_support::ursa(Path::new("."), args)
 }
 
 fn catalog(
@@ -39,6 +32,27 @@ fn catalog(
     )
     .unwrap();
     path.display().to_string()
+}
+
+/// The topics once the broker's metadata shows all of `names` (polled for up to 30 s).
+async fn described(admin: &Admin, names: &[String]) -> Vec<ursa::topics::ExistingTopic> {
+    described_when(admin, names, |t| t.len() == names.len()).await
+}
+
+/// The topics `names` once `ready` holds for them (polled for up to 30 s; the last answer after that).
+async fn described_when(
+    admin: &Admin,
+    names: &[String],
+    ready: impl Fn(&[ursa::topics::ExistingTopic]) -> bool,
+) -> Vec<ursa::topics::ExistingTopic> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let topics = admin.describe(names).await.unwrap();
+        if ready(&topics) || std::time::Instant::now() > deadline {
+            return topics;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -84,7 +98,8 @@ async fn applies_the_catalog_to_a_real_broker() {
         &cat,
     ]);
     assert!(out.status.success(), "{}", text(&out));
-    let topics = admin.describe(&[a.clone(), b.clone()]).await.unwrap();
+    // CreateTopics returns once the controller has the topics; the broker's metadata follows a moment later.
+    let topics = described(&admin, &[a.clone(), b.clone()]).await;
     assert_eq!(topics.len(), 2, "{topics:?}");
     let ta = topics.iter().find(|t| t.name == a).unwrap();
     let tb = topics.iter().find(|t| t.name == b).unwrap();
@@ -176,11 +191,11 @@ async fn applies_the_catalog_to_a_real_broker() {
         shown.contains(&format!("~ topic {a}: partitions 6 -> 9")),
         "{shown}"
     );
-    let ta = admin
-        .describe(std::slice::from_ref(&a))
-        .await
-        .unwrap()
-        .remove(0);
+    let ta = described_when(&admin, std::slice::from_ref(&a), |t| {
+        t.first().is_some_and(|t| t.partitions == 9)
+    })
+    .await
+    .remove(0);
     assert_eq!(ta.partitions, 9);
 }
 

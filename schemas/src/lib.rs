@@ -4,6 +4,8 @@
 //! record implements [`ursa_avro::AvroRecord`] (encode, decode, schema resolution, Confluent wire format) and
 //! knows its topic and subjects from `schemas/topics.toml`; [`topics`] lists the catalog.
 
+// The generator formats its output with prettyplease; `cargo fmt` leaves it as it is (`--check` compares it).
+#[rustfmt::skip]
 #[path = "generated/mod.rs"]
 mod generated;
 

@@ -13,10 +13,13 @@ use std::process::{Command, ExitCode};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
+#[path = "bench_publish.rs"]
+mod bench_publish;
+
 /// Arguments of `cargo xtask bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The suite: `codegen`, `schema-check` or `registry`.
+    /// The suite: `codegen`, `schema-check`, `registry`, `runtime` or `publish`.
     suite: String,
     /// Keep the working directory (datum bytes, schemas, criterion estimates) and print its path.
     #[arg(long)]
@@ -32,8 +35,11 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         "schema-check" => crate::bench_governance::schema_check(),
         "registry" => crate::bench_governance::registry(),
         "runtime" => crate::bench_runtime::run(),
+        "publish" => bench_publish::run(),
         other => {
-            bail!("unknown benchmark suite `{other}` (known: codegen, schema-check, registry)")
+            bail!(
+                "unknown benchmark suite `{other}` (known: codegen, schema-check, registry, runtime, publish)"
+            )
         }
     }
 }

@@ -1,4 +1,5 @@
-//! `cargo xtask bench runtime`: the connector runtime's throughput against plain librdkafka consumers.
+//! `cargo xtask bench runtime`: the connector runtime's throughput against plain librdkafka consumers, a Python
+//! consumer doing its job, and Kafka Connect.
 //!
 //! One run starts a local nisshi broker (memory storage) and the dev registry (`ursa registry serve`, release
 //! build), produces N Avro `MessageReceived` records (Python confluent-kafka with its `AvroSerializer`: a few
@@ -18,6 +19,16 @@
 //!
 //! Goals for (c), informational (a miss never fails the command): at least 70 % of (a)'s records/s, at least
 //! 3× (b)'s records/s and at least 5× (b)'s records per CPU-second. `URSA_BENCH_RECORDS` sets N (500,000).
+//!
+//! Then, beside the runtime it replaces: Apache Kafka (a KRaft JVM from `target/peers/kafka`, PLAINTEXT) gets the
+//! same N `MessageReceived` values as JSON text (schemas off; produced once with confluent-kafka), read by:
+//!
+//! - (d) Kafka Connect (`ConnectDistributed` from `target/peers/connect`, 512 MiB heap) with FileStreamSink and
+//!   JsonConverter (`value.converter.schemas.enable=false`, StringConverter keys, `tasks.max=1`, commits every
+//!   500 ms): from `POST /connectors` until the file has N lines; CPU = the JVM's utime + stime over that time
+//!   (from /proc/PID/stat); (d') the same with a second connector on the now warm JVM;
+//! - (e) `ursa run` with the `file` sink and the `json` converter, measured as (c); (e') the same with
+//!   `file.fsync = false` (FileStreamSink never fsyncs).
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader, Read};
@@ -338,13 +349,12 @@ impl LineCounter {
 }
 
 /// Runs `ursa run` with a file sink until the file has `n` lines; measures time, CPU and peak memory.
-#[allow(clippy::too_many_arguments)]
+/// `extra` are connector keys after the common ones (the value converter and its settings, flow bounds).
 fn ursa_run(
     ursa: &Path,
     work: &Path,
     label: &str,
     bootstrap: &str,
-    registry: &str,
     topic: &str,
     n: u64,
     extra: &[(&str, &str)],
@@ -359,7 +369,7 @@ fn ursa_run(
         ),
     )?;
     let mut connector = format!(
-        "name = \"bench-{tag}-{}\"\n\"connector.class\" = \"file\"\ntopics = \"{topic}\"\nfile = \"{}\"\n\"key.converter\" = \"string\"\n\"value.converter\" = \"avro\"\n\"value.converter.schema.registry.url\" = \"{registry}\"\n\"offset.flush.interval.ms\" = \"500\"\n",
+        "name = \"bench-{tag}-{}\"\n\"connector.class\" = \"file\"\ntopics = \"{topic}\"\nfile = \"{}\"\n\"key.converter\" = \"string\"\n\"offset.flush.interval.ms\" = \"500\"\n",
         std::process::id(),
         out.display()
     );
@@ -392,8 +402,12 @@ fn ursa_run(
     }
     let mut counter = LineCounter::new(out.clone());
     let mut last_progress = (Instant::now(), 0);
+    let mut first_line = None;
     let (seconds, cpu, peak) = loop {
         let lines = counter.poll();
+        if lines > 0 && first_line.is_none() {
+            first_line = Some(start.elapsed().as_secs_f64());
+        }
         if lines >= n {
             let seconds = start.elapsed().as_secs_f64();
             break (seconds, cpu_of(pid, ticks), peak_of(pid));
@@ -428,11 +442,19 @@ fn ursa_run(
         cpu_seconds: cpu,
         peak_mib: peak,
         note: if total == n {
-            "process start to N lines".into()
+            format!("process start to N lines{}", first_line_note(first_line))
         } else {
-            format!("process start to N lines; {total} lines at exit")
+            format!(
+                "process start to N lines{}; {total} lines at exit",
+                first_line_note(first_line)
+            )
         },
     })
+}
+
+/// `; first line at 0.42 s`, for the notes: how much of the time was start-up (group join, assignment).
+fn first_line_note(at: Option<f64>) -> String {
+    at.map_or_else(String::new, |s| format!("; first line at {s:.2} s"))
 }
 
 fn fmt_opt(v: Option<f64>, digits: usize) -> String {
@@ -575,15 +597,18 @@ fn run_in(root: &Path, ursa: &Path, work: &Path, n: u64) -> Result<ExitCode> {
 
     // (c) ursa run.
     eprintln!("(c) ursa run, file sink, avro converter (defaults)");
+    let avro: [(&str, &str); 2] = [
+        ("value.converter", "avro"),
+        ("value.converter.schema.registry.url", &registry_url),
+    ];
     let c = ursa_run(
         ursa,
         work,
         "(c) ursa run (defaults)",
         &bootstrap,
-        &registry_url,
         &topic,
         n,
-        &[],
+        &avro,
     )?;
     eprintln!("(c') ursa run with larger flow bounds");
     let c2 = ursa_run(
@@ -591,14 +616,17 @@ fn run_in(root: &Path, ursa: &Path, work: &Path, n: u64) -> Result<ExitCode> {
         work,
         "(c') ursa run (batch 5000, in-flight 200000)",
         &bootstrap,
-        &registry_url,
         &topic,
         n,
         &[
+            avro[0],
+            avro[1],
             ("batch.max.records", "5000"),
             ("consumer.max.in.flight.records", "200000"),
         ],
     )?;
+    // (d), (e): JSON records on Apache Kafka, Kafka Connect beside ursa.
+    let json = json_rows(root, ursa, work, &schema, n)?;
     let machine_after = machine();
 
     // The table.
@@ -660,6 +688,473 @@ fn run_in(root: &Path, ursa: &Path, work: &Path, n: u64) -> Result<ExitCode> {
             cpu_vs_b.map_or_else(|| "-".into(), |r| format!("{r:.2}×"))
         )?;
     }
+    writeln!(out, "\n{json}")?;
     println!("\n{out}");
     Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// JSON records on Apache Kafka: Kafka Connect's FileStreamSink and `ursa run`'s file sink.
+
+/// Produces the JSON records: the same generated `MessageReceived` values as the Avro rows, as JSON text.
+const PRODUCE_JSON: &str = r#"
+import json, sys, time
+root, bootstrap, topic, partitions, schema_file, count = sys.argv[1:7]
+sys.path[:0] = [root + "/runtime/bench", root + "/runtime/tests/python"]
+import produce_avro, runtime_peer
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+count = int(count)
+admin = AdminClient({"bootstrap.servers": bootstrap})
+deadline = time.monotonic() + 60
+while True:
+    try:
+        for f in admin.create_topics([NewTopic(topic, num_partitions=int(partitions), replication_factor=1)]).values():
+            f.result(30)
+        break
+    except Exception as e:  # the broker may still be electing its controller
+        if "TOPIC_ALREADY_EXISTS" in str(e):
+            break
+        if time.monotonic() > deadline:
+            raise
+        time.sleep(0.2)
+schema = json.load(open(schema_file, encoding="utf-8"))
+values = [
+    json.dumps(runtime_peer.jsonable(produce_avro.value(schema)), separators=(",", ":")).encode()
+    for _ in range(runtime_peer.DISTINCT)
+]
+producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1000000,
+                     "queue.buffering.max.messages": 1000000, "queue.buffering.max.kbytes": 1048576})
+errors = []
+start = time.monotonic()
+total = 0
+for i in range(count):
+    value = values[i % len(values)]
+    total += len(value)
+    while True:
+        try:
+            producer.produce(topic, key=str(i).encode(), value=value,
+                             on_delivery=lambda err, _m: err and errors.append(err))
+            break
+        except BufferError:
+            producer.poll(0.01)
+    if i % 10000 == 0:
+        producer.poll(0)
+left = producer.flush(120)
+if errors or left:
+    sys.exit(f"delivery failed: {errors[:5]} ({left} undelivered)")
+print(json.dumps({"records": count, "seconds": time.monotonic() - start, "avg_value_bytes": total / count}))
+"#;
+
+/// The `java` to run: `$JAVA`, else `$JAVA_HOME/bin/java`, else `java` on the PATH (as the testkit's).
+fn java() -> PathBuf {
+    std::env::var_os("JAVA")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("JAVA_HOME").map(|h| PathBuf::from(h).join("bin/java")))
+        .unwrap_or_else(|| PathBuf::from("java"))
+}
+
+/// Writes `key=value` lines to `path`.
+fn properties(path: &Path, lines: &[(&str, String)]) -> Result<()> {
+    let mut text = String::new();
+    for (k, v) in lines {
+        writeln!(text, "{k}={v}")?;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Starts a JVM with `args`, output to `log`.
+fn jvm(args: &[String], log: &Path, what: &str) -> Result<Proc> {
+    let out = std::fs::File::create(log)?;
+    let child = Command::new(java())
+        .args(args)
+        .env("KAFKA_HEAP_OPTS", "")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .spawn()
+        .with_context(|| format!("starting {what} ({})", java().display()))?;
+    Ok(Proc(child))
+}
+
+const JVM_OPTS: [&str; 4] = [
+    "-Xms128m",
+    "-Xmx512m",
+    "-XX:+UseSerialGC",
+    "-Djava.awt.headless=true",
+];
+
+/// Apache Kafka from `target/peers/kafka` (the testkit's broker, without its SASL_SSL listener): a KRaft node,
+/// PLAINTEXT on a free port. Returns it and its bootstrap address once it listens.
+fn start_apache_kafka(peers: &Path, work: &Path) -> Result<(Proc, String)> {
+    let dir = work.join("kafka");
+    std::fs::create_dir_all(dir.join("data"))?;
+    let (plain, controller) = (free_port()?, free_port()?);
+    let config = dir.join("server.properties");
+    properties(
+        &config,
+        &[
+            ("process.roles", "broker,controller".into()),
+            ("node.id", "1".into()),
+            (
+                "controller.quorum.voters",
+                format!("1@127.0.0.1:{controller}"),
+            ),
+            (
+                "listeners",
+                format!("PLAINTEXT://127.0.0.1:{plain},CONTROLLER://127.0.0.1:{controller}"),
+            ),
+            (
+                "advertised.listeners",
+                format!("PLAINTEXT://127.0.0.1:{plain}"),
+            ),
+            ("controller.listener.names", "CONTROLLER".into()),
+            ("inter.broker.listener.name", "PLAINTEXT".into()),
+            (
+                "listener.security.protocol.map",
+                "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT".into(),
+            ),
+            ("log.dirs", dir.join("data").display().to_string()),
+            ("num.partitions", "1".into()),
+            ("offsets.topic.replication.factor", "1".into()),
+            ("offsets.topic.num.partitions", "1".into()),
+            ("transaction.state.log.replication.factor", "1".into()),
+            ("transaction.state.log.min.isr", "1".into()),
+            (
+                "share.coordinator.state.topic.replication.factor",
+                "1".into(),
+            ),
+            ("share.coordinator.state.topic.min.isr", "1".into()),
+            ("group.initial.rebalance.delay.ms", "0".into()),
+        ],
+    )?;
+    let cp = format!("{}/kafka/lib/*", peers.display());
+    let format = Command::new(java())
+        .args([
+            "-Xmx256m",
+            "-XX:+UseSerialGC",
+            "-cp",
+            &cp,
+            "kafka.tools.StorageTool",
+        ])
+        // Any id of 16 bytes in URL-safe base64: the storage is fresh every run.
+        .args([
+            "format",
+            "--cluster-id",
+            "dXJzYS1iZW5jaC1ydW50aW1l",
+            "--config",
+        ])
+        .arg(&config)
+        .output()
+        .context("running kafka-storage format")?;
+    if !format.status.success() {
+        bail!(
+            "kafka-storage format failed: {}",
+            String::from_utf8_lossy(&format.stderr)
+        );
+    }
+    let mut args: Vec<String> = JVM_OPTS.iter().map(|s| (*s).to_owned()).collect();
+    args.extend([
+        "-cp".into(),
+        cp,
+        "kafka.Kafka".into(),
+        config.display().to_string(),
+    ]);
+    let broker = jvm(&args, &dir.join("broker.log"), "Apache Kafka")?;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::net::TcpStream::connect(("127.0.0.1", plain)).is_err() {
+        if Instant::now() > deadline {
+            bail!(
+                "Apache Kafka did not listen on {plain} (log in {})",
+                dir.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((broker, format!("127.0.0.1:{plain}")))
+}
+
+/// One HTTP/1.0 request: the status and the body.
+fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> Result<(u16, String)> {
+    use std::io::Write as _;
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let body = body.unwrap_or("");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("not an HTTP answer from {addr}: {text:?}"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// A Kafka Connect worker (distributed mode, a group of one) from `target/peers/connect`, with connect-file
+/// on its plugin.path and JsonConverter without schemas; returns it, its pid and its REST address once it
+/// lists FileStreamSinkConnector.
+fn start_connect(peers: &Path, work: &Path, bootstrap: &str) -> Result<(Proc, u32, String)> {
+    let dir = work.join("connect");
+    std::fs::create_dir_all(&dir)?;
+    let port = free_port()?;
+    let id = format!("bench-connect-{}", std::process::id());
+    let json = "org.apache.kafka.connect.json.JsonConverter";
+    let config = dir.join("worker.properties");
+    properties(
+        &config,
+        &[
+            ("bootstrap.servers", bootstrap.to_owned()),
+            ("group.id", id.clone()),
+            ("config.storage.topic", format!("{id}-configs")),
+            ("offset.storage.topic", format!("{id}-offsets")),
+            ("status.storage.topic", format!("{id}-status")),
+            ("config.storage.replication.factor", "1".into()),
+            ("offset.storage.replication.factor", "1".into()),
+            ("status.storage.replication.factor", "1".into()),
+            ("offset.storage.partitions", "1".into()),
+            ("status.storage.partitions", "1".into()),
+            ("key.converter", json.into()),
+            ("value.converter", json.into()),
+            ("key.converter.schemas.enable", "false".into()),
+            ("value.converter.schemas.enable", "false".into()),
+            (
+                "plugin.path",
+                peers.join("connect/plugins").display().to_string(),
+            ),
+            ("listeners", format!("http://127.0.0.1:{port}")),
+            ("rest.advertised.host.name", "127.0.0.1".into()),
+            ("rest.advertised.port", port.to_string()),
+            // Commits as often as ursa's in this bench.
+            ("offset.flush.interval.ms", "500".into()),
+            ("scheduled.rebalance.max.delay.ms", "0".into()),
+        ],
+    )?;
+    let mut args: Vec<String> = JVM_OPTS.iter().map(|s| (*s).to_owned()).collect();
+    args.extend([
+        "-cp".into(),
+        format!("{}/connect/lib/*", peers.display()),
+        "org.apache.kafka.connect.cli.ConnectDistributed".into(),
+        config.display().to_string(),
+    ]);
+    let mut connect = jvm(&args, &dir.join("connect.log"), "Kafka Connect")?;
+    let pid = connect.0.id();
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        if let Ok((200, plugins)) = http(&addr, "GET", "/connector-plugins", None)
+            && plugins.contains("FileStreamSinkConnector")
+        {
+            break;
+        }
+        if let Ok(Some(status)) = connect.0.try_wait() {
+            bail!("Kafka Connect exited ({status}); log in {}", dir.display());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "Kafka Connect did not list FileStreamSinkConnector (log in {})",
+                dir.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok((connect, pid, addr))
+}
+
+/// Creates a FileStreamSink connector (JsonConverter, schemas off) on the running worker and waits until its
+/// file has `n` lines; the time and the JVM's CPU are from the `POST /connectors` to the N-th line.
+fn connect_run(
+    connect: &mut Proc,
+    pid: u32,
+    addr: &str,
+    work: &Path,
+    label: &str,
+    topic: &str,
+    n: u64,
+) -> Result<Measure> {
+    let tag = label.replace(|c: char| !c.is_ascii_alphanumeric(), "");
+    let out = work.join(format!("connect-{tag}.txt"));
+    let name = format!("bench-{tag}-{}", std::process::id());
+    let body = serde_json::json!({
+        "name": name,
+        "config": {
+            "connector.class": "FileStreamSink",
+            "tasks.max": "1",
+            "topics": topic,
+            "file": out.display().to_string(),
+            "key.converter": "org.apache.kafka.connect.storage.StringConverter",
+            "value.converter": "org.apache.kafka.connect.json.JsonConverter",
+            "value.converter.schemas.enable": "false",
+        }
+    });
+    let ticks = clock_ticks();
+    let cpu_before = cpu_of(pid, ticks);
+    let start = Instant::now();
+    let (status, answer) = http(addr, "POST", "/connectors", Some(&body.to_string()))?;
+    if status != 201 {
+        bail!("creating the FileStreamSink connector: {status} {answer}");
+    }
+    let mut counter = LineCounter::new(out.clone());
+    let mut last_progress = (Instant::now(), 0);
+    let mut first_line = None;
+    let (seconds, cpu_after) = loop {
+        let lines = counter.poll();
+        if lines > 0 && first_line.is_none() {
+            first_line = Some(start.elapsed().as_secs_f64());
+        }
+        if lines >= n {
+            break (start.elapsed().as_secs_f64(), cpu_of(pid, ticks));
+        }
+        if lines > last_progress.1 {
+            last_progress = (Instant::now(), lines);
+        } else if last_progress.0.elapsed() > STALL {
+            bail!("Kafka Connect stalled at {lines} of {n} lines");
+        }
+        if let Ok(Some(status)) = connect.0.try_wait() {
+            bail!("Kafka Connect exited ({status}) at {lines} of {n} lines");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = http(addr, "DELETE", &format!("/connectors/{name}"), None);
+    let _ = std::fs::remove_file(&out);
+    Ok(Measure {
+        name: label.into(),
+        records: n,
+        seconds,
+        cpu_seconds: cpu_before.zip(cpu_after).map(|(b, a)| a - b),
+        peak_mib: peak_of(pid),
+        note: format!(
+            "POST /connectors to N lines{}; JVM CPU in that time; peak RSS of the JVM",
+            first_line_note(first_line)
+        ),
+    })
+}
+
+/// The JSON rows: one broker, the records produced once, then Kafka Connect (a fresh JVM's first connector,
+/// then a second one on the warm JVM) and `ursa run` (defaults, then without fsync, as FileStreamSink).
+fn json_rows(root: &Path, ursa: &Path, work: &Path, schema: &Path, n: u64) -> Result<String> {
+    let peers = root.join("target/peers");
+    // Peers already fetched are used as they are (`cargo xtask test` keeps them fresh); a refetch would
+    // replace the jars under tests that may be running.
+    let fetched = ["kafka/lib", "connect/lib", "connect/plugins"]
+        .iter()
+        .all(|d| peers.join(d).is_dir());
+    if !fetched && !crate::peers::ensure_java_peers()? {
+        let skipped = "Kafka Connect rows not run: java or mvn does not answer here (install Java 17+ and Maven)";
+        eprintln!("{skipped}");
+        return Ok(format!("{skipped}\n"));
+    }
+    eprintln!("JSON rows: starting Apache Kafka");
+    let (_broker, bootstrap) = start_apache_kafka(&peers, work)?;
+    let topic = format!("bench-message-received-json-{}", std::process::id());
+    eprintln!("producing {n} JSON MessageReceived records to {topic} ({PARTITIONS} partitions)");
+    let out = Command::new(python())
+        .args(["-c", PRODUCE_JSON])
+        .arg(root)
+        .args([&bootstrap, &topic, &PARTITIONS.to_string()])
+        .arg(schema)
+        .arg(n.to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the JSON producer")?;
+    if !out.status.success() {
+        bail!("producing the JSON records failed ({})", out.status);
+    }
+    let produced: Value = serde_json::from_slice(&out.stdout)?;
+    let avg_bytes = produced["avg_value_bytes"].as_f64().unwrap_or(0.0);
+    eprintln!("starting Kafka Connect");
+    let (mut connect, pid, addr) = start_connect(&peers, work, &bootstrap)?;
+    let mut rows = Vec::new();
+    for label in [
+        "(d) Kafka Connect FileStreamSink, JsonConverter (first connector of the JVM)",
+        "(d') the same, second connector (warm JVM)",
+    ] {
+        eprintln!("{label}");
+        rows.push(connect_run(
+            &mut connect,
+            pid,
+            &addr,
+            work,
+            label,
+            &topic,
+            n,
+        )?);
+    }
+    let connect_peak = peak_of(pid);
+    drop(connect);
+    let json: [(&str, &str); 2] = [
+        ("value.converter", "json"),
+        ("value.converter.schemas.enable", "false"),
+    ];
+    eprintln!("(e) ursa run, file sink, json converter");
+    rows.push(ursa_run(
+        ursa,
+        work,
+        "(e) ursa run, file sink, json converter (defaults)",
+        &bootstrap,
+        &topic,
+        n,
+        &json,
+    )?);
+    eprintln!("(e') the same without fsync");
+    rows.push(ursa_run(
+        ursa,
+        work,
+        "(e') the same, file.fsync = false",
+        &bootstrap,
+        &topic,
+        n,
+        &[json[0], json[1], ("file.fsync", "false")],
+    )?);
+    let mut table = String::new();
+    writeln!(
+        table,
+        "{n} JSON MessageReceived records ({avg_bytes:.0} bytes per value on average, the Avro rows' values as JSON text), {PARTITIONS} partitions, Apache Kafka 4.4 (local KRaft JVM); Kafka Connect 4.3.1 (distributed, 512 MiB heap, peak RSS {} MiB)\n",
+        fmt_opt(connect_peak, 0)
+    )?;
+    writeln!(
+        table,
+        "| consumer | records | seconds | records/s | CPU s | records/CPU-s | peak RSS MiB | measured |"
+    )?;
+    writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---|")?;
+    for m in &rows {
+        writeln!(
+            table,
+            "| {} | {} | {:.2} | {:.0} | {} | {} | {} | {} |",
+            m.name,
+            m.records,
+            m.seconds,
+            m.rate(),
+            fmt_opt(m.cpu_seconds, 2),
+            fmt_opt(m.per_cpu(), 0),
+            fmt_opt(m.peak_mib, 0),
+            m.note
+        )?;
+    }
+    let best_connect = rows[..2]
+        .iter()
+        .max_by(|a, b| a.rate().total_cmp(&b.rate()))
+        .cloned()
+        .unwrap_or_default();
+    for m in &rows[2..] {
+        let cpu = match (m.per_cpu(), best_connect.per_cpu()) {
+            (Some(x), Some(y)) => format!("{:.2}×", x / y),
+            _ => "-".into(),
+        };
+        writeln!(
+            table,
+            "\n{} vs the faster Kafka Connect row: {:.2}× the records/s, {cpu} the records per CPU-second",
+            m.name,
+            m.rate() / best_connect.rate()
+        )?;
+    }
+    Ok(table)
 }

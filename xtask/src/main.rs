@@ -4,8 +4,10 @@ mod bench;
 mod bench_governance;
 mod bench_runtime;
 mod codegen;
+mod node;
 mod peers;
 mod postgres;
+mod prometheus;
 mod test;
 
 use clap::{Parser, Subcommand};

@@ -76,6 +76,20 @@ pub fn ensure_java_peers() -> Result<bool> {
             "`mvn -B -f tests/peers/pom.xml package` failed ({status}): Maven Central must be reachable"
         );
     }
+    for expected in [
+        "kafka/lib",
+        "connect/lib",
+        "connect/plugins/connect-file",
+        "apicurio/quarkus-run.jar",
+        "avro-compat/lib",
+    ] {
+        if !peers.join(expected).exists() {
+            bail!(
+                "`mvn -f tests/peers/pom.xml package` left no {}",
+                peers.join(expected).display()
+            );
+        }
+    }
     std::fs::write(&stamp_file, want)?;
     Ok(true)
 }

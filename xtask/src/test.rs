@@ -40,16 +40,62 @@ const PYTHON_PACKAGES: &[&str] = &[
     "avro==1.12.2",
     "confluent-kafka[avro,schemaregistry]==2.16.1",
     "kafka-connect-py==1.0.0",
+    "prometheus_client==0.24.1",
+    "aiosmtpd==1.4.6",
+    "standardwebhooks==1.1.0",
 ];
 
 fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
-/// Installs the Python packages unless they are already importable.
+/// `(distribution, version)` of each `name[extras]==version` requirement.
+fn pins<'a>(packages: &[&'a str]) -> Vec<(&'a str, &'a str)> {
+    packages
+        .iter()
+        .filter_map(|p| p.split_once("=="))
+        .map(|(name, version)| (name.split('[').next().unwrap_or(name), version))
+        .collect()
+}
+
+/// The requirements of `packages` that `py` does not have at the pinned version, one line each.
+fn python_mismatches(py: &str, packages: &[&str]) -> Result<Vec<String>> {
+    let pins: Vec<String> = pins(packages)
+        .iter()
+        .map(|(name, version)| format!("({name:?}, {version:?})"))
+        .collect();
+    let script = format!(
+        "import importlib.metadata as m\n\
+         for name, want in [{}]:\n\
+         \x20   try:\n\
+         \x20       have = m.version(name)\n\
+         \x20   except m.PackageNotFoundError:\n\
+         \x20       print(f'{{name}} is not installed, {{want}} is pinned')\n\
+         \x20       continue\n\
+         \x20   if have != want:\n\
+         \x20       print(f'{{name}} {{have}} is installed, {{want}} is pinned')\n",
+        pins.join(", ")
+    );
+    let out = Command::new(py)
+        .args(["-c", &script])
+        .output()
+        .with_context(|| format!("running {py}"))?;
+    if !out.status.success() {
+        bail!(
+            "{py} could not list its packages: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Installs the Python packages unless every one is installed at its pinned version and importable.
 pub fn ensure_python_packages() -> Result<()> {
     let py = python();
-    let present = Command::new(&py)
+    let importable = Command::new(&py)
         .args([
             "-c",
             "import fastavro, avro, confluent_kafka.schema_registry.avro, kafka_connect",
@@ -57,8 +103,12 @@ pub fn ensure_python_packages() -> Result<()> {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false);
-    if present {
+    let mismatches = python_mismatches(&py, PYTHON_PACKAGES)?;
+    if importable && mismatches.is_empty() {
         return Ok(());
+    }
+    for m in &mismatches {
+        eprintln!("{m}");
     }
     eprintln!(
         "installing Python test peers: {}",
@@ -148,6 +198,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     ensure_python_packages()?;
     ensure_nisshi()?;
     ensure_kcat()?;
+    crate::prometheus::ensure_prometheus()?;
+    crate::node::ensure_node_peers()?;
     let java_peers = crate::peers::ensure_java_peers()?;
     // Kept alive until the tests are done: a private cluster stops when it drops.
     let postgres = crate::postgres::ensure_postgres()?;
@@ -196,4 +248,61 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn python_pins_are_name_and_version() {
+        assert_eq!(
+            pins(PYTHON_PACKAGES),
+            [
+                ("fastavro", "1.13.1"),
+                ("avro", "1.12.2"),
+                ("confluent-kafka", "2.16.1"),
+                ("kafka-connect-py", "1.0.0"),
+                ("prometheus_client", "0.24.1"),
+                ("aiosmtpd", "1.4.6"),
+                ("standardwebhooks", "1.1.0"),
+            ]
+        );
+    }
+
+    /// The check compares installed versions with the pins, not only that the modules import: a wrong
+    /// version or a missing package is reported (run with the Python the tests use, which has fastavro).
+    #[test]
+    fn python_versions_are_checked_against_the_pins() {
+        let py = python();
+        assert_eq!(
+            python_mismatches(&py, &["fastavro==0.0.1", "no-such-package-ursa==1.0"]).unwrap(),
+            [
+                format!(
+                    "fastavro {} is installed, 0.0.1 is pinned",
+                    python_version(&py, "fastavro")
+                ),
+                "no-such-package-ursa is not installed, 1.0 is pinned".to_owned(),
+            ]
+        );
+        let installed = format!("fastavro=={}", python_version(&py, "fastavro"));
+        assert!(python_mismatches(&py, &[&installed]).unwrap().is_empty());
+    }
+
+    fn python_version(py: &str, dist: &str) -> String {
+        let out = Command::new(py)
+            .args([
+                "-c",
+                &format!("import importlib.metadata as m; print(m.version({dist:?}))"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{dist} is not installed: run `cargo xtask test`"
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
 }

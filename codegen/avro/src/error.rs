@@ -92,6 +92,17 @@ pub enum Error {
         /// The limit.
         limit: usize,
     },
+    /// More collection items that take no bytes on the wire (`null`, empty records, `fixed` of size 0) in one
+    /// datum than the reader's limit.
+    #[error(
+        "the array at byte {offset} takes the datum over {limit} items that take no bytes (null, empty records, fixed of size 0)"
+    )]
+    TooManyEmptyItems {
+        /// Where the block count is.
+        offset: usize,
+        /// The limit ([`crate::Limits::max_empty_items`]).
+        limit: usize,
+    },
     /// Values nested deeper than the reader's limit (recursive types).
     #[error("data nested deeper than {limit} levels at byte {offset}")]
     TooDeep {
@@ -131,6 +142,14 @@ pub enum Error {
     /// Writer and reader schemas are not compatible.
     #[error("cannot resolve writer schema against reader schema: {0}")]
     Resolution(String),
+    /// A generated builder's `build` was called without a field that has no schema default.
+    #[error("{record}: field `{field}` has no default and was not set")]
+    MissingField {
+        /// The record's full name.
+        record: &'static str,
+        /// The field's wire name.
+        field: &'static str,
+    },
 }
 
 impl Error {

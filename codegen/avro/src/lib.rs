@@ -18,11 +18,13 @@ pub mod logical;
 mod record;
 pub mod resolve;
 pub mod schema;
+#[cfg(feature = "serde")]
+pub mod serde_support;
 pub mod value;
 pub mod wire;
 
 pub use binary::{Limits, Reader, encode};
-pub use confluent::ConfluentDecoder;
+pub use confluent::{ConfluentDecoder, WriterSchema};
 pub use error::Error;
 pub use indexmap::IndexMap;
 pub use logical::{Decimal, Duration};
@@ -37,4 +39,7 @@ pub mod __private {
 }
 
 pub use chrono;
+/// `serde`, which generated types derive through (`#[serde(crate = "::ursa_avro::serde")]`).
+#[cfg(feature = "serde")]
+pub use serde;
 pub use uuid;

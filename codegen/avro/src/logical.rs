@@ -191,9 +191,37 @@ pub struct Decimal {
 }
 
 impl Decimal {
+    /// The most digits [`str::parse`] accepts (leading zeros of the integer part aside): text conversion is
+    /// quadratic in the length, so longer text is refused before any work, as CPython refuses integer text of
+    /// more than 4300 digits.
+    pub const MAX_TEXT_DIGITS: usize = 4300;
+
     /// From the wire bytes of the unscaled value (empty means zero) and the schema's scale.
     pub fn from_unscaled_bytes(unscaled: Vec<u8>, scale: u32) -> Self {
         Decimal { unscaled, scale }
+    }
+
+    /// A decoded `decimal(precision, scale)`, as generated decoders read it. Decoding refuses what encoding
+    /// ([`Decimal::check`]) refuses, so every decoded value re-encodes: the unscaled bytes must not be longer
+    /// (sign extension aside) than `precision` digits can need, which also bounds the cost of its text, and
+    /// the value must have at most `precision` digits. (Avro Java reads such a value, but cannot write it back.)
+    pub fn from_wire(unscaled: &[u8], precision: u32, scale: u32) -> Result<Self, Error> {
+        let len = minimal(unscaled).len();
+        let most = bytes_for_precision(precision);
+        if len > most {
+            return Err(out_of_range(
+                "decimal",
+                format!(
+                    "the unscaled value has {len} significant bytes; precision {precision} needs at most {most}"
+                ),
+            ));
+        }
+        let d = Decimal {
+            unscaled: unscaled.to_vec(),
+            scale,
+        };
+        d.check_precision(precision)?;
+        Ok(d)
     }
 
     /// From an unscaled integer: `Decimal::from_i128(12345, 2)` is 123.45.
@@ -258,6 +286,20 @@ impl Decimal {
                 format!("{self} has scale {}, the schema says {scale}", self.scale),
             ));
         }
+        self.check_precision(precision)
+    }
+
+    /// Checks that the value has at most `precision` digits.
+    fn check_precision(&self, precision: u32) -> Result<(), Error> {
+        let len = minimal(&self.unscaled).len();
+        if len > bytes_for_precision(precision) {
+            return Err(out_of_range(
+                "decimal",
+                format!(
+                    "a value of {len} significant bytes has more than the {precision} digits the schema allows"
+                ),
+            ));
+        }
         let digits = self.magnitude_digits();
         let significant = digits.trim_start_matches('0').len();
         if significant > precision as usize {
@@ -269,9 +311,10 @@ impl Decimal {
         Ok(())
     }
 
-    /// Decimal digits of |unscaled|.
+    /// Decimal digits of |unscaled|: the magnitude in 32-bit limbs, divided by 10^9 per pass (nine digits at a
+    /// time, skipping limbs that became zero). Still quadratic, but a 1 KiB value takes about 3,000 limb steps.
     fn magnitude_digits(&self) -> String {
-        // Two's complement → magnitude, then repeated division by 10.
+        // Two's complement → magnitude.
         let mut mag: Vec<u8> = self.unscaled.clone();
         if self.is_negative() {
             for b in &mut mag {
@@ -285,22 +328,47 @@ impl Decimal {
                 }
             }
         }
-        let mut digits = Vec::new();
-        while mag.iter().any(|b| *b != 0) {
-            let mut rem = 0u32;
-            for b in &mut mag {
-                let cur = (rem << 8) | u32::from(*b);
-                *b = (cur / 10) as u8;
-                rem = cur % 10;
+        // Big-endian bytes → big-endian u32 limbs.
+        let pad = (4 - mag.len() % 4) % 4;
+        let padded: Vec<u8> = std::iter::repeat_n(0, pad).chain(mag).collect();
+        let mut limbs: Vec<u32> = padded
+            .chunks_exact(4)
+            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        const CHUNK: u64 = 1_000_000_000;
+        let mut chunks: Vec<u32> = Vec::new(); // base-10^9 digits, least significant first
+        let mut start = 0;
+        while start < limbs.len() {
+            let mut rem = 0u64;
+            for limb in &mut limbs[start..] {
+                let cur = (rem << 32) | u64::from(*limb);
+                *limb = (cur / CHUNK) as u32;
+                rem = cur % CHUNK;
             }
-            digits.push(b'0' + rem as u8);
+            chunks.push(rem as u32);
+            while start < limbs.len() && limbs[start] == 0 {
+                start += 1;
+            }
         }
-        if digits.is_empty() {
-            digits.push(b'0');
+        let mut out = String::with_capacity(chunks.len() * 9 + 1);
+        match chunks.split_last() {
+            None => out.push('0'),
+            Some((top, rest)) => {
+                out.push_str(&top.to_string());
+                for c in rest.iter().rev() {
+                    out.push_str(&format!("{c:09}"));
+                }
+            }
         }
-        digits.reverse();
-        String::from_utf8(digits).unwrap_or_default()
+        out
     }
+}
+
+/// The most bytes a two's-complement unscaled value of `precision` digits needs.
+pub(crate) fn bytes_for_precision(precision: u32) -> usize {
+    // log2(10) < 3.322; one more bit for the sign.
+    let bits = (u64::from(precision) * 3322).div_ceil(1000) + 1;
+    usize::try_from(bits.div_ceil(8)).unwrap_or(usize::MAX)
 }
 
 /// Strips redundant sign-extension bytes.
@@ -330,8 +398,13 @@ impl PartialEq for Decimal {
 }
 
 impl std::hash::Hash for Decimal {
+    /// Hashes the scale and the unscaled value without redundant sign extension (zero as no bytes), in linear
+    /// time, so that values equal under `==` hash equal.
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.to_string().hash(state);
+        let b = minimal(&self.unscaled);
+        let b = if b == [0] { &b[..0] } else { b };
+        self.scale.hash(state);
+        b.hash(state);
     }
 }
 
@@ -362,7 +435,7 @@ impl fmt::Debug for Decimal {
 impl FromStr for Decimal {
     type Err = Error;
 
-    /// Parses `-123.45` (scale = digits after the point).
+    /// Parses `-123.45` (scale = digits after the point); at most [`Decimal::MAX_TEXT_DIGITS`] digits.
     fn from_str(s: &str) -> Result<Self, Error> {
         let bad = || out_of_range("decimal", format!("{s:?} is not a decimal number"));
         let (neg, body) = match s.strip_prefix('-') {
@@ -375,23 +448,35 @@ impl FromStr for Decimal {
         {
             return Err(bad());
         }
-        // Magnitude as big-endian bytes: multiply by 10 and add each digit.
-        let mut mag: Vec<u8> = vec![0];
-        for d in int.bytes().chain(frac.bytes()) {
-            let mut carry = u32::from(d - b'0');
-            for b in mag.iter_mut().rev() {
-                let cur = u32::from(*b) * 10 + carry;
+        let int = int.trim_start_matches('0');
+        if int.len() + frac.len() > Decimal::MAX_TEXT_DIGITS {
+            return Err(out_of_range(
+                "decimal",
+                format!(
+                    "text of {} digits: more than {} digits are not parsed",
+                    int.len() + frac.len(),
+                    Decimal::MAX_TEXT_DIGITS
+                ),
+            ));
+        }
+        // Magnitude as little-endian bytes: multiply by 10^k and add each chunk of up to 19 digits.
+        let digits: Vec<u8> = int.bytes().chain(frac.bytes()).map(|d| d - b'0').collect();
+        let mut mag: Vec<u8> = Vec::new();
+        for chunk in digits.chunks(19) {
+            let mul = 10u128.pow(chunk.len() as u32);
+            let mut carry = chunk.iter().fold(0u128, |acc, d| acc * 10 + u128::from(*d));
+            for b in &mut mag {
+                let cur = u128::from(*b) * mul + carry;
                 *b = cur as u8;
                 carry = cur >> 8;
             }
             while carry > 0 {
-                mag.insert(0, carry as u8);
+                mag.push(carry as u8);
                 carry >>= 8;
             }
         }
-        if mag[0] & 0x80 != 0 {
-            mag.insert(0, 0);
-        }
+        mag.push(0); // room for the sign bit
+        mag.reverse();
         if neg {
             for b in &mut mag {
                 *b = !*b;
@@ -438,6 +523,70 @@ mod tests {
             "-123456789012345678901234567890123456789012.5"
         );
         assert_eq!(big.to_i128(), None);
+    }
+
+    /// Runs `f` on another thread and fails if it takes longer than `secs` (a quadratic conversion of the
+    /// inputs below takes minutes).
+    fn within<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(secs))
+            .unwrap_or_else(|_| panic!("took more than {secs} s"))
+    }
+
+    #[test]
+    fn decimal_text_and_hash_cost_is_bounded() {
+        // Parsing refuses more digits than `4300`, before doing any work.
+        let err = within(5, || "1".repeat(1_000_000).parse::<Decimal>()).unwrap_err();
+        assert!(err.to_string().contains("more than 4300 digits"), "{err}");
+        let at_limit = "9".repeat(Decimal::MAX_TEXT_DIGITS);
+        let d: Decimal = at_limit.parse().unwrap();
+        assert_eq!(d.to_string(), at_limit);
+        // Hashing does not go through the text (equal values hash equal whatever their byte spelling).
+        let huge = Decimal::from_unscaled_bytes(vec![0x55; 1 << 20], 3);
+        let hash = |d: &Decimal| {
+            use std::hash::{BuildHasher, RandomState};
+            let s = RandomState::new();
+            (s.hash_one(d), s.hash_one(d.clone()))
+        };
+        let (a, b) = within(5, move || hash(&huge));
+        assert_eq!(a, b);
+        let state = std::hash::RandomState::new();
+        use std::hash::BuildHasher;
+        assert_eq!(
+            state.hash_one(Decimal::from_unscaled_bytes(vec![0, 0, 5], 1)),
+            state.hash_one(Decimal::from_i128(5, 1))
+        );
+        assert_eq!(
+            state.hash_one(Decimal::from_unscaled_bytes(vec![0xff, 0xff], 0)),
+            state.hash_one(Decimal::from_i128(-1, 0))
+        );
+        assert_eq!(
+            state.hash_one(Decimal::from_unscaled_bytes(vec![], 2)),
+            state.hash_one(Decimal::from_unscaled_bytes(vec![0, 0], 2))
+        );
+        // Text of a long value is exact, and takes well under a second (8 KiB: about 20,000 digits).
+        let long = Decimal::from_unscaled_bytes([vec![0x7f], vec![0xff; 8191]].concat(), 0);
+        let text = within(5, move || long.to_string());
+        assert_eq!(text.len(), 19_729);
+        assert!(text.starts_with("1001") && text.ends_with("8367"), "{text}");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn decimal_text_agrees_with_i128(v in proptest::prelude::any::<i128>(), pad in 0usize..4) {
+            let d = Decimal::from_i128(v, 0);
+            proptest::prop_assert_eq!(d.to_string(), v.to_string());
+            let back: Decimal = d.to_string().parse().unwrap();
+            proptest::prop_assert_eq!(&back, &d);
+            // Sign extension does not change the value or its text.
+            let fill = if v < 0 { 0xff } else { 0 };
+            let padded = [vec![fill; pad], d.unscaled_bytes().to_vec()].concat();
+            let e = Decimal::from_unscaled_bytes(padded, 0);
+            proptest::prop_assert_eq!(e.to_string(), v.to_string());
+        }
     }
 
     #[test]

@@ -122,6 +122,18 @@ pub trait AvroRecord: AvroType + 'static {
         )?;
         Self::from_avro_datum_with_writer(datum, &writer)
     }
+
+    /// [`from_confluent`](Self::from_confluent) for writer schemas with references (schema sets, as
+    /// `ursa schema register` stores them): `writer_schema` returns the schema with the texts of those it
+    /// references.
+    fn from_confluent_with_references(
+        bytes: &[u8],
+        writer_schema: impl FnOnce(u32) -> Result<crate::WriterSchema, String>,
+    ) -> Result<Self, Error> {
+        let (id, datum) = wire::split(bytes)?;
+        let schema = writer_schema(id).map_err(|reason| Error::UnknownSchema { id, reason })?;
+        Self::from_avro_datum_with_writer(datum, &schema.parse(id)?)
+    }
 }
 
 /// Support for generated code: parses an embedded schema once.

@@ -144,14 +144,18 @@ fn logical_changes(
             if p0 != p1 {
                 out.push((
                     WarningKind::DecimalPrecisionChanged,
-                    format!("decimal precision changes from {p0} to {p1}"),
+                    format!(
+                        "decimal precision changes from {p0} to {p1}: Avro Java reads the data, but ursa's readers \
+                         refuse the pair, as the specification matches decimals only with equal precision and scale"
+                    ),
                 ));
             }
             if s0 != s1 {
                 out.push((
                     WarningKind::DecimalScaleChanged,
                     format!(
-                        "decimal scale changes from {s0} to {s1}: stored values are read as different numbers"
+                        "decimal scale changes from {s0} to {s1}: stored values are read as different numbers \
+                         (ursa's readers refuse the pair, as the specification asks)"
                     ),
                 ));
             }

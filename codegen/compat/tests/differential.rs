@@ -543,13 +543,25 @@ fn agrees_with_avro_java_and_python_avro_on_thousands_of_evolutions() {
         python_disagreements.len(),
         first(&python_disagreements)
     );
-    assert_eq!(java_judged + ambiguous, pairs.len());
+    // Once nothing disagrees, every pair was either judged or left out as ambiguous, so the counts that can
+    // go wrong are how many of each: both special cases must occur (or their handling is untested), and few
+    // pairs may be left out (or the comparison covers too little).
+    assert_eq!(pairs.len(), 2 * EVOLUTIONS, "two pairs per evolution");
+    assert!(
+        ambiguous > 0 && ambiguous * 20 <= pairs.len(),
+        "{ambiguous} of {} pairs have ambiguous field aliases: expected some, at most 5%",
+        pairs.len()
+    );
+    assert!(
+        fields_not_set > 0 && fields_not_set * 20 <= pairs.len(),
+        "{fields_not_set} of {} pairs re-judged without default validation: expected some, at most 5%",
+        pairs.len()
+    );
     assert_eq!(
         fields_not_set, shaped_anywhere,
         "the pairs with a record-valued default of an enclosing record are the ones failing Java's \
          default validation"
     );
-    assert!(compared >= 2 * EVOLUTIONS - ambiguous);
     assert!(
         incompatible > compared / 5 && incompatible < compared * 4 / 5,
         "a balanced mix: {incompatible}/{compared}"

@@ -120,6 +120,12 @@ pub struct SchemaInfo {
     /// References to other subjects' versions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<Reference>,
+    /// Confluent's data-contract metadata (`properties`, `tags`, `sensitive`), as registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    /// Confluent's data-contract rules (`domainRules`, `migrationRules`), as registered.
+    #[serde(rename = "ruleSet", default, skip_serializing_if = "Option::is_none")]
+    pub rule_set: Option<serde_json::Value>,
 }
 
 /// A subject's version as `GET /subjects/{s}/versions/{v}` returns it.
@@ -141,6 +147,12 @@ pub struct RegisteredSchema {
     /// References to other subjects' versions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<Reference>,
+    /// Confluent's data-contract metadata, as registered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
+    /// Confluent's data-contract rules, as registered.
+    #[serde(rename = "ruleSet", default, skip_serializing_if = "Option::is_none")]
+    pub rule_set: Option<serde_json::Value>,
     /// The schema text.
     pub schema: String,
 }

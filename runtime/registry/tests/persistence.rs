@@ -151,3 +151,73 @@ async fn a_corrupt_line_in_the_middle_is_an_error() {
         other => panic!("expected a corrupt-file error, got {other:?}"),
     }
 }
+
+/// Confluent's data-contract fields: `metadata` and `ruleSet` given at registration are stored (across a
+/// restart) and returned by every read; they are part of the schema's identity (other metadata: a new
+/// version and id); a registration without them inherits the previous version's; a lookup without them
+/// finds the schema whatever its metadata.
+#[tokio::test]
+async fn metadata_and_rule_sets_are_stored_and_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("registry.jsonl");
+    let metadata =
+        json!({"properties": {"owner": "safety-team", "sla": "gold"}, "tags": {"Toy.id": ["PII"]}});
+    let rule_set = json!({"domainRules": [{"name": "id-positive", "kind": "CONDITION", "mode": "WRITE",
+        "type": "CEL", "expr": "message.id > 0"}]});
+    let server = start_with(config(&path)).await;
+    let raw = Raw::new(&server.url());
+    let with = |schema: &serde_json::Value, metadata: &serde_json::Value| json!({ "schema": schema.to_string(), "metadata": metadata, "ruleSet": rule_set });
+    let first = raw
+        .post("/subjects/toys-value/versions", with(&user_v1(), &metadata))
+        .await;
+    assert_eq!(first.status, 200, "{first:?}");
+    let id = first.body["id"].as_u64().unwrap();
+    // The same schema and metadata: the same version.
+    let again = raw
+        .post("/subjects/toys-value/versions", with(&user_v1(), &metadata))
+        .await;
+    assert_eq!(again.body["id"].as_u64(), Some(id));
+    // Other metadata: a new version, a new id.
+    let other = json!({"properties": {"owner": "another-team"}});
+    let changed = raw
+        .post("/subjects/toys-value/versions", with(&user_v1(), &other))
+        .await;
+    assert_eq!(changed.status, 200, "{changed:?}");
+    let id2 = changed.body["id"].as_u64().unwrap();
+    assert_ne!(id2, id);
+    // No metadata: inherited from the latest version, so this is v3 with `other`'s metadata, and not new.
+    let inherited = raw.register("toys-value", &user_v1()).await;
+    assert_eq!(inherited, id2);
+    assert_eq!(
+        raw.get("/subjects/toys-value/versions").await.body,
+        json!([1, 2])
+    );
+    server.stop().await.unwrap();
+
+    let server = start_with(config(&path)).await;
+    let raw = Raw::new(&server.url());
+    let v1 = raw.get("/subjects/toys-value/versions/1").await;
+    assert_eq!(v1.body["metadata"], metadata, "{v1:?}");
+    assert_eq!(v1.body["ruleSet"], rule_set, "{v1:?}");
+    let by_id = raw.get(&format!("/schemas/ids/{id}")).await;
+    assert_eq!(by_id.body["metadata"], metadata, "{by_id:?}");
+    assert_eq!(by_id.body["ruleSet"], rule_set, "{by_id:?}");
+    let v2 = raw.get("/subjects/toys-value/versions/latest").await;
+    assert_eq!(v2.body["metadata"], other, "{v2:?}");
+    let listed = raw.get("/schemas?subjectPrefix=toys").await;
+    assert_eq!(listed.body[0]["metadata"], metadata, "{listed:?}");
+    // Lookups: with metadata, that version; without, the latest version of the schema.
+    let found = raw
+        .post("/subjects/toys-value", with(&user_v1(), &metadata))
+        .await;
+    assert_eq!(found.body["version"], 1, "{found:?}");
+    assert_eq!(found.body["metadata"], metadata, "{found:?}");
+    let found = raw
+        .post(
+            "/subjects/toys-value",
+            json!({ "schema": user_v1().to_string() }),
+        )
+        .await;
+    assert_eq!(found.body["version"], 2, "{found:?}");
+    server.stop().await.unwrap();
+}

@@ -126,7 +126,14 @@ async fn ids_are_global_and_shared_across_subjects() {
     assert_error(&raw.get("/schemas/ids/999").await, 404, 40403);
     assert_error(&raw.get("/schemas/ids/999/subjects").await, 404, 40403);
     assert_error(&raw.get("/schemas/ids/999/versions").await, 404, 40403);
-    assert_error(&raw.get("/schemas/ids/abc").await, 404, 40403);
+    // An id that is not a 32-bit integer does not match Confluent's `{id}` path parameter: a plain 404.
+    for bad in ["abc", "1.5", "2147483648", ""] {
+        for suffix in ["", "/schema", "/subjects", "/versions"] {
+            let a = raw.get(&format!("/schemas/ids/{bad}{suffix}")).await;
+            assert_error(&a, 404, 404);
+        }
+    }
+    assert_error(&raw.get("/schemas/ids/-1").await, 404, 40403);
     server.stop().await.unwrap();
 }
 
@@ -753,5 +760,178 @@ async fn concurrent_registrations_get_distinct_versions() {
         let a = raw.get(&format!("/subjects/{s}/versions")).await;
         assert_eq!(a.body, json!((1..=8).collect::<Vec<u64>>()));
     }
+    server.stop().await.unwrap();
+}
+
+/// Avro 1.12 (AVRO-3649) lets a union field's default be a value of any branch; Confluent's registry (Avro
+/// Java) registers such schemas, and so does this one, and checks compatibility with them.
+#[tokio::test]
+async fn union_defaults_on_any_branch_are_accepted() {
+    let server = start().await;
+    let raw = Raw::new(&server.url());
+    let v1 = json!({
+        "type": "record", "name": "Toy", "namespace": "com.acme",
+        "fields": [{"name": "id", "type": "long"}]
+    });
+    let v2 = json!({
+        "type": "record", "name": "Toy", "namespace": "com.acme",
+        "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "colour", "type": ["null", "string"], "default": "red"},
+            {"name": "size", "type": ["null", "int", "long"], "default": 3}
+        ]
+    });
+    raw.register("toys-value", &v1).await;
+    let check = raw
+        .post(
+            "/compatibility/subjects/toys-value/versions/latest?verbose=true",
+            json!({ "schema": v2.to_string() }),
+        )
+        .await;
+    assert_eq!(check.status, 200, "{check:?}");
+    assert_eq!(check.body["is_compatible"], true, "{check:?}");
+    let id = raw.register("toys-value", &v2).await;
+    let got = raw.get(&format!("/schemas/ids/{id}")).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    let stored: Value = serde_json::from_str(got.body["schema"].as_str().unwrap()).unwrap();
+    assert_eq!(stored["fields"][1]["default"], "red", "{stored}");
+    // A default that no branch takes is still refused.
+    let bad = json!({
+        "type": "record", "name": "Toy", "namespace": "com.acme",
+        "fields": [{"name": "id", "type": "long"}, {"name": "x", "type": ["null", "int"], "default": "red"}]
+    });
+    let a = raw
+        .post(
+            "/subjects/toys-value/versions",
+            json!({ "schema": bad.to_string() }),
+        )
+        .await;
+    assert_error(&a, 422, 42201);
+    server.stop().await.unwrap();
+}
+
+/// Avro Java checks only that a fixed, bytes or enum field default is a string (and ignores an enum default
+/// that is not one), so Confluent's registry registers such schemas; this one does too.
+#[tokio::test]
+async fn defaults_avro_java_accepts_are_registered() {
+    let server = start().await;
+    let raw = Raw::new(&server.url());
+    let schema = json!({
+        "type": "record", "name": "Token", "namespace": "com.acme",
+        "fields": [
+            {"name": "id", "type": "long"},
+            {"name": "tag", "type": {"type": "fixed", "name": "Tag", "size": 4}, "default": "ab"},
+            {"name": "raw", "type": "bytes", "default": "\u{0100}"},
+            {"name": "kind", "type": {"type": "enum", "name": "Kind", "symbols": ["A"], "default": 1}, "default": "Z"}
+        ]
+    });
+    let id = raw.register("tokens-value", &schema).await;
+    let found = raw
+        .post(
+            "/subjects/tokens-value",
+            json!({ "schema": schema.to_string() }),
+        )
+        .await;
+    assert_eq!(found.status, 200, "{found:?}");
+    assert_eq!(found.body["id"].as_u64(), Some(id), "{found:?}");
+    // What Java refuses is still refused: a number as a fixed default.
+    let bad = json!({
+        "type": "record", "name": "Token", "namespace": "com.acme",
+        "fields": [{"name": "tag", "type": {"type": "fixed", "name": "Tag", "size": 4}, "default": 5}]
+    });
+    let a = raw
+        .post(
+            "/subjects/other-value/versions",
+            json!({ "schema": bad.to_string() }),
+        )
+        .await;
+    assert_error(&a, 422, 42201);
+    server.stop().await.unwrap();
+}
+
+/// `GET /schemas`: every version's schema (`?subjectPrefix=`, `?deleted=true`, `?latestOnly=true`,
+/// `?offset=`, `?limit=`), as `[{subject, version, id, schema, references?}]` sorted by subject and version.
+#[tokio::test]
+async fn list_schemas() {
+    let server = start().await;
+    let raw = Raw::new(&server.url());
+    let v1 = raw.register("users-value", &user_v1()).await;
+    let v2 = raw.register("users-value", &user_v2()).await;
+    let other = raw.register("orders-value", &user_v1()).await;
+    assert_eq!(other, v1, "the same schema has one id");
+    let all = raw.get("/schemas").await;
+    assert_eq!(all.status, 200, "{all:?}");
+    let rows: Vec<(String, u64, u64)> = all
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            assert!(r["schema"].is_string(), "{r}");
+            (
+                r["subject"].as_str().unwrap().to_owned(),
+                r["version"].as_u64().unwrap(),
+                r["id"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("orders-value".to_owned(), 1, v1),
+            ("users-value".to_owned(), 1, v1),
+            ("users-value".to_owned(), 2, v2),
+        ]
+    );
+    let ids = |a: &common::Answer| -> Vec<u64> {
+        a.body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_u64().unwrap())
+            .collect()
+    };
+    assert_eq!(
+        ids(&raw.get("/schemas?subjectPrefix=users").await),
+        [v1, v2]
+    );
+    assert_eq!(ids(&raw.get("/schemas?latestOnly=true").await), [v1, v2]);
+    assert_eq!(ids(&raw.get("/schemas?offset=1&limit=1").await), [v1]);
+    // Soft-deleted versions only with ?deleted=true.
+    let d = raw.delete("/subjects/users-value/versions/2").await;
+    assert_eq!(d.status, 200, "{d:?}");
+    assert_eq!(ids(&raw.get("/schemas?subjectPrefix=users").await), [v1]);
+    assert_eq!(
+        ids(&raw.get("/schemas?subjectPrefix=users&deleted=true").await),
+        [v1, v2]
+    );
+    server.stop().await.unwrap();
+}
+
+/// `GET /schemas/ids/{id}/subjects` removes duplicate subjects (a subject holding the id in two versions)
+/// before `?offset=` and `?limit=` apply.
+#[tokio::test]
+async fn subjects_of_an_id_are_paged_after_removing_duplicates() {
+    let server = start().await;
+    let raw = Raw::new(&server.url());
+    let id = raw.register("a-value", &user_v1()).await;
+    raw.register("a-value", &user_v2()).await;
+    // v1 soft-deleted, then the same schema again: v3 holds the id too.
+    assert_eq!(raw.delete("/subjects/a-value/versions/1").await.status, 200);
+    assert_eq!(raw.register("a-value", &user_v1()).await, id);
+    assert_eq!(raw.register("b-value", &user_v1()).await, id);
+    let versions = raw
+        .get(&format!("/schemas/ids/{id}/versions?deleted=true"))
+        .await;
+    assert_eq!(versions.body.as_array().unwrap().len(), 3, "{versions:?}");
+    let page = raw
+        .get(&format!("/schemas/ids/{id}/subjects?deleted=true&limit=2"))
+        .await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert_eq!(page.body, json!(["a-value", "b-value"]));
+    let page = raw
+        .get(&format!("/schemas/ids/{id}/subjects?deleted=true&offset=1"))
+        .await;
+    assert_eq!(page.body, json!(["b-value"]));
     server.stop().await.unwrap();
 }

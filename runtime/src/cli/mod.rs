@@ -1,5 +1,6 @@
 //! Command-line interface of `ursa`.
 
+mod audit;
 mod command_config;
 mod dlq;
 mod registry;
@@ -42,6 +43,9 @@ enum Command {
     /// Dead letter queue tools.
     #[command(subcommand)]
     Dlq(dlq::DlqCommand),
+    /// The compliance audit store: verify, forget and show a data subject, keys.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 /// Completes on SIGINT or SIGTERM.
@@ -92,6 +96,7 @@ pub fn main() -> ExitCode {
             Command::Run(args) => run::run(args).await,
             Command::Validate(args) => run::validate(args).await,
             Command::Dlq(cmd) => dlq::run(cmd).await,
+            Command::Audit(cmd) => audit::run(cmd).await,
             Command::Schema(_) | Command::Connectors(_) => ExitCode::from(2),
         }
     })

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::connect::api::{ConnectApi, FlatConfig};
+use crate::connect::api::{ApiError, ConnectApi, FlatConfig};
 use crate::connect::config::connector::common_keys;
 use crate::connect::config::worker::{Mode, WorkerConfig};
 use crate::connect::config::{Key, Secret, flatten};
@@ -114,8 +114,8 @@ fn prepare(worker: &Path, connectors: &[PathBuf]) -> Result<Prepared, Vec<String
     let kafka = kafka_config(&w).map_err(|e| vec![e])?;
     let registry = registry(&w).map_err(|e| vec![e])?;
     let telemetry = Telemetry::default();
-    // Unique per process, also when the REST port is chosen by the OS.
-    let worker_id = format!("{}#{}", w.rest.listen, std::process::id());
+    // Configured, else `<hostname>:<port>` (`#<pid>` added for an OS-chosen port).
+    let worker_id = w.worker_id();
     let env = Env {
         kafka,
         registry,
@@ -173,6 +173,7 @@ pub async fn run(args: RunArgs) -> ExitCode {
             sinks::builtin(),
             &d.config_topic,
             &d.status_topic,
+            d.replication_factor,
         )
         .await
         {
@@ -184,11 +185,20 @@ pub async fn run(args: RunArgs) -> ExitCode {
         },
         _ => worker,
     };
+    // Standalone: the files are the connectors. Distributed: the config topic is; a file creates its
+    // connector when the topic does not have it, and never reverts what REST changed since.
+    let distributed = w.mode == Mode::Distributed;
     for (path, flat) in pending {
         let name = flat.get("name").cloned().unwrap_or_default();
-        if let Err(e) = worker.put_connector(name, flat, false).await {
-            eprintln!("error: {}: {e}", path.display());
-            return ExitCode::from(2);
+        match worker.put_connector(name.clone(), flat, distributed).await {
+            Ok(_) => {}
+            Err(ApiError::Conflict(_)) if distributed => {
+                tracing::info!(connector = %name, file = %path.display(), "connector already in the config topic: kept as it is there");
+            }
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
         }
     }
     let api: Arc<dyn ConnectApi> = worker.clone();
@@ -196,6 +206,8 @@ pub async fn run(args: RunArgs) -> ExitCode {
         RestConfig {
             listen: w.rest.listen,
             token,
+            references: w.rest.references(),
+            allowed_hosts: w.rest.allowed_hosts.clone(),
         },
         api,
     )
@@ -267,7 +279,10 @@ pub async fn validate(args: ValidateArgs) -> ExitCode {
     }
     for (path, flat) in &configs {
         match worker.parse(flat) {
-            Ok(c) => match c.plugin.build(&c.parsed) {
+            Ok(c) => match c
+                .plugin
+                .build(&c.parsed, ursa_connect::SinkContext::detached(&c.name))
+            {
                 Ok(sink) => match sink.health().await {
                     Ok(()) => println!(
                         "ok: {} ({} sink reachable)",

@@ -70,11 +70,14 @@ pub struct ConnectorInfo {
 pub struct StateInfo {
     /// The state.
     pub state: State,
-    /// The worker running it (`host:port` of its REST listener).
+    /// The worker running it (its configured `id`, by default `host:port` of its REST listener).
     pub worker_id: String,
     /// For FAILED: the error and its causes.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// The plugin's version (Kafka Connect 4, KIP-891).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// A task's state.
@@ -162,6 +165,39 @@ pub struct ValidationResult {
     pub configs: Vec<ConfigValueInfo>,
 }
 
+impl ValidationResult {
+    /// Makes `errors` the errors of `key` (added as an entry of its own when the plugin does not define it,
+    /// showing `value`), and recounts `error_count`.
+    pub fn set_errors(&mut self, key: &str, value: Option<&str>, errors: Vec<String>) {
+        let found = self
+            .configs
+            .iter_mut()
+            .find(|c| c.value.get("name").and_then(|n| n.as_str()) == Some(key));
+        match found {
+            Some(c) => {
+                c.value["errors"] = serde_json::json!(errors);
+                if value.is_some() {
+                    c.value["value"] = serde_json::json!(value);
+                }
+            }
+            None => self.configs.push(ConfigValueInfo {
+                definition: serde_json::json!({"name": key, "type": "STRING", "required": false, "documentation": "", "group": "unknown"}),
+                value: serde_json::json!({"name": key, "value": value, "recommended_values": [], "errors": errors, "visible": true}),
+            }),
+        }
+        self.error_count = self
+            .configs
+            .iter()
+            .filter(|c| {
+                c.value
+                    .get("errors")
+                    .and_then(|e| e.as_array())
+                    .is_some_and(|e| !e.is_empty())
+            })
+            .count();
+    }
+}
+
 /// Why a request failed, mapped to Kafka Connect's status codes and error body.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ApiError {
@@ -191,15 +227,29 @@ impl ApiError {
     }
 }
 
+/// A logger's level, as `GET /admin/loggers[/{logger}]` shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LoggerLevel {
+    /// `ERROR`, `WARN`, `INFO`, `DEBUG`, `TRACE` or `OFF`.
+    pub level: String,
+    /// When it was last set through the API (ms since the epoch); 0 when it never was.
+    pub last_modified: i64,
+}
+
 /// Liveness and readiness for `GET /health`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Health {
-    /// `"healthy"` or `"unhealthy"`.
+    /// `"healthy"`; `"degraded"` when a connector has a FAILED task (the worker still serves);
+    /// `"starting"` before the worker is ready (distributed: the config topic not read to its end yet);
+    /// `"unhealthy"` when shutting down.
     pub status: String,
-    /// Whether the worker has started and can reach Kafka.
+    /// Whether the worker has started (and, distributed, read the group's config) and is not shutting down.
     pub ready: bool,
     /// Details.
     pub message: String,
+    /// Each connector's task state on this worker (the worst of its tasks).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connectors: BTreeMap<String, State>,
 }
 
 /// Everything the REST API serves. Every call may be made from any worker of a group.
@@ -254,4 +304,47 @@ pub trait ConnectApi: Send + Sync + 'static {
     fn health(&self) -> BoxFuture<'_, Health>;
     /// `GET /metrics`: Prometheus text format.
     fn metrics(&self) -> String;
+
+    /// `POST /connectors` with an `initial_state` (KIP-980): the connector starts RUNNING, PAUSED or STOPPED
+    /// (never consuming before a resume). This default takes RUNNING only.
+    fn create_connector(
+        &self,
+        name: String,
+        config: FlatConfig,
+        initial: State,
+    ) -> BoxFuture<'_, Result<ConnectorInfo, ApiError>> {
+        Box::pin(async move {
+            if initial != State::Running {
+                return Err(ApiError::BadRequest(format!(
+                    "initial_state {initial:?} is not supported by this worker"
+                )));
+            }
+            Ok(self.put_connector(name, config, true).await?.1)
+        })
+    }
+    /// `PATCH /connectors/{name}/config` (KIP-477): sets the given keys, removes those given `null`.
+    fn patch_connector(
+        &self,
+        name: String,
+        patch: BTreeMap<String, Option<String>>,
+    ) -> BoxFuture<'_, Result<ConnectorInfo, ApiError>>;
+    /// `POST /connectors/{name}/tasks/{task}/restart`.
+    fn restart_task(&self, name: String, task: u32) -> BoxFuture<'_, Result<(), ApiError>>;
+    /// `PUT /connectors/{name}/topics/reset`.
+    fn reset_topics(&self, name: String) -> BoxFuture<'_, Result<(), ApiError>>;
+    /// `GET /connector-plugins/{plugin}/config` (KIP-769): every key's definition.
+    fn plugin_config(&self, plugin: String) -> Result<Vec<serde_json::Value>, ApiError>;
+    /// `GET /admin/loggers`: the loggers with a level of their own (the process's log filter).
+    fn loggers(&self) -> BTreeMap<String, LoggerLevel> {
+        super::telemetry::logging::loggers()
+    }
+    /// `GET /admin/loggers/{logger}` (`root`: the default level).
+    fn logger(&self, name: String) -> Result<LoggerLevel, ApiError> {
+        super::telemetry::logging::logger(&name)
+            .ok_or_else(|| ApiError::NotFound(format!("Logger {name} not found.")))
+    }
+    /// `PUT /admin/loggers/{logger}`: sets its level from now on; returns the loggers changed.
+    fn set_logger_level(&self, name: String, level: String) -> Result<Vec<String>, ApiError> {
+        super::telemetry::logging::set_level(&name, &level).map_err(ApiError::BadRequest)
+    }
 }

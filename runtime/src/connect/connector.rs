@@ -14,7 +14,8 @@ use super::api::State;
 use super::config::ConnectorConfig;
 use super::convert::{Converter, ConverterKind};
 use super::dlq::DeadLetterQueue;
-use super::pipeline::{self, ConnectorCtx, Fatal, Target};
+use super::pipeline::{self, Bounds, ConnectorCtx, Fatal, PipelineConfig, Target};
+use super::sink::{Request, SinkContext, SinkMetrics};
 use super::telemetry::Telemetry;
 
 /// What every connector of a worker shares.
@@ -141,15 +142,51 @@ fn set(status: &Mutex<Status>, env: &Env, name: &str, state: State, trace: Optio
     );
 }
 
+/// The DLQ's producer: `acks=all`, idempotent, and giving up after `timeout` (one attempt's deadline), as the
+/// pipeline does, so that a timed-out attempt is never delivered later beside its retry.
+pub fn dlq_producer(
+    kafka: &ClientConfig,
+    timeout: Duration,
+) -> Result<FutureProducer, rdkafka::error::KafkaError> {
+    kafka
+        .clone()
+        .set("acks", "all")
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", timeout.as_millis().max(1).to_string())
+        .create()
+}
+
 /// Builds what the pipeline needs; a failure here is a FAILED connector (bad sink config, no registry, …).
 fn build(
     config: &ConnectorConfig,
     env: &Env,
     fatal: mpsc::Sender<Fatal>,
-) -> Result<Arc<ConnectorCtx>, Fatal> {
-    let sink = config.plugin.build(&config.parsed).map_err(|e| Fatal {
-        trace: format!("building the {} sink: {e}", config.plugin.name()),
-    })?;
+) -> Result<(Arc<ConnectorCtx>, mpsc::UnboundedReceiver<Request>), Fatal> {
+    let errors = config.plugin.validate(&config.parsed);
+    if !errors.is_empty() {
+        let shown: Vec<String> = errors
+            .iter()
+            .map(|(k, e)| format!("{k}: {}", e.join("; ")))
+            .collect();
+        return Err(Fatal {
+            trace: format!(
+                "invalid {} config: {}",
+                config.plugin.name(),
+                shown.join(", ")
+            ),
+        });
+    }
+    let metrics = SinkMetrics::new(&config.name, SinkMetrics::DEFAULT_CAP);
+    env.telemetry
+        .add_sink_metrics(&config.name, metrics.clone());
+    let (context, requests) = SinkContext::new(&config.name, format!("{}-0", config.name), metrics);
+    let sink = config
+        .plugin
+        .build(&config.parsed, context)
+        .map_err(|e| Fatal {
+            trace: format!("building the {} sink: {e}", config.plugin.name()),
+        })?;
     let registry = match &config.registry_url {
         Some(url) => {
             let mut c = ursa_registry::ClientConfig::new(url);
@@ -168,13 +205,7 @@ fn build(
     };
     let dlq = match &config.dlq_topic {
         Some(topic) => {
-            let producer: FutureProducer = env
-                .kafka
-                .clone()
-                .set("acks", "all")
-                .set("enable.idempotence", "true")
-                .set("linger.ms", "5")
-                .create()
+            let producer = dlq_producer(&env.kafka, PipelineConfig::of(config).dlq_timeout)
                 .map_err(|e| Fatal {
                     trace: format!("creating the DLQ producer: {e}"),
                 })?;
@@ -187,18 +218,19 @@ fn build(
         }
         None => None,
     };
-    Ok(Arc::new(ConnectorCtx {
+    let ctx = Arc::new(ConnectorCtx {
         key_converter: converter(config.key_converter)?.for_keys(),
         value_converter: converter(config.value_converter)?,
+        pipeline: PipelineConfig::of(config),
+        bounds: Bounds::new(config.max_in_flight_records, config.max_in_flight_bytes),
         config: config.clone(),
         sink,
         dlq,
         telemetry: env.telemetry.clone(),
-        in_flight_records: Default::default(),
-        in_flight_bytes: Default::default(),
         fatal,
-        released: Default::default(),
-    }))
+        flush_lock: tokio::sync::Mutex::new(()),
+    });
+    Ok((ctx, requests))
 }
 
 async fn run_once(
@@ -207,17 +239,22 @@ async fn run_once(
     target: watch::Receiver<Target>,
 ) -> Result<(), Fatal> {
     let (fatal_tx, fatal_rx) = mpsc::channel(1);
-    let ctx = build(config, env, fatal_tx)?;
-    let result = pipeline::run(
+    let (ctx, requests) = build(config, env, fatal_tx)?;
+    // Static group membership: the consumer's instance id comes from the worker's (issue 13).
+    let mut kafka = env.kafka.clone();
+    if let Some(id) = super::config::worker::static_instance_id(&env.worker_id, &config.name) {
+        kafka.set("group.instance.id", id);
+    }
+    // The pipeline closes every partition and stops the sink within the drain deadline.
+    pipeline::run(
         Arc::clone(&ctx),
-        &env.kafka,
+        &kafka,
         target,
         fatal_rx,
+        requests,
         env.drain_deadline,
     )
-    .await;
-    ctx.sink.close().await;
-    result
+    .await
 }
 
 async fn supervise(
@@ -304,8 +341,10 @@ async fn supervise(
                 // Stopped by the user: the loop top waits in STOPPED.
             }
             Err(fatal) => {
-                tracing::error!(connector = %name, error = %fatal.trace, "connector failed");
-                set(&status, &env, &name, State::Failed, Some(fatal.trace));
+                // Never a resolved reference or a credential in a log line or a status.
+                let trace = config.scrub(&fatal.trace);
+                tracing::error!(connector = %name, error = %trace, "connector failed");
+                set(&status, &env, &name, State::Failed, Some(trace));
                 if restarting {
                     continue;
                 }

@@ -82,10 +82,10 @@ impl DeadLetterQueue {
     /// The headers of the DLQ record: the original ones, then the context headers.
     pub fn headers(&self, record: &RawRecord, failure: &Failure) -> OwnedHeaders {
         let mut h = OwnedHeaders::new_with_capacity(record.headers.len() + 16);
-        for (k, v) in &record.headers {
+        for hd in record.headers.iter() {
             h = h.insert(Header {
-                key: k,
-                value: v.as_deref(),
+                key: &hd.key,
+                value: hd.value.as_deref(),
             });
         }
         if !self.context_headers {
@@ -133,7 +133,9 @@ impl DeadLetterQueue {
         h
     }
 
-    /// Publishes the record and waits for the broker's acknowledgement.
+    /// Publishes the record (its original bytes) and waits for the broker's acknowledgement, at most
+    /// `timeout` in all (queueing and delivery; the producer's `message.timeout.ms` should not exceed it, so
+    /// that a timed-out attempt is not delivered later beside its retry).
     pub async fn send(
         &self,
         record: &RawRecord,
@@ -143,10 +145,10 @@ impl DeadLetterQueue {
         let mut r: FutureRecord<'_, [u8], [u8]> =
             FutureRecord::to(&self.topic).headers(self.headers(record, failure));
         if let Some(k) = &record.key {
-            r = r.key(k.as_slice());
+            r = r.key(k.as_ref());
         }
         if let Some(v) = &record.value {
-            r = r.payload(v.as_slice());
+            r = r.payload(v.as_ref());
         }
         let timestamp = if self.context_headers {
             failure
@@ -160,10 +162,13 @@ impl DeadLetterQueue {
         if let Some(ts) = timestamp {
             r = r.timestamp(ts);
         }
-        self.producer
-            .send(r, timeout)
-            .await
-            .map(|_| ())
-            .map_err(|(e, _)| format!("writing to DLQ topic {}: {e}", self.topic))
+        match tokio::time::timeout(timeout, self.producer.send(r, timeout)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err((e, _))) => Err(format!("writing to DLQ topic {}: {e}", self.topic)),
+            Err(_) => Err(format!(
+                "writing to DLQ topic {}: no acknowledgement within {timeout:?}",
+                self.topic
+            )),
+        }
     }
 }

@@ -1,9 +1,12 @@
-//! A record as fetched from Kafka, owned (so it can wait in a partition queue).
+//! A record as fetched from Kafka: its bytes copied once out of librdkafka's buffer into shared [`Bytes`],
+//! which the sink's records and the DLQ then use without copying.
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Headers};
+use ursa_connect::{Header, TimestampType};
 
 /// A fetched record.
 #[derive(Debug, Clone)]
@@ -16,45 +19,67 @@ pub struct RawRecord {
     pub offset: i64,
     /// The timestamp (ms since the epoch), if any.
     pub timestamp: Option<i64>,
+    /// What the timestamp means.
+    pub timestamp_type: TimestampType,
     /// Headers in order.
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub headers: Arc<[Header]>,
     /// The key.
-    pub key: Option<Vec<u8>>,
+    pub key: Option<Bytes>,
     /// The value.
-    pub value: Option<Vec<u8>>,
+    pub value: Option<Bytes>,
 }
 
 impl RawRecord {
     /// Copies a fetched message.
     pub fn from_message(m: &BorrowedMessage<'_>, topic: Arc<str>) -> RawRecord {
-        let headers = m
+        let headers: Vec<Header> = m
             .headers()
             .map(|hs| {
                 hs.iter()
-                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                    .map(|h| Header {
+                        key: h.key.to_owned(),
+                        value: h.value.map(Bytes::copy_from_slice),
+                    })
                     .collect()
             })
             .unwrap_or_default();
+        let (timestamp, timestamp_type) = match m.timestamp() {
+            rdkafka::Timestamp::NotAvailable => (None, TimestampType::NotAvailable),
+            rdkafka::Timestamp::CreateTime(t) => (Some(t), TimestampType::CreateTime),
+            rdkafka::Timestamp::LogAppendTime(t) => (Some(t), TimestampType::LogAppendTime),
+        };
         RawRecord {
             topic,
             partition: m.partition(),
             offset: m.offset(),
-            timestamp: m.timestamp().to_millis(),
-            headers,
-            key: m.key().map(<[u8]>::to_vec),
-            value: m.payload().map(<[u8]>::to_vec),
+            timestamp,
+            timestamp_type,
+            headers: headers.into(),
+            key: m.key().map(Bytes::copy_from_slice),
+            value: m.payload().map(Bytes::copy_from_slice),
         }
     }
 
-    /// Bytes held (for the in-flight bound).
+    /// Headers from `(key, value)` pairs.
+    pub fn headers_of(pairs: Vec<(String, Option<Vec<u8>>)>) -> Arc<[Header]> {
+        pairs
+            .into_iter()
+            .map(|(key, value)| Header {
+                key,
+                value: value.map(Bytes::from),
+            })
+            .collect()
+    }
+
+    /// Bytes held (for the in-flight bound): key, value, headers and the record's own allocations.
     pub fn size(&self) -> usize {
-        self.key.as_ref().map_or(0, Vec::len)
-            + self.value.as_ref().map_or(0, Vec::len)
+        self.key.as_ref().map_or(0, Bytes::len)
+            + self.value.as_ref().map_or(0, Bytes::len)
             + self
                 .headers
                 .iter()
-                .map(|(k, v)| k.len() + v.as_ref().map_or(0, Vec::len))
+                .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len) + 48)
                 .sum::<usize>()
-            + 64
+            + 160
     }
 }

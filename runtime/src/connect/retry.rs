@@ -18,12 +18,15 @@ pub struct RetryPolicy {
 
 impl RetryPolicy {
     /// The delay before attempt `attempt` (1 = the first retry): uniformly random in [0, min(max, initial·2^(n-1))]
-    /// (full jitter), but at least what the remote asked for.
+    /// (full jitter: `random` is a uniform draw over `u64`), but at least what the remote asked for.
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>, random: u64) -> Duration {
         let exp = attempt.saturating_sub(1).min(30);
         let cap = self.initial.saturating_mul(1u32 << exp).min(self.max_delay);
-        let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
-        let jittered = Duration::from_nanos(if nanos == 0 { 0 } else { random % (nanos + 1) });
+        // `random` is a uniform fraction of the cap (0 → none of it, u64::MAX → all of it).
+        let nanos = cap.as_nanos();
+        let jittered = Duration::from_nanos(
+            u64::try_from(nanos * u128::from(random) / u128::from(u64::MAX)).unwrap_or(u64::MAX),
+        );
         match retry_after {
             Some(r) => jittered.max(r),
             None => jittered,
@@ -71,6 +74,16 @@ mod tests {
             }
         }
         assert_eq!(P.delay(1, None, 0), Duration::ZERO);
+        // The whole cap at the top of the range: 100 ms doubling up to 2 s.
+        let full: Vec<u128> = (1..7)
+            .map(|a| P.delay(a, None, u64::MAX).as_millis())
+            .collect();
+        assert_eq!(full, vec![100, 200, 400, 800, 1600, 2000]);
+        assert_eq!(
+            P.delay(3, None, u64::MAX / 2).as_millis(),
+            199,
+            "half the range, about half the cap"
+        );
         assert_eq!(
             P.delay(1, Some(Duration::from_secs(7)), 5),
             Duration::from_secs(7),

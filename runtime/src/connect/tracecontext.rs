@@ -43,11 +43,11 @@ impl TraceParent {
     }
 
     /// The `traceparent` header of a record, if it carries a valid one.
-    pub fn from_headers(headers: &[(String, Option<Vec<u8>>)]) -> Option<TraceParent> {
+    pub fn from_headers(headers: &[ursa_connect::Header]) -> Option<TraceParent> {
         headers
             .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("traceparent"))
-            .and_then(|(_, v)| v.as_deref())
+            .find(|h| h.key.eq_ignore_ascii_case("traceparent"))
+            .and_then(|h| h.value.as_deref())
             .and_then(Self::parse)
     }
 }
@@ -58,7 +58,7 @@ pub fn record_span(
     topic: &str,
     partition: i32,
     offset: i64,
-    headers: &[(String, Option<Vec<u8>>)],
+    headers: &[ursa_connect::Header],
 ) -> tracing::Span {
     match TraceParent::from_headers(headers) {
         Some(tp) => tracing::info_span!(
@@ -101,10 +101,14 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
-        let headers = vec![(
-            "TraceParent".to_owned(),
-            Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00".to_vec()),
-        )];
+        let headers = vec![ursa_connect::Header {
+            key: "TraceParent".to_owned(),
+            value: Some(
+                b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+                    .as_slice()
+                    .into(),
+            ),
+        }];
         assert!(!TraceParent::from_headers(&headers).unwrap().sampled);
     }
 }

@@ -17,9 +17,12 @@ use reqwest::Method;
 use serde_json::Value;
 use ursa::connect::api::{BoxFuture, ConnectApi, FlatConfig};
 use ursa::connect::config::{Key, Kind, Parsed, Secret};
-use ursa::connect::connector::Env;
+use ursa::connect::connector::{ConnectorHandle, Env};
+use ursa::connect::pipeline::Target;
 use ursa::connect::rest::{RestConfig, RestServer, RunningRestServer};
-use ursa::connect::sink::{Outcome, Sink, SinkError, SinkPlugin, SinkRecord};
+use ursa::connect::sink::{
+    Offsets, Outcome, Request, Sink, SinkContext, SinkError, SinkPlugin, SinkRecord, TopicPartition,
+};
 use ursa::connect::telemetry::Telemetry;
 use ursa::connect::worker::Worker;
 use ursa_testkit::{Kafka, create_topic, unique_name};
@@ -372,12 +375,48 @@ struct Log {
     closed: Vec<(String, u64)>,
     flushes: Vec<(String, u64)>,
     mark: u64,
+    puts: Vec<PutSpan>,
+    opened: Vec<(String, Vec<TopicPartition>, u64)>,
+    revoked: Vec<(String, Vec<TopicPartition>)>,
+}
+
+/// One `put` call: when it began and, unless it was cancelled, when it returned.
+#[derive(Debug, Clone)]
+pub struct PutSpan {
+    /// The connector.
+    pub connector: String,
+    /// The worker's sink build.
+    pub generation: u64,
+    /// The partition.
+    pub partition: i32,
+    /// When it began.
+    pub started: Instant,
+    /// When it returned (`None`: still running, or cancelled).
+    pub finished: Option<Instant>,
+}
+
+/// What the test sink's `flush` answers.
+#[derive(Debug, Clone)]
+pub enum FlushMode {
+    /// Everything done is durable.
+    Done,
+    /// Durable only below this offset, per partition.
+    Below(i64),
+    /// An error.
+    Fail(SinkError),
+    /// Never answers.
+    Hang,
 }
 
 /// What every test sink of a worker records, and how they behave.
 pub struct Recorder {
     behaviour: Mutex<Behaviour>,
+    flush_mode: Mutex<FlushMode>,
+    put_delay: Mutex<Duration>,
+    pending_requests: Mutex<Vec<Request>>,
     log: Mutex<Log>,
+    /// Open: `flush` returns; closed ([`Recorder::hang_flushes`]): every `flush` waits until it opens.
+    flush_gate: tokio::sync::watch::Sender<bool>,
 }
 
 impl Recorder {
@@ -393,6 +432,10 @@ impl Recorder {
         Arc::new(Recorder {
             behaviour: Mutex::new(Arc::new(behaviour)),
             log: Mutex::new(Log::default()),
+            flush_mode: Mutex::new(FlushMode::Done),
+            put_delay: Mutex::new(Duration::ZERO),
+            pending_requests: Mutex::new(Vec::new()),
+            flush_gate: tokio::sync::watch::channel(true).0,
         })
     }
 
@@ -450,6 +493,51 @@ impl Recorder {
         self.log.lock().unwrap().flushes.clone()
     }
 
+    /// From now on every `flush` of every sink hangs until [`Recorder::release_flushes`].
+    pub fn hang_flushes(&self) {
+        self.flush_gate.send_replace(false);
+    }
+
+    /// Lets hanging and later `flush` calls return.
+    pub fn release_flushes(&self) {
+        self.flush_gate.send_replace(true);
+    }
+
+    async fn flush_gate(&self) {
+        let mut open = self.flush_gate.subscribe();
+        let _ = open.wait_for(|open| *open).await;
+    }
+
+    /// How later flushes answer.
+    pub fn set_flush(&self, mode: FlushMode) {
+        *self.flush_mode.lock().unwrap() = mode;
+    }
+
+    /// How long later puts take (an async wait; a huge delay stalls the sink).
+    pub fn set_put_delay(&self, delay: Duration) {
+        *self.put_delay.lock().unwrap() = delay;
+    }
+
+    /// A request (pause, resume, commit) the next put makes through its sink's context.
+    pub fn request_on_next_put(&self, r: Request) {
+        self.pending_requests.lock().unwrap().push(r);
+    }
+
+    /// Every put call so far.
+    pub fn puts(&self) -> Vec<PutSpan> {
+        self.log.lock().unwrap().puts.clone()
+    }
+
+    /// Every `open`: connector, partitions, generation.
+    pub fn opened(&self) -> Vec<(String, Vec<TopicPartition>, u64)> {
+        self.log.lock().unwrap().opened.clone()
+    }
+
+    /// Every partition `close`: connector, partitions.
+    pub fn revoked(&self) -> Vec<(String, Vec<TopicPartition>)> {
+        self.log.lock().unwrap().revoked.clone()
+    }
+
     /// Sets the mark later attempts carry (see [`Attempt::mark`]).
     pub fn mark(&self, mark: u64) {
         self.log.lock().unwrap().mark = mark;
@@ -484,9 +572,9 @@ impl Recorder {
                 seen,
                 at,
                 outcome: outcome.clone(),
-                key: r.key.clone(),
-                value: r.value.clone(),
-                value_json: r.value_json.clone(),
+                key: r.key.bytes().map(|b| b.to_vec()),
+                value: r.value.bytes().map(|b| b.to_vec()),
+                value_json: r.value.json().cloned().unwrap_or(Value::Null),
                 mark,
             });
             outcomes.push(outcome);
@@ -517,7 +605,7 @@ impl SinkPlugin for TestPlugin {
             .collect()
     }
 
-    fn build(&self, config: &Parsed) -> Result<Arc<dyn Sink>, SinkError> {
+    fn build(&self, config: &Parsed, context: SinkContext) -> Result<Arc<dyn Sink>, SinkError> {
         let connector = config.string("name").unwrap_or_default().to_owned();
         let exposed = PASSWORD_KEYS
             .iter()
@@ -540,6 +628,10 @@ impl SinkPlugin for TestPlugin {
             exposed,
         });
         Ok(Arc::new(TestSink {
+            puts: context
+                .metrics()
+                .counter("test_puts", "Put calls the test sink got"),
+            context,
             recorder: Arc::clone(&self.0),
             connector,
             generation,
@@ -548,29 +640,101 @@ impl SinkPlugin for TestPlugin {
 }
 
 struct TestSink {
+    context: SinkContext,
+    puts: prometheus_client::metrics::counter::Counter,
     recorder: Arc<Recorder>,
     connector: String,
     generation: u64,
 }
 
 impl Sink for TestSink {
-    fn put<'a>(&'a self, records: &'a [SinkRecord]) -> BoxFuture<'a, Vec<Outcome>> {
-        Box::pin(async move { self.recorder.put(&self.connector, self.generation, records) })
+    fn put<'a>(
+        &'a self,
+        records: &'a [SinkRecord],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, SinkError>> {
+        Box::pin(async move {
+            self.puts.inc();
+            let delay = *self.recorder.put_delay.lock().unwrap();
+            let span = {
+                let mut log = self.recorder.log.lock().unwrap();
+                log.puts.push(PutSpan {
+                    connector: self.connector.clone(),
+                    generation: self.generation,
+                    partition: records.first().map_or(-1, |r| r.partition),
+                    started: Instant::now(),
+                    finished: None,
+                });
+                log.puts.len() - 1
+            };
+            if !delay.is_zero() {
+                tokio::time::sleep(delay).await;
+            }
+            for r in std::mem::take(&mut *self.recorder.pending_requests.lock().unwrap()) {
+                match r {
+                    Request::Commit => self.context.request_commit(),
+                    Request::Pause(tps) => self.context.pause(&tps),
+                    Request::Resume(tps) => self.context.resume(&tps),
+                }
+            }
+            let outcomes = self.recorder.put(&self.connector, self.generation, records);
+            self.recorder.log.lock().unwrap().puts[span].finished = Some(Instant::now());
+            Ok(outcomes)
+        })
     }
 
-    fn flush(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+    fn open<'a>(
+        &'a self,
+        partitions: &'a [TopicPartition],
+        generation: u64,
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
+            self.recorder.log.lock().unwrap().opened.push((
+                self.connector.clone(),
+                partitions.to_vec(),
+                generation,
+            ));
+            Ok(())
+        })
+    }
+
+    fn flush<'a>(&'a self, done: &'a Offsets) -> BoxFuture<'a, Result<Offsets, SinkError>> {
+        Box::pin(async move {
+            self.recorder.flush_gate().await;
             self.recorder
                 .log
                 .lock()
                 .unwrap()
                 .flushes
                 .push((self.connector.clone(), self.generation));
+            let mode = self.recorder.flush_mode.lock().unwrap().clone();
+            match mode {
+                FlushMode::Done => Ok(done.clone()),
+                FlushMode::Below(n) => Ok(done
+                    .iter()
+                    .map(|(tp, o)| (tp.clone(), (*o).min(n)))
+                    .collect()),
+                FlushMode::Fail(e) => Err(e),
+                FlushMode::Hang => std::future::pending().await,
+            }
+        })
+    }
+
+    fn close<'a>(
+        &'a self,
+        partitions: &'a [TopicPartition],
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            self.recorder
+                .log
+                .lock()
+                .unwrap()
+                .revoked
+                .push((self.connector.clone(), partitions.to_vec()));
             Ok(())
         })
     }
 
-    fn close(&self) -> BoxFuture<'_, ()> {
+    fn stop(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             self.recorder
                 .log
@@ -608,7 +772,9 @@ pub fn env(telemetry: Telemetry) -> Env {
         registry: None,
         telemetry,
         drain_deadline: Duration::from_secs(2),
-        worker_id: "semantics-test:0".into(),
+        // An OS-chosen port's form (`#<pid>`): consumers join dynamically, so that two connectors of one
+        // test in one process (same group) are two members, not one static member fencing the other.
+        worker_id: format!("semantics-test:0#{}", std::process::id()),
     }
 }
 
@@ -617,6 +783,23 @@ pub fn worker(recorder: &Arc<Recorder>) -> Arc<Worker> {
     let mut plugins = ursa::connect::sinks::builtin();
     plugins.push(Arc::new(TestPlugin(Arc::clone(recorder))));
     Arc::new(Worker::with_plugins(env(Telemetry::new()), plugins))
+}
+
+/// A connector run directly (no worker around it): parsed against the test plugin and the built-in ones.
+pub fn spawn_connector(recorder: &Arc<Recorder>, config: &FlatConfig) -> ConnectorHandle {
+    spawn_connector_in(recorder, config, &Telemetry::new())
+}
+
+/// As [`spawn_connector`], reporting to `telemetry`.
+pub fn spawn_connector_in(
+    recorder: &Arc<Recorder>,
+    config: &FlatConfig,
+    telemetry: &Telemetry,
+) -> ConnectorHandle {
+    let mut plugins = ursa::connect::sinks::builtin();
+    plugins.push(Arc::new(TestPlugin(Arc::clone(recorder))));
+    let parsed = ursa::connect::config::ConnectorConfig::parse(config, &plugins).unwrap();
+    ConnectorHandle::spawn(parsed, Arc::new(env(telemetry.clone())), Target::Running)
 }
 
 /// A flat config from pairs.
@@ -651,10 +834,11 @@ pub async fn create(worker: &Worker, config: FlatConfig) {
     assert!(created);
 }
 
-/// The task state through the API.
+/// The task state through the API (a STOPPED connector has no task: then the connector's state).
 pub async fn task_state(worker: &Worker, name: &str) -> String {
     let s = worker.status(name.to_owned()).await.unwrap();
-    serde_json::to_value(s.tasks[0].state.state)
+    let state = s.tasks.first().map_or(s.connector.state, |t| t.state.state);
+    serde_json::to_value(state)
         .unwrap()
         .as_str()
         .unwrap()
@@ -671,11 +855,13 @@ pub async fn wait_state(worker: &Worker, name: &str, state: &str) {
 
 /// Starts the REST API over the worker.
 pub async fn rest(worker: &Arc<Worker>) -> (RunningRestServer, Rest) {
+    rest_with(worker, RestConfig::ephemeral()).await
+}
+
+/// Starts the REST API over the worker with `config` (e.g. the references it allows).
+pub async fn rest_with(worker: &Arc<Worker>, config: RestConfig) -> (RunningRestServer, Rest) {
     let api: Arc<dyn ConnectApi> = Arc::clone(worker) as Arc<dyn ConnectApi>;
-    let server = RestServer::bind(RestConfig::ephemeral(), api)
-        .await
-        .unwrap()
-        .spawn();
+    let server = RestServer::bind(config, api).await.unwrap().spawn();
     let client = Rest {
         base: server.url(),
         client: reqwest::Client::new(),
@@ -746,24 +932,32 @@ impl Rest {
         self.call(Method::DELETE, path, None).await
     }
 
-    /// The task state through `GET /connectors/{name}/status`.
+    /// The task state through `GET /connectors/{name}/status` (a STOPPED connector has no task, as in Kafka
+    /// Connect: then the connector's state).
     pub async fn task_state(&self, name: &str) -> String {
         let (code, s) = self.get(&format!("/connectors/{name}/status")).await;
         assert_eq!(code, 200, "{s}");
-        s["tasks"][0]["state"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned()
+        let task = if s["tasks"].as_array().is_some_and(Vec::is_empty) {
+            &s["connector"]["state"]
+        } else {
+            &s["tasks"][0]["state"]
+        };
+        task.as_str().unwrap_or_default().to_owned()
     }
 
-    /// Waits until the connector's state and its task's (through REST) is `state`.
+    /// Waits until the connector's state and its task's (through REST) is `state` (STOPPED: no task).
     pub async fn wait_state(&self, name: &str, state: &str) {
         eventually_async(
             format!("connector {name} {state} (REST)"),
             DEADLINE,
             async || {
                 let (_, s) = self.get(&format!("/connectors/{name}/status")).await;
-                (s["connector"]["state"] == state && s["tasks"][0]["state"] == state).then_some(())
+                let tasks_ok = if state == "STOPPED" {
+                    s["tasks"] == serde_json::json!([])
+                } else {
+                    s["tasks"][0]["state"] == state
+                };
+                (s["connector"]["state"] == state && tasks_ok).then_some(())
             },
         )
         .await;

@@ -2,8 +2,13 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+
+/// How long [`WorkerProcess::terminate`] waits for the worker to exit after SIGTERM (its drain deadline plus
+/// a margin).
+pub const TERMINATE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A running worker process.
 pub struct WorkerProcess {
@@ -82,15 +87,35 @@ impl WorkerProcess {
         )
     }
 
-    /// Sends SIGTERM and waits; true when it exited successfully.
+    /// Sends SIGTERM and waits at most [`TERMINATE_TIMEOUT`]; true when it exited successfully. A worker
+    /// that does not exit in time (a drain that hangs) is killed and the call fails, so that a hang fails
+    /// the test instead of hanging the suite.
     pub fn terminate(&mut self) -> Result<bool> {
+        self.terminate_within(TERMINATE_TIMEOUT)
+    }
+
+    /// As [`WorkerProcess::terminate`], waiting at most `timeout`.
+    pub fn terminate_within(&mut self, timeout: Duration) -> Result<bool> {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()?;
         if !status.success() {
             bail!("kill -TERM failed");
         }
-        Ok(self.child.wait()?.success())
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status.success());
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                bail!(
+                    "the worker did not exit within {timeout:?} of SIGTERM (its drain hangs); killed it"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 

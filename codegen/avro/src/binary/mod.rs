@@ -5,4 +5,5 @@ pub(crate) mod builder;
 pub mod encode;
 mod reader;
 
+pub(crate) use reader::reservation;
 pub use reader::{Limits, Reader};

@@ -5,13 +5,20 @@ use indexmap::IndexMap;
 
 use crate::Error;
 
-/// Limits that keep hostile input from using unbounded time or stack.
+/// Limits that keep hostile input from using unbounded time, memory or stack.
+///
+/// Every value takes at least one byte of input except those of the types that take none (`null`, records of
+/// such fields only, `fixed` of size 0), so with `max_empty_items` what a datum decodes to is bounded by its
+/// length: collections reserve no more bytes than the input has left, and grow only as items are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// Deepest nesting of records (recursive types) and collections.
     pub max_depth: u32,
     /// Most items in one array or map (all blocks together).
     pub max_items: usize,
+    /// Most collection items that take no bytes on the wire (`null`, empty records, `fixed` of size 0) in one
+    /// datum, across all its collections: without it a 5-byte datum could claim 2^24 such values.
+    pub max_empty_items: usize,
 }
 
 impl Default for Limits {
@@ -19,8 +26,16 @@ impl Default for Limits {
         Limits {
             max_depth: 128,
             max_items: 1 << 24,
+            max_empty_items: 1 << 12,
         }
     }
+}
+
+/// How many items of `item_size` bytes to reserve for a block of `count`: no more bytes than `remaining`
+/// (the input left), since every item that is not a zero-sized type takes at least one byte of it.
+#[inline]
+pub(crate) fn reservation(count: usize, remaining: usize, item_size: usize) -> usize {
+    count.min(remaining / item_size.max(1))
 }
 
 /// Reads Avro binary values from a byte slice.
@@ -30,6 +45,8 @@ pub struct Reader<'a> {
     pos: usize,
     depth: u32,
     limits: Limits,
+    /// Collection items read so far that took no bytes.
+    empty_items: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -45,6 +62,7 @@ impl<'a> Reader<'a> {
             pos: 0,
             depth: 0,
             limits,
+            empty_items: 0,
         }
     }
 
@@ -287,6 +305,32 @@ impl<'a> Reader<'a> {
         Ok(count)
     }
 
+    /// Accounts for the items of a block after its first item, read from `item_start`: whether a value takes
+    /// bytes depends only on its type, so if the first took none, all `count` items of the block take none
+    /// and count against [`Limits::max_empty_items`] (for the whole datum). `block` is where the block count
+    /// was, for the error. Every loop over collection items calls this after reading the block's first item.
+    #[inline]
+    pub fn block_items(
+        &mut self,
+        block: usize,
+        item_start: usize,
+        count: usize,
+    ) -> Result<(), Error> {
+        if self.pos != item_start {
+            return Ok(());
+        }
+        match self.empty_items.checked_add(count) {
+            Some(total) if total <= self.limits.max_empty_items => {
+                self.empty_items = total;
+                Ok(())
+            }
+            _ => Err(Error::TooManyEmptyItems {
+                offset: block,
+                limit: self.limits.max_empty_items,
+            }),
+        }
+    }
+
     /// Reads an array, calling `item` for each element.
     #[inline]
     pub fn array<T>(
@@ -296,13 +340,17 @@ impl<'a> Reader<'a> {
         self.enter()?;
         let mut out = Vec::new();
         loop {
+            let block = self.pos;
             let n = self.block_count(out.len())?;
             if n == 0 {
                 break;
             }
-            // Never reserve more than the input could possibly hold.
-            out.reserve(n.min(self.remaining()));
-            for _ in 0..n {
+            // Never reserve more bytes than the input has left.
+            out.reserve(reservation(n, self.remaining(), size_of::<T>()));
+            let start = self.pos;
+            out.push(item(self)?);
+            self.block_items(block, start, n)?;
+            for _ in 1..n {
                 out.push(item(self)?);
             }
         }
@@ -325,7 +373,10 @@ impl<'a> Reader<'a> {
                 break;
             }
             seen += n;
-            out.reserve(n.min(self.remaining()));
+            // An entry is its key, its value, and the hash table's index (a hash and a position).
+            let entry = size_of::<(String, T)>() + 2 * size_of::<usize>();
+            out.reserve(reservation(n, self.remaining(), entry));
+            // A key takes at least its length byte, so map entries never take no bytes.
             for _ in 0..n {
                 let k = self.string()?;
                 let v = value(self)?;

@@ -1,11 +1,13 @@
 //! Compiling a (writer, reader) schema pair into a [`Plan`], following the Avro 1.12 schema resolution rules.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use super::default::encode_default;
 use super::plan::{Branch, EnumTarget, Node, NodeId, Plan, Record, Skip, SkipId, Step};
 use super::skip::SkipCompiler;
-use crate::schema::{Field, NamedId, NamedKind, NamedType, Schema, SchemaKind, SchemaSet};
+use crate::schema::{
+    Field, LogicalType, NamedId, NamedKind, NamedType, Schema, SchemaKind, SchemaSet,
+};
 
 /// Compiles the plan reading `w` (of `ws`) as `r` (of `rs`); the error says what does not resolve, and where.
 pub(crate) fn compile(
@@ -74,6 +76,7 @@ impl Compiler<'_> {
 
     fn identical(&self, w: &Schema, r: &Schema) -> bool {
         self.ws.canonical_form(w) == self.rs.canonical_form(r)
+            && !decimals_conflict(self.ws, w, self.rs, r)
     }
 
     fn compile(&mut self, w: &Schema, r: &Schema) -> Result<NodeId, String> {
@@ -113,13 +116,16 @@ impl Compiler<'_> {
                     .collect();
                 Ok(self.push(Node::Union(branches)))
             }
+            (K::Bytes, K::Bytes) => {
+                decimals_agree(w.logical, r.logical)?;
+                Ok(self.copy(w))
+            }
             (K::Null, K::Null)
             | (K::Boolean, K::Boolean)
             | (K::Int, K::Int)
             | (K::Long, K::Long)
             | (K::Float, K::Float)
             | (K::Double, K::Double)
-            | (K::Bytes, K::Bytes)
             | (K::String, K::String)
             | (K::String, K::Bytes) => Ok(self.copy(w)),
             (K::Int, K::Long) => Ok(self.push(Node::IntToLong)),
@@ -256,8 +262,7 @@ impl Compiler<'_> {
                 },
             ) => Ok(enum_node(wt, ws, rt, rsyms, default.as_deref())),
             (NamedKind::Fixed { size: wn }, NamedKind::Fixed { size: rn }) if wn == rn => {
-                let skip = self.skip_of(w);
-                Ok(Node::Copy(skip))
+                decimals_agree(wt.logical, rt.logical).map(|()| Node::Copy(self.skip_of(w)))
             }
             (NamedKind::Fixed { size: wn }, NamedKind::Fixed { size: rn }) => Err(format!(
                 "fixed `{}` has size {wn} in the writer but {rn} in the reader (`{}`)",
@@ -426,10 +431,70 @@ impl Compiler<'_> {
     }
 }
 
-/// Whether a writer named type is read as a reader named type: same unqualified name, or a reader alias with
-/// the writer's unqualified name.
+/// Two decimals resolve only if their precisions and scales are equal (Avro 1.12, "Schema Resolution"): the
+/// same unscaled bytes at another scale are another value. A decimal and a non-decimal resolve (the logical
+/// type is then ignored, as for every other logical type). Avro Java's readers and `SchemaCompatibility` ignore
+/// decimal parameters; `ursa schema compat` warns about a changed scale or precision.
+fn decimals_agree(w: Option<LogicalType>, r: Option<LogicalType>) -> Result<(), String> {
+    match (w, r) {
+        (
+            Some(LogicalType::Decimal {
+                precision: wp,
+                scale: ws,
+            }),
+            Some(LogicalType::Decimal {
+                precision: rp,
+                scale: rs,
+            }),
+        ) if (wp, ws) != (rp, rs) => Err(format!(
+            "writer decimal({wp},{ws}) cannot be read as reader decimal({rp},{rs}): decimals resolve only with \
+             the same precision and scale"
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Whether two schemas with the same canonical form (so the same shape) have, somewhere, two decimals that do
+/// not agree on precision and scale: the canonical form leaves logical types out.
+pub(crate) fn decimals_conflict(ws: &SchemaSet, w: &Schema, rs: &SchemaSet, r: &Schema) -> bool {
+    fn walk(
+        ws: &SchemaSet,
+        w: &Schema,
+        rs: &SchemaSet,
+        r: &Schema,
+        seen: &mut HashSet<(NamedId, NamedId)>,
+    ) -> bool {
+        use SchemaKind as K;
+        match (&w.kind, &r.kind) {
+            (K::Array(wi), K::Array(ri)) | (K::Map(wi), K::Map(ri)) => walk(ws, wi, rs, ri, seen),
+            (K::Union(wb), K::Union(rb)) => {
+                wb.iter().zip(rb).any(|(wb, rb)| walk(ws, wb, rs, rb, seen))
+            }
+            (K::Named(wid), K::Named(rid)) => {
+                if !seen.insert((*wid, *rid)) {
+                    return false;
+                }
+                let (wt, rt) = (ws.named(*wid), rs.named(*rid));
+                match (&wt.kind, &rt.kind) {
+                    (NamedKind::Record { fields: wf }, NamedKind::Record { fields: rf }) => wf
+                        .iter()
+                        .zip(rf)
+                        .any(|(wf, rf)| walk(ws, &wf.schema, rs, &rf.schema, seen)),
+                    _ => decimals_agree(wt.logical, rt.logical).is_err(),
+                }
+            }
+            _ => decimals_agree(w.logical, r.logical).is_err(),
+        }
+    }
+    walk(ws, w, rs, r, &mut HashSet::new())
+}
+
+/// Whether a writer named type is read as a reader named type, as Avro Java decides (`schemaNameEquals`, and
+/// `Schema.applyAliases` in its readers) and the compatibility checker does: the same unqualified name, or a
+/// reader alias equal to the writer's full name (aliases are full names; an unqualified one was given the
+/// reader's namespace when parsed).
 fn names_match(w: &NamedType, r: &NamedType) -> bool {
-    w.name.name == r.name.name || r.aliases.iter().any(|a| a.name == w.name.name)
+    w.name.name == r.name.name || r.aliases.contains(&w.name)
 }
 
 /// An enum: each writer symbol to the reader ordinal of the same symbol, else the reader's default, else an

@@ -13,7 +13,7 @@ const MAX_DEPTH: u32 = 64;
 const TOO_DEEP: &str =
     "default nested deeper than 64 levels (does a record default refer to itself?)";
 
-/// Appends the binary encoding of `value` as `schema` (of `set`) to `out`. Unions take their first branch;
+/// Appends the binary encoding of `value` as `schema` (of `set`) to `out`. A union takes the first branch the value is valid for;
 /// `bytes` and `fixed` are latin-1 strings; a record's missing members take their field defaults.
 pub(crate) fn encode_default(
     set: &SchemaSet,
@@ -116,13 +116,27 @@ fn encode_at(
             }
             _ => mismatch("an object (map)"),
         },
-        SchemaKind::Union(branches) => match branches.first() {
-            Some(first) => {
-                encode::union_index(out, 0);
-                encode_at(set, first, value, out, depth + 1)
+        // Avro 1.12: a union default may be a value of any branch; it is written as the first branch it is a
+        // valid value of (so `["int","long"]` with 5000000000 is a long, where Java would truncate it to an int).
+        SchemaKind::Union(branches) => {
+            let start = out.len();
+            let mut first_error = None;
+            for (i, b) in branches.iter().enumerate() {
+                encode::union_index(out, i);
+                match encode_at(set, b, value, out, depth + 1) {
+                    Ok(()) => return Ok(()),
+                    Err(e) if e == TOO_DEEP => return Err(e),
+                    Err(e) => {
+                        out.truncate(start);
+                        first_error.get_or_insert(e);
+                    }
+                }
             }
-            None => mismatch("a value of an empty union"),
-        },
+            Err(first_error.map_or_else(
+                || format!("default {value} is not a value of an empty union"),
+                |e| format!("default {value} is a value of no branch of the union ({e})"),
+            ))
+        }
         SchemaKind::Named(id) => {
             let t = set.named(*id);
             match &t.kind {

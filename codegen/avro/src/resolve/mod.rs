@@ -4,10 +4,11 @@
 //! rewrites each writer-encoded datum into the reader's encoding, which generated code decodes with its direct
 //! decoder. Design:
 //! - `compile`: the rules — promotions (int→long/float/double, long→float/double, float→double,
-//!   string↔bytes), logical types ignored, named types matched by unqualified name or reader alias, fields by
-//!   name then reader field alias, unions by exact type/full name, then name/alias, then first branch that
-//!   resolves. Named pairs are memoised by (writer id, reader id), so recursive types give a finite plan.
-//!   Subtrees whose canonical forms agree are copied verbatim.
+//!   string↔bytes), logical types ignored except that two decimals must agree on precision and scale (the
+//!   specification's rule: otherwise the same unscaled bytes would mean another value), named types matched
+//!   by unqualified name or by a reader alias equal to the writer's full name, fields by name then reader
+//!   field alias, unions by exact type/full name, then name/alias, then first branch that resolves. Named pairs are memoised by (writer id, reader id), so recursive types give a finite plan.
+//!   Subtrees whose canonical forms agree (and whose decimals agree) are copied verbatim.
 //! - `plan`: the plan, flat arenas indexed by id; `skip`: writer-only values; `default`: reader defaults,
 //!   encoded once at plan time; `transcode`: running the plan, bounded by [`crate::Reader`]'s limits.
 //! - Records are planned in writer field order: a field that is the next reader field goes straight to the
@@ -19,6 +20,19 @@
 
 mod compile;
 mod default;
+
+/// The binary encoding of `value`, a JSON default of `schema` (a node of `set`), as resolution fills a
+/// reader-only field: a union takes the first branch the value is valid for, `bytes` and `fixed` are latin-1
+/// strings, a record's missing members take their field defaults. Code generators embed it for builders.
+pub fn encode_default(
+    set: &crate::schema::SchemaSet,
+    schema: &crate::schema::Schema,
+    value: &serde_json::Value,
+) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    default::encode_default(set, schema, value, &mut out)?;
+    Ok(out)
+}
 mod plan;
 mod skip;
 mod transcode;
@@ -48,7 +62,8 @@ impl Resolver {
         reader: &SchemaSet,
         reader_root: &Schema,
     ) -> Result<Resolver, Error> {
-        let identity = writer.canonical_form(writer_root) == reader.canonical_form(reader_root);
+        let identity = writer.canonical_form(writer_root) == reader.canonical_form(reader_root)
+            && !compile::decimals_conflict(writer, writer_root, reader, reader_root);
         let plan = compile::compile(writer, writer_root, reader, reader_root)
             .map_err(Error::Resolution)?;
         Ok(Resolver {

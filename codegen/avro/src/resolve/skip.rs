@@ -166,12 +166,17 @@ fn skip_blocks(
             *r = probe;
             continue;
         }
+        let block = r.position();
         let n = r.block_count(seen)?;
         if n == 0 {
             return Ok(());
         }
         seen += n;
-        for _ in 0..n {
+        // Skipping items that take no bytes takes time only, but unbounded time: they are limited too.
+        let start = r.position();
+        item(r)?;
+        r.block_items(block, start, n)?;
+        for _ in 1..n {
             item(r)?;
         }
     }

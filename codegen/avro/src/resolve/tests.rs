@@ -145,6 +145,58 @@ fn logical_types_are_ignored() {
     assert_eq!(ok(uuid, r#""bytes""#, &u), u);
 }
 
+#[test]
+fn decimals_resolve_only_with_the_same_precision_and_scale() {
+    // Avro 1.12: two decimals match only if their scales and precisions match; otherwise the unscaled bytes
+    // would be read with another scale, changing the value (12.34 at scale 2 is 1.234 at scale 3).
+    let dec = |p: u32, s: u32| {
+        format!(r#"{{"type":"bytes","logicalType":"decimal","precision":{p},"scale":{s}}}"#)
+    };
+    let fixed = |p: u32, s: u32| {
+        format!(
+            r#"{{"type":"fixed","name":"D","size":8,"logicalType":"decimal","precision":{p},"scale":{s}}}"#
+        )
+    };
+    assert_eq!(
+        plan_error(&dec(10, 2), &dec(10, 3)),
+        "writer decimal(10,2) cannot be read as reader decimal(10,3): decimals resolve only with the same \
+         precision and scale"
+    );
+    assert!(plan_error(&dec(10, 2), &dec(12, 2)).contains("decimal(12,2)"));
+    assert!(plan_error(&fixed(10, 2), &fixed(10, 3)).contains("reader decimal(10,3)"));
+    // Anywhere in the schema, including where the rest is identical (and would be copied verbatim).
+    let in_record = |t: &str| {
+        record(
+            "R",
+            &format!(r#"{{"name":"price","type":{t}}},{{"name":"n","type":"int"}}"#),
+        )
+    };
+    let msg = plan_error(&in_record(&dec(10, 2)), &in_record(&dec(10, 3)));
+    assert!(msg.contains("field `price` of record `R`"), "{msg}");
+    // In a union, like any branch that does not resolve, it fails when such a value occurs.
+    let arrays = |t: &str| format!(r#"{{"type":"array","items":["null",{t}]}}"#);
+    let plan = resolver(&arrays(&fixed(10, 2)), &arrays(&fixed(10, 3))).unwrap();
+    assert!(!plan.is_identity());
+    let nulls = B::new().long(1).long(0).long(0).done();
+    let mut out = Vec::new();
+    plan.transcode(&nulls, &mut out).unwrap();
+    assert_eq!(out, nulls);
+    let one = B::new().long(1).long(1).raw(&[0; 8]).long(0).done();
+    let err = plan.transcode(&one, &mut out).unwrap_err().to_string();
+    assert!(err.contains("reader decimal(10,3)"), "{err}");
+    // The same decimal, or a decimal and plain bytes (the logical type is then ignored), resolve.
+    assert!(resolver(&dec(10, 2), &dec(10, 2)).unwrap().is_identity());
+    assert!(
+        resolver(&in_record(&fixed(9, 4)), &in_record(&fixed(9, 4)))
+            .unwrap()
+            .is_identity()
+    );
+    let input = B::new().bytes(&[0x04, 0xd2]).done();
+    assert_eq!(ok(&dec(10, 2), r#""bytes""#, &input), input);
+    assert_eq!(ok(r#""bytes""#, &dec(10, 2), &input), input);
+    assert_eq!(ok(r#""string""#, &dec(10, 2), &input), input);
+}
+
 // ---- records ---------------------------------------------------------------------------------------------------
 
 #[test]
@@ -206,6 +258,67 @@ fn added_fields_take_defaults_of_every_kind() {
         .long(9)
         .done();
     assert_eq!(out, expected);
+}
+
+#[test]
+fn union_defaults_take_the_first_branch_they_are_a_value_of() {
+    // Avro 1.12: a union default may match any branch; it is written as the first branch it is valid for.
+    let writer = record("R", r#"{"name":"id","type":"int"}"#);
+    let reader = record(
+        "R",
+        r#"{"name":"id","type":"int"},
+        {"name":"s","type":["null","string"],"default":"x"},
+        {"name":"big","type":["int","long"],"default":5000000000},
+        {"name":"frac","type":["long","double"],"default":1.5},
+        {"name":"rec","type":["null",{"type":"record","name":"S","fields":[{"name":"x","type":"int"}]}],"default":{"x":3}},
+        {"name":"sym","type":["null",{"type":"enum","name":"E","symbols":["A"]},"string"],"default":"zz"},
+        {"name":"first","type":["string","bytes"],"default":"ab"}"#,
+    );
+    let out = ok(&writer, &reader, &B::new().int(7).done());
+    let expected = B::new()
+        .int(7)
+        .long(1)
+        .str("x")
+        .long(1)
+        .long(5_000_000_000)
+        .long(1)
+        .double(1.5)
+        .long(1)
+        .int(3)
+        .long(2)
+        .str("zz")
+        .long(0)
+        .str("ab")
+        .done();
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn suspicious_reader_defaults_fail_the_plan_when_needed() {
+    // A default Avro Java's parser accepts but that is no value of its type (see `SuspiciousDefault`) cannot
+    // be written for a missing field: the plan says so. (Java pads or truncates a fixed, writes `?` for
+    // characters beyond U+00FF and fails on an unknown symbol when reading.)
+    let writer = record("R", r#"{"name":"id","type":"int"}"#);
+    for (field, problem) in [
+        (
+            r#"{"name":"f","type":{"type":"fixed","name":"F","size":4},"default":"ab"}"#,
+            "a string of 4 bytes",
+        ),
+        (
+            r#"{"name":"b","type":"bytes","default":"\u0100"}"#,
+            "a string of bytes",
+        ),
+        (
+            r#"{"name":"e","type":{"type":"enum","name":"E","symbols":["A"]},"default":"B"}"#,
+            "a symbol of enum `E`",
+        ),
+    ] {
+        let reader = record("R", &format!(r#"{{"name":"id","type":"int"}},{field}"#));
+        let msg = plan_error(&writer, &reader);
+        assert!(msg.contains(problem), "{field}: {msg}");
+        // Not needed when the writer has the field.
+        assert!(resolver(&reader, &reader).unwrap().is_identity());
+    }
 }
 
 #[test]
@@ -364,11 +477,58 @@ fn renamed_field_and_record_via_reader_aliases() {
     let unaliased = reader.replace(r#""aliases":["old.Person"],"#, "");
     let msg = plan_error(writer, &unaliased);
     assert!(msg.contains("names differ"), "{msg}");
-    // Namespaces are not compared: the unqualified names match.
+    // An alias is a full name: `old.Person` is not `other.Person`.
     let moved = writer.replace(r#""namespace":"old""#, r#""namespace":"other""#);
+    let msg = plan_error(&moved, reader);
+    assert!(msg.contains("names differ"), "{msg}");
+    // Primary names are compared unqualified, as Avro Java's `schemaNameEquals` does.
+    let same_name = moved.replace(r#""name":"Person""#, r#""name":"Human""#);
     assert_eq!(
-        ok(&moved, reader, &input),
+        ok(&same_name, reader, &input),
         B::new().long(36).str("Ada").done()
+    );
+}
+
+#[test]
+fn named_type_aliases_are_full_names() {
+    // As in Avro Java (`Schema.applyAliases`, `SchemaCompatibility.schemaNameEquals`) and the compatibility
+    // checker: a reader alias matches the writer's full name; an unqualified alias is in the reader's namespace.
+    let named = |kind: &str, full: &str, aliases: &str| {
+        let head = format!(r#""name":"{full}","aliases":[{aliases}]"#);
+        match kind {
+            "enum" => format!(r#"{{"type":"enum",{head},"symbols":["A"]}}"#),
+            "fixed" => format!(r#"{{"type":"fixed",{head},"size":2}}"#),
+            _ => format!(r#"{{"type":"record",{head},"fields":[{{"name":"x","type":"int"}}]}}"#),
+        }
+    };
+    let writer = |kind: &str, full: &str| named(kind, full, "");
+    let reader = |kind: &str, alias: &str| named(kind, "new.Thing", &format!(r#""{alias}""#));
+    for kind in ["record", "enum", "fixed"] {
+        let r = reader(kind, "old.Thing2");
+        assert!(
+            resolver(&writer(kind, "old.Thing2"), &r).is_ok(),
+            "{kind}: {r}"
+        );
+        let msg = plan_error(&writer(kind, "other.Thing2"), &r);
+        assert!(msg.contains("names differ"), "{kind}: {msg}");
+        // An unqualified alias is in the reader's namespace.
+        let r = reader(kind, "Thing2");
+        assert!(
+            resolver(&writer(kind, "new.Thing2"), &r).is_ok(),
+            "{kind}: {r}"
+        );
+        let msg = plan_error(&writer(kind, "old.Thing2"), &r);
+        assert!(msg.contains("names differ"), "{kind}: {msg}");
+    }
+    // In a union, an alias in another namespace does not select the branch either.
+    let w = writer("record", "other.Thing2");
+    let u = format!(r#"["null",{}]"#, reader("record", "old.Thing2"));
+    let msg = plan_error(&w, &u);
+    assert!(msg.contains("matches no branch"), "{msg}");
+    let w = writer("record", "old.Thing2");
+    assert_eq!(
+        ok(&w, &u, &B::new().int(4).done()),
+        B::new().long(1).int(4).done()
     );
 }
 

@@ -163,6 +163,7 @@ impl Plan {
         s: &mut Scratch,
         mut item: impl FnMut(&Plan, &mut Reader<'_>, &mut Vec<u8>, &mut Scratch) -> Result<(), Error>,
     ) -> Result<(), Error> {
+        let mut block = r.position();
         let first = r.block_count(0)?;
         if first == 0 {
             out.push(0);
@@ -173,10 +174,15 @@ impl Plan {
         let header_len = out.len() - header;
         let (mut total, mut n) = (0usize, first);
         while n > 0 {
-            for _ in 0..n {
+            // Items that take no input (which reader defaults could still make large) are limited per datum.
+            let start = r.position();
+            item(self, r, out, s)?;
+            r.block_items(block, start, n)?;
+            for _ in 1..n {
                 item(self, r, out, s)?;
             }
             total += n;
+            block = r.position();
             n = r.block_count(total)?;
         }
         if total != first {

@@ -12,7 +12,7 @@ pub use canonical::fingerprint64;
 pub use error::{Diagnostic, SchemaError};
 pub use model::{
     Attrs, Field, FileId, LogicalType, Name, NamedId, NamedKind, NamedType, Order, Schema,
-    SchemaKind, SchemaSet,
+    SchemaKind, SchemaSet, SuspiciousDefault,
 };
 pub use parse::{LogicalTypes, ParseOptions};
 pub use source::{Loc, SourceFile};

@@ -247,7 +247,7 @@ pub struct Field {
     pub doc: Option<String>,
     /// Its type.
     pub schema: Schema,
-    /// Its default value (JSON encoding of the field type, first branch for unions).
+    /// Its default value (JSON encoding of the field type; for a union, a value of any branch, as Avro 1.12 allows).
     pub default: Option<serde_json::Value>,
     /// Where the default is.
     pub default_loc: Option<Loc>,
@@ -266,6 +266,24 @@ impl Field {
     }
 }
 
+/// A default that Avro Java's parser accepts but that is not a valid value of its type: a `bytes` or `fixed`
+/// default with characters beyond U+00FF, a `fixed` default of another size, an enum field default that is
+/// not a symbol (Java checks only that these are strings), or an enum's own `default` that is not a string
+/// (Java ignores it, and so does this parser). Such schemas parse, as Confluent's registry registers them;
+/// `ursa schema lint` reports these (rule `default-value`), and a reader needing such a field default fails
+/// to build its resolution plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuspiciousDefault {
+    /// The record holding the field, or the enum.
+    pub owner: NamedId,
+    /// The field's index in the record, or `None` for an enum's own `default`.
+    pub field: Option<usize>,
+    /// Where the default is.
+    pub loc: Loc,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
 /// A set of parsed schema documents sharing one namespace of named types: references across documents resolve.
 #[derive(Debug, Clone)]
 pub struct SchemaSet {
@@ -273,6 +291,7 @@ pub struct SchemaSet {
     pub(crate) named: Vec<NamedType>,
     pub(crate) by_name: HashMap<String, NamedId>,
     pub(crate) roots: Vec<Schema>,
+    pub(crate) suspicious: Vec<SuspiciousDefault>,
 }
 
 impl SchemaSet {
@@ -293,7 +312,7 @@ impl SchemaSet {
 
     /// The top-level schema of the last document (for a single schema with its references before it).
     pub fn last_root(&self) -> &Schema {
-        // A SchemaSet is never built without a document.
+        // `SchemaSet::parse` refuses to build a set without a document.
         &self.roots[self.roots.len() - 1]
     }
 
@@ -321,6 +340,11 @@ impl SchemaSet {
     /// Looks a named type up by full name.
     pub fn lookup(&self, fullname: &str) -> Option<NamedId> {
         self.by_name.get(fullname).copied()
+    }
+
+    /// The defaults Avro Java accepts that are not valid values of their types, in document order.
+    pub fn suspicious_defaults(&self) -> &[SuspiciousDefault] {
+        &self.suspicious
     }
 
     /// Formats a location as `path:line:col`.

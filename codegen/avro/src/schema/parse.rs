@@ -4,11 +4,11 @@ use std::collections::HashMap;
 
 use crate::json::{self, Json, JsonValue, Span};
 
-use super::default::check_default;
+use super::default::{Check, check_default};
 use super::error::{Diagnostic, SchemaError};
 use super::model::{
     Attrs, Field, FileId, LogicalType, Name, NamedId, NamedKind, NamedType, Order, Schema,
-    SchemaKind, SchemaSet,
+    SchemaKind, SchemaSet, SuspiciousDefault,
 };
 use super::source::{Loc, SourceFile};
 
@@ -42,8 +42,23 @@ impl SchemaSet {
         )
     }
 
-    /// Parses documents that may reference each other's named types, in any order.
+    /// Parses documents that may reference each other's named types, in any order. At least one document is
+    /// needed (so that [`SchemaSet::last_root`] always has one).
     pub fn parse(files: Vec<SourceFile>, options: ParseOptions) -> Result<SchemaSet, SchemaError> {
+        if files.is_empty() {
+            return Err(SchemaError {
+                diagnostics: vec![Diagnostic {
+                    message: "no schema documents to parse".to_owned(),
+                    path: "<none>".to_owned(),
+                    line: 1,
+                    column: 1,
+                    span: Span { start: 0, end: 0 },
+                    file: FileId(0),
+                    source_line: String::new(),
+                    notes: Vec::new(),
+                }],
+            });
+        }
         let mut p = Parser {
             files: &files,
             options,
@@ -51,6 +66,7 @@ impl SchemaSet {
             by_name: HashMap::new(),
             defs: Vec::new(),
             named: Vec::new(),
+            suspicious: Vec::new(),
         };
         let mut docs = Vec::with_capacity(files.len());
         for (i, file) in files.iter().enumerate() {
@@ -95,35 +111,60 @@ impl SchemaSet {
         }
         let named: Vec<NamedType> = p.named.into_iter().flatten().collect();
         let by_name = p.by_name;
+        let mut suspicious = p.suspicious;
         let mut set = SchemaSet {
             files,
             named,
             by_name,
             roots,
+            suspicious: Vec::new(),
         };
+        // Defaults are checked as Avro Java's parser checks them (errors); those it accepts are checked as
+        // values too (suspicious defaults, for the linter).
         let mut diags = Vec::new();
-        for (_, t) in set.named_types() {
+        for (owner, t) in set.named_types() {
             if let NamedKind::Record { fields } = &t.kind {
-                for f in fields {
-                    if let (Some(default), Some(loc)) = (&f.default, f.default_loc)
-                        && let Err(problem) = check_default(&set, &f.schema, default)
-                    {
-                        diags.push(Diagnostic::new(
-                            set.file(loc.file),
-                            loc,
-                            format!(
-                                "invalid default for field `{}` of `{}`: {problem}",
-                                f.name,
-                                t.name.fullname()
-                            ),
-                        ));
-                    }
+                for (i, f) in fields.iter().enumerate() {
+                    let (Some(default), Some(loc)) = (&f.default, f.default_loc) else {
+                        continue;
+                    };
+                    let problem = match check_default(&set, &f.schema, default, Check::Java) {
+                        Err(problem) => problem,
+                        Ok(()) => {
+                            if let Err(problem) =
+                                check_default(&set, &f.schema, default, Check::Value)
+                            {
+                                suspicious.push(SuspiciousDefault {
+                                    owner,
+                                    field: Some(i),
+                                    loc,
+                                    problem: format!(
+                                        "the default of field `{}` of `{}` is not a valid value (Avro Java accepts it): {problem}",
+                                        f.name,
+                                        t.name.fullname()
+                                    ),
+                                });
+                            }
+                            continue;
+                        }
+                    };
+                    diags.push(Diagnostic::new(
+                        set.file(loc.file),
+                        loc,
+                        format!(
+                            "invalid default for field `{}` of `{}`: {problem}",
+                            f.name,
+                            t.name.fullname()
+                        ),
+                    ));
                 }
             }
         }
         if !diags.is_empty() {
             return Err(SchemaError { diagnostics: diags });
         }
+        suspicious.sort_by_key(|d| (d.loc.file, d.loc.span.start));
+        set.suspicious = suspicious;
         set.files.shrink_to_fit();
         Ok(set)
     }
@@ -140,6 +181,8 @@ struct Parser<'a> {
     by_name: HashMap<String, NamedId>,
     defs: Vec<Def>,
     named: Vec<Option<NamedType>>,
+    /// Enum `default`s that are not strings: ignored, as Avro Java ignores them.
+    suspicious: Vec<SuspiciousDefault>,
 }
 
 fn is_valid_name(s: &str) -> bool {
@@ -715,7 +758,7 @@ impl Parser<'_> {
         let mut logical = None;
         let (kind, reserved): (NamedKind, &[&str]) = match type_name {
             "enum" => (
-                self.enum_kind(file, obj),
+                self.enum_kind(file, obj, id),
                 &[
                     "type",
                     "name",
@@ -789,7 +832,7 @@ impl Parser<'_> {
         Self::simple(SchemaKind::Named(id), loc)
     }
 
-    fn enum_kind(&mut self, file: FileId, obj: &Json) -> NamedKind {
+    fn enum_kind(&mut self, file: FileId, obj: &Json, id: NamedId) -> NamedKind {
         let mut symbols: Vec<String> = Vec::new();
         match obj.get("symbols") {
             Some(Json {
@@ -834,10 +877,16 @@ impl Parser<'_> {
                     None
                 }
                 None => {
-                    self.error(
-                        Self::loc(file, d.span),
-                        format!("enum default must be a symbol string, found {}", d.kind()),
-                    );
+                    // Avro Java's parser ignores a default that is not a string.
+                    self.suspicious.push(SuspiciousDefault {
+                        owner: id,
+                        field: None,
+                        loc: Self::loc(file, d.span),
+                        problem: format!(
+                            "the enum's default is {}, not a symbol string: it is ignored (as Avro Java ignores it)",
+                            d.kind()
+                        ),
+                    });
                     None
                 }
             },

@@ -176,9 +176,9 @@ fn errors_say_what_and_where() {
             "invalid default for field `a` of `R`: expected an int",
         ),
         (
-            "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":[\"null\",\"int\"],\"default\":1}]}",
+            "{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":[\"null\",\"int\"],\"default\":true}]}",
             (1, 83),
-            "must match the union's first branch",
+            "invalid default for field `a` of `R`: no branch of the union [null, int] takes a boolean (true)",
         ),
         (
             "{\"type\":\"record\" \"name\":\"R\"}",
@@ -215,4 +215,130 @@ fn every_problem_is_reported() {
     let e = SchemaSet::parse_str(r#"{"type":"record","name":"R","fields":[{"name":"a","type":"X"},{"name":"b","type":"Y"}]}"#)
         .unwrap_err();
     assert_eq!(e.diagnostics.len(), 2, "{e}");
+}
+
+#[test]
+fn union_defaults_may_match_any_branch() {
+    // Avro 1.12 (AVRO-3649): a union field's default may be a value of any branch, as Java accepts.
+    for (ty, default) in [
+        (r#"["null","string"]"#, r#""x""#),
+        (r#"["int","string"]"#, r#""x""#),
+        (r#"["long","double"]"#, "1.5"),
+        (
+            r#"["null",{"type":"record","name":"S","fields":[{"name":"x","type":"int"}]}]"#,
+            r#"{"x":3}"#,
+        ),
+        (r#"["null",{"type":"array","items":"int"}]"#, "[1,2]"),
+    ] {
+        let text = format!(
+            r#"{{"type":"record","name":"R","fields":[{{"name":"f","type":{ty},"default":{default}}}]}}"#
+        );
+        if let Err(e) = SchemaSet::parse_str(&text) {
+            panic!("{text}: {e}");
+        }
+    }
+    // A default no branch takes is still an error, naming the branches.
+    let d = first_error(
+        r#"{"type":"record","name":"R","fields":[{"name":"f","type":["int","string"],"default":true}]}"#,
+    );
+    assert!(
+        d.message
+            .contains("no branch of the union [int, string] takes a boolean (true)"),
+        "{d}"
+    );
+}
+
+#[test]
+fn parsing_no_documents_is_an_error() {
+    // A set always has a last document, so `last_root` cannot fail.
+    let e = SchemaSet::parse(Vec::new(), ParseOptions::default()).unwrap_err();
+    assert_eq!(e.diagnostics.len(), 1, "{e}");
+    assert!(e.to_string().contains("no schema documents"), "{e}");
+    assert!(e.render().contains("no schema documents"), "{}", e.render());
+}
+
+#[test]
+fn defaults_avro_java_accepts_parse_and_are_reported() {
+    // Avro Java checks only that a `bytes`, `fixed` or enum field default is a string, and ignores an enum's
+    // `default` that is not a string: such schemas parse (as Confluent's registry registers them), and what
+    // is wrong with the default is listed for the linter.
+    let field = |ty: &str, default: &str| {
+        format!(
+            r#"{{"type":"record","name":"R","fields":[{{"name":"f","type":{ty},"default":{default}}}]}}"#
+        )
+    };
+    let cases = [
+        (
+            field(r#"{"type":"fixed","name":"F","size":4}"#, r#""ab""#),
+            "fixed `F` has size 4, default has 2 bytes",
+        ),
+        (
+            field(r#"{"type":"fixed","name":"F","size":1}"#, r#""\u0100""#),
+            "a string of bytes (characters \\u0000 to \\u00ff)",
+        ),
+        (
+            field(r#""bytes""#, r#""\u0100""#),
+            "a string of bytes (characters \\u0000 to \\u00ff)",
+        ),
+        (
+            field(r#"{"type":"enum","name":"E","symbols":["A"]}"#, r#""B""#),
+            "`B` is not a symbol of enum `E`",
+        ),
+        (
+            field(
+                r#"["null",{"type":"fixed","name":"F","size":2}]"#,
+                r#""abc""#,
+            ),
+            "no branch of the union [null, F] takes",
+        ),
+        (
+            field(
+                r#"{"type":"array","items":{"type":"fixed","name":"F","size":2}}"#,
+                r#"["a"]"#,
+            ),
+            "item 0: fixed `F` has size 2, default has 1 bytes",
+        ),
+    ];
+    for (text, problem) in &cases {
+        let set = SchemaSet::parse_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let found = set.suspicious_defaults();
+        assert_eq!(found.len(), 1, "{text}: {found:?}");
+        assert!(found[0].problem.contains(problem), "{text}: {found:?}");
+        assert_eq!(found[0].field, Some(0));
+        assert_eq!(set.named(found[0].owner).name.fullname(), "R");
+        // The location is the default's.
+        let at = text.find(r#""default""#).unwrap() + r#""default":"#.len();
+        assert_eq!(found[0].loc.span.start as usize, at, "{text}");
+    }
+    let set =
+        SchemaSet::parse_str(r#"{"type":"enum","name":"E","symbols":["A"],"default":1}"#).unwrap();
+    let NamedKind::Enum { default, .. } = &set.named(set.lookup("E").unwrap()).kind else {
+        panic!()
+    };
+    assert_eq!(*default, None);
+    let found = set.suspicious_defaults();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].field, None);
+    assert!(found[0].problem.contains("is ignored"), "{found:?}");
+    // What Java refuses stays an error: a number for a fixed, an enum default that is not a symbol.
+    for (text, message) in [
+        (
+            field(r#"{"type":"fixed","name":"F","size":4}"#, "1"),
+            "invalid default for field `f` of `R`: expected a string",
+        ),
+        (
+            r#"{"type":"enum","name":"E","symbols":["A"],"default":"B"}"#.to_owned(),
+            "enum default `B` is not one of the symbols",
+        ),
+    ] {
+        let d = first_error(&text);
+        assert!(d.message.contains(message), "{text}: {d}");
+    }
+    // A clean schema has nothing to report.
+    assert!(
+        SchemaSet::parse_str(&field(r#""bytes""#, r#""\u00ff""#))
+            .unwrap()
+            .suspicious_defaults()
+            .is_empty()
+    );
 }

@@ -4,7 +4,7 @@ use serde_json::{Map, Number, Value};
 
 use super::logical;
 use crate::Error;
-use crate::binary::Reader;
+use crate::binary::{Reader, reservation};
 use crate::schema::{NamedKind, Schema, SchemaKind, SchemaSet};
 
 /// Reads one value of `schema` (a node of `set`).
@@ -49,13 +49,17 @@ fn array(set: &SchemaSet, items: &Schema, r: &mut Reader<'_>) -> Result<Value, E
     r.enter()?;
     let mut out = Vec::new();
     loop {
+        let block = r.position();
         let n = r.block_count(out.len())?;
         if n == 0 {
             break;
         }
-        // Never reserve more than the input could hold.
-        out.reserve(n.min(r.remaining()));
-        for _ in 0..n {
+        // Never reserve more bytes than the input has left.
+        out.reserve(reservation(n, r.remaining(), size_of::<Value>()));
+        let start = r.position();
+        out.push(value(set, items, r)?);
+        r.block_items(block, start, n)?;
+        for _ in 1..n {
             out.push(value(set, items, r)?);
         }
     }

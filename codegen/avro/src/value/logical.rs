@@ -4,11 +4,11 @@ use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, NaiveTime, SecondsFor
 use serde_json::{Map, Value};
 
 use super::base64::encode_base64;
-use crate::logical::{self, Decimal, Duration};
+use crate::logical::{self, Decimal, Duration, bytes_for_precision};
 use crate::schema::LogicalType;
 
 /// Unscaled decimal values longer than this (after stripping sign extension) are never rendered as text,
-/// whatever the schema's precision says: the conversion is quadratic in the length.
+/// whatever the (writer's) schema's precision says: the conversion is quadratic in the length.
 const MAX_DECIMAL_BYTES: usize = 512;
 
 /// RFC 3339 and ISO 8601 without extensions have four-digit years.
@@ -97,13 +97,6 @@ fn duration(d: Duration) -> Value {
     m.insert("days".into(), d.days.into());
     m.insert("millis".into(), d.millis.into());
     Value::Object(m)
-}
-
-/// The most bytes an unscaled value of `precision` digits needs in two's complement.
-fn bytes_for_precision(precision: u32) -> usize {
-    // log2(10) < 3.322; one more bit for the sign.
-    let bits = (u64::from(precision) * 3322).div_ceil(1000) + 1;
-    usize::try_from(bits.div_ceil(8)).unwrap_or(usize::MAX)
 }
 
 /// Length of `b` without redundant sign-extension bytes.

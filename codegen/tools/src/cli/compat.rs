@@ -72,3 +72,38 @@ pub(crate) fn run(args: &CompatArgs) -> Result<ExitCode, ToolError> {
         ExitCode::from(1)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    /// A schema whose fixed default has the wrong size is valid for Avro Java (and Confluent's registry),
+    /// so `schema compat` judges it (exit 0 or 1) instead of refusing it as bad input (exit 2).
+    #[test]
+    fn schemas_avro_java_accepts_are_judged() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("v1.avsc");
+        let new = dir.path().join("v2.avsc");
+        std::fs::write(
+            &old,
+            r#"{"type":"record","name":"R","fields":[{"name":"id","type":"long"}]}"#,
+        )
+        .unwrap();
+        std::fs::write(
+            &new,
+            r#"{"type":"record","name":"R","fields":[{"name":"id","type":"long"},
+                {"name":"tag","type":{"type":"fixed","name":"Tag","size":4},"default":"ab"},
+                {"name":"kind","type":{"type":"enum","name":"Kind","symbols":["A"]},"default":"Z"}]}"#,
+        )
+        .unwrap();
+        let args = CompatArgs {
+            old: vec![old],
+            new,
+            level: Level::Backward,
+            format: Format::default(),
+        };
+        assert_eq!(run(&args).unwrap(), ExitCode::SUCCESS);
+    }
+}

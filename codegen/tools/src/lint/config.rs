@@ -25,11 +25,15 @@ pub enum Rule {
     NamespaceMatchesFolder,
     /// Fields added since the `--against` reference carry defaults.
     NewFieldDefault,
+    /// Every default is a valid value of its type. Avro Java (and so Confluent's registry) accepts any string
+    /// as a `bytes`, `fixed` or enum default, and ignores an enum `default` that is not a string, so such
+    /// schemas parse; this rule reports them.
+    DefaultValue,
 }
 
 impl Rule {
     /// All rules.
-    pub const ALL: [Rule; 7] = [
+    pub const ALL: [Rule; 8] = [
         Rule::NullableNullFirst,
         Rule::DocRequired,
         Rule::EnumDefault,
@@ -37,6 +41,7 @@ impl Rule {
         Rule::FieldNameCase,
         Rule::NamespaceMatchesFolder,
         Rule::NewFieldDefault,
+        Rule::DefaultValue,
     ];
 
     /// The rule id, as in the config file and in reports.
@@ -49,6 +54,7 @@ impl Rule {
             Rule::FieldNameCase => "field-name-case",
             Rule::NamespaceMatchesFolder => "namespace-matches-folder",
             Rule::NewFieldDefault => "new-field-default",
+            Rule::DefaultValue => "default-value",
         }
     }
 }

@@ -223,6 +223,15 @@ pub fn lint(input: &LintInput<'_>, config: &LintConfig) -> Vec<Message> {
     if let Some(prev) = input.previous {
         new_field_defaults(&mut l, prev);
     }
+    // Defaults Avro Java accepts but that are no valid value of their type (the parser lists them).
+    for d in set.suspicious_defaults() {
+        let t = set.named(d.owner);
+        let at = match d.field {
+            Some(i) => format!("#{}/fields/{i}/default", t.name.fullname()),
+            None => format!("#{}/default", t.name.fullname()),
+        };
+        l.report(Rule::DefaultValue, d.loc, at, d.problem.clone());
+    }
     l.out.sort_by(|a, b| {
         (&a.file, a.line, a.column, &a.kind).cmp(&(&b.file, b.line, b.column, &b.kind))
     });

@@ -130,3 +130,31 @@ fn fields_added_since_the_reference_need_defaults() {
     );
     assert_eq!(found, vec![("new-field-default".to_owned(), 3, true)]);
 }
+
+#[test]
+fn defaults_avro_java_accepts_but_that_are_no_value_are_reported() {
+    // Avro Java takes any string as a fixed, bytes or enum default (and ignores an enum default that is not a
+    // string), so these parse; the linter names each, at the default.
+    let schema = r#"{"type": "record", "name": "D", "doc": "d", "fields": [
+  {"name": "f", "doc": "d", "type": {"type": "fixed", "name": "F", "doc": "d", "size": 4}, "default": "ab"},
+  {"name": "e", "doc": "d", "type": {"type": "enum", "name": "E", "doc": "d", "symbols": ["A"], "default": "A"},
+   "default": "B"},
+  {"name": "g", "doc": "d", "type": {"type": "enum", "name": "G", "doc": "d", "symbols": ["A"], "default": 7}}
+ ]}"#;
+    let cfg = LintConfig::parse("[rules]\nenum-default = \"off\"\n").unwrap();
+    assert_eq!(
+        kinds(&[("D.avsc", schema)], &cfg, None),
+        vec![
+            ("default-value".to_owned(), 2, true),
+            ("default-value".to_owned(), 4, true),
+            ("default-value".to_owned(), 5, true),
+        ]
+    );
+    let cfg =
+        LintConfig::parse("[rules]\nenum-default = \"off\"\ndefault-value = \"warn\"\n").unwrap();
+    assert!(
+        kinds(&[("D.avsc", schema)], &cfg, None)
+            .iter()
+            .all(|(k, _, e)| k == "default-value" && !e)
+    );
+}

@@ -24,6 +24,12 @@ pub(crate) enum Record {
         schema: String,
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         references: Vec<Reference>,
+        /// Confluent's data-contract metadata (absent in logs written before it was kept).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        metadata: Option<serde_json::Value>,
+        /// Confluent's data-contract rules.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rule_set: Option<serde_json::Value>,
     },
     /// A version soft- or permanently deleted.
     DeleteVersion {

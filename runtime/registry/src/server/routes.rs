@@ -36,6 +36,7 @@ pub(crate) fn router(state: AppState) -> Router {
             "/subjects/{subject}/versions/{version}/referencedby",
             get(versions::referenced_by),
         )
+        .route("/schemas", get(schemas::list))
         .route("/schemas/types", get(schemas::types))
         .route("/schemas/ids/{id}", get(schemas::by_id))
         .route("/schemas/ids/{id}/schema", get(schemas::by_id_schema))

@@ -3,10 +3,57 @@
 
 use std::sync::Arc;
 
+use serde_json::Value;
 use ursa_avro::schema::{LogicalTypes, ParseOptions, SchemaSet, SourceFile};
 use ursa_compat::{Doc, Report};
 
 use crate::types::{CompatibilityLevel, Reference};
+
+/// Confluent's data-contract fields of a registration, kept as given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Contract {
+    /// `metadata`: `properties`, `tags`, `sensitive`.
+    pub(crate) metadata: Option<Value>,
+    /// `ruleSet`: `domainRules`, `migrationRules`.
+    pub(crate) rule_set: Option<Value>,
+}
+
+impl Contract {
+    /// The part of a schema's identity they make (empty without them): JSON with sorted keys.
+    fn key(&self) -> String {
+        if self.metadata.is_none() && self.rule_set.is_none() {
+            return String::new();
+        }
+        let text = |v: &Option<Value>| v.as_ref().map(sorted).unwrap_or_default();
+        format!(
+            "\nmetadata {}\nruleSet {}",
+            text(&self.metadata),
+            text(&self.rule_set)
+        )
+    }
+}
+
+/// JSON text with every object's keys sorted (so key order does not make two contracts differ).
+fn sorted(v: &Value) -> String {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            let members: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", Value::String(k.clone()), sorted(&m[k])))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+        Value::Array(items) => {
+            format!(
+                "[{}]",
+                items.iter().map(sorted).collect::<Vec<_>>().join(",")
+            )
+        }
+        other => other.to_string(),
+    }
+}
 
 /// A schema parsed together with everything it references.
 #[derive(Debug)]
@@ -16,14 +63,17 @@ pub(crate) struct Parsed {
     /// The documents: the referenced schemas (in `deps` order), then the schema.
     pub(crate) set: Arc<SchemaSet>,
     /// What makes two registrations the same schema: the normalized schema (every attribute kept, whitespace
-    /// and key order not) and its references.
+    /// and key order not), its references, and its metadata and rule set.
     pub(crate) key: String,
+    /// The same without the metadata and rule set (what a lookup without them matches).
+    pub(crate) schema_key: String,
 }
 
 /// Parses `text` after the documents of `deps` (texts in dependency order, each with its id).
 pub(crate) fn parse(
     text: &str,
     references: &[Reference],
+    contract: &Contract,
     deps: Vec<(u32, Arc<str>)>,
 ) -> Result<Parsed, String> {
     let mut files: Vec<SourceFile> = deps
@@ -35,11 +85,12 @@ pub(crate) fn parse(
         logical_types: LogicalTypes::Lenient,
     };
     let set = SchemaSet::parse(files, options).map_err(|e| e.to_string())?;
-    let key = key(&set, references);
+    let schema_key = key(&set, references);
     Ok(Parsed {
         deps: deps.into_iter().map(|(id, _)| id).collect(),
         set: Arc::new(set),
-        key,
+        key: format!("{schema_key}{}", contract.key()),
+        schema_key,
     })
 }
 

@@ -11,7 +11,7 @@ use ursa_avro::schema::SchemaSet;
 use super::Error;
 use super::error::ApiError;
 use super::persist::{Log, Record};
-use super::schema::{self, Parsed};
+use super::schema::{self, Contract, Parsed};
 use crate::types::{CompatibilityLevel, Mode, Reference, SchemaInfo, VersionId, parse_level};
 
 /// A registered schema (shared by every subject version with the same schema and references).
@@ -19,6 +19,8 @@ use crate::types::{CompatibilityLevel, Mode, Reference, SchemaInfo, VersionId, p
 pub(crate) struct SchemaEntry {
     pub(crate) text: Arc<str>,
     pub(crate) references: Vec<Reference>,
+    /// Confluent's data-contract metadata and rules, as registered.
+    pub(crate) contract: Contract,
     /// `None` only if a logged schema no longer parses (then it takes part in no compatibility check).
     pub(crate) parsed: Option<Parsed>,
     /// The body of `GET /schemas/ids/{id}`, serialized once.
@@ -28,6 +30,10 @@ pub(crate) struct SchemaEntry {
 impl SchemaEntry {
     fn key(&self) -> Option<&str> {
         self.parsed.as_ref().map(|p| p.key.as_str())
+    }
+
+    fn schema_key(&self) -> Option<&str> {
+        self.parsed.as_ref().map(|p| p.schema_key.as_str())
     }
 }
 
@@ -158,20 +164,50 @@ impl Store {
         }
     }
 
-    /// The latest version of `subject` holding the schema identified by `key`.
+    /// The latest version of `subject` holding the schema identified by `key` ([`Parsed::key`]).
     pub(crate) fn find_in_subject(
         &self,
         subject: &str,
         key: &str,
         include_deleted: bool,
     ) -> Option<(u32, u32)> {
+        self.find_by(subject, include_deleted, |e| e.key() == Some(key))
+    }
+
+    /// The latest version of `subject` holding the schema of `schema_key` ([`Parsed::schema_key`]), whatever
+    /// its metadata and rule set.
+    pub(crate) fn find_schema_in_subject(
+        &self,
+        subject: &str,
+        schema_key: &str,
+        include_deleted: bool,
+    ) -> Option<(u32, u32)> {
+        self.find_by(subject, include_deleted, |e| {
+            e.schema_key() == Some(schema_key)
+        })
+    }
+
+    fn find_by(
+        &self,
+        subject: &str,
+        include_deleted: bool,
+        matches: impl Fn(&SchemaEntry) -> bool,
+    ) -> Option<(u32, u32)> {
         let s = self.subjects.get(subject)?;
         s.versions
             .iter()
             .rev()
             .filter(|(_, v)| include_deleted || !v.deleted)
-            .find(|(_, v)| self.schemas.get(&v.id).and_then(|e| e.key()) == Some(key))
+            .find(|(_, v)| self.schemas.get(&v.id).is_some_and(|e| matches(e)))
             .map(|(n, v)| (*n, v.id))
+    }
+
+    /// The metadata and rule set of `subject`'s latest version (what a registration without them inherits).
+    pub(crate) fn latest_contract(&self, subject: &str) -> Contract {
+        self.find_version(subject, VersionId::Latest, false)
+            .and_then(|(_, v)| self.schemas.get(&v.id))
+            .map(|e| e.contract.clone())
+            .unwrap_or_default()
     }
 
     /// The id of an identical schema registered anywhere.
@@ -285,7 +321,12 @@ impl Store {
     }
 
     /// Parses `text` with the schemas its (normalized) `references` lead to.
-    pub(crate) fn prepare(&self, text: &str, references: &[Reference]) -> Result<Parsed, String> {
+    pub(crate) fn prepare(
+        &self,
+        text: &str,
+        references: &[Reference],
+        contract: &Contract,
+    ) -> Result<Parsed, String> {
         let mut deps = Vec::new();
         let mut seen = HashSet::new();
         for r in references {
@@ -318,7 +359,7 @@ impl Store {
                 }
             }
         }
-        schema::parse(text, references, deps)
+        schema::parse(text, references, contract, deps)
     }
 
     // ---- mutations ----
@@ -346,7 +387,10 @@ impl Store {
                 id,
                 schema,
                 references,
+                metadata,
+                rule_set,
             } => {
+                let contract = Contract { metadata, rule_set };
                 if self
                     .subjects
                     .get(&subject)
@@ -357,7 +401,7 @@ impl Store {
                 if !self.schemas.contains_key(&id) {
                     let parsed = match parsed {
                         Some(p) => Some(p),
-                        None => match self.prepare(&schema, &references) {
+                        None => match self.prepare(&schema, &references, &contract) {
                             Ok(p) => Some(p),
                             Err(e) => {
                                 tracing::warn!(id, error = %e, "a stored schema no longer parses");
@@ -369,6 +413,8 @@ impl Store {
                         schema: schema.clone(),
                         schema_type: None,
                         references: references.clone(),
+                        metadata: contract.metadata.clone(),
+                        rule_set: contract.rule_set.clone(),
                     };
                     let by_id = Bytes::from(serde_json::to_vec(&info).map_err(|e| e.to_string())?);
                     if let Some(p) = &parsed {
@@ -379,6 +425,7 @@ impl Store {
                         Arc::new(SchemaEntry {
                             text: Arc::from(schema),
                             references,
+                            contract,
                             parsed,
                             by_id,
                         }),

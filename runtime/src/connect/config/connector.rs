@@ -58,7 +58,7 @@ pub fn common_keys() -> Vec<Key> {
             Kind::String,
             "",
             "common",
-            "A regex of topics to consume.",
+            "A regex of topics to consume: a topic is consumed when its whole name matches (as in Kafka Connect).",
         ),
         Key::optional(
             "group.id",
@@ -161,9 +161,9 @@ pub fn common_keys() -> Vec<Key> {
         Key::optional(
             "offset.flush.interval.ms",
             Kind::Duration,
-            "5000",
+            "1000",
             "flow",
-            "How often offsets are committed.",
+            "How often the sink is flushed and offsets are committed: after a crash, about this much of the stream is delivered again.",
         ),
         Key::optional(
             "restart.auto.enable",
@@ -203,8 +203,42 @@ fn converter_kind(raw: &str) -> &'static str {
 pub enum Subscription {
     /// These topics.
     Topics(Vec<String>),
-    /// Topics matching a regex (librdkafka's `^` form).
+    /// Topics whose whole name matches a regex, in the form librdkafka's subscription takes: `^(…)$` (see
+    /// [`subscription_regex`]).
     Regex(String),
+}
+
+impl Subscription {
+    /// Whether the subscription takes `topic` (the `regex` crate on the same anchored regex the consumer
+    /// subscribes with, so `/topics` and `/offsets` see what the consumer sees).
+    pub fn matcher(&self) -> impl Fn(&str) -> bool + use<'_> {
+        let regex = match self {
+            Subscription::Regex(r) => regex::Regex::new(r).ok(),
+            Subscription::Topics(_) => None,
+        };
+        move |topic: &str| match self {
+            Subscription::Topics(ts) => ts.iter().any(|t| t == topic),
+            Subscription::Regex(_) => regex.as_ref().is_some_and(|r| r.is_match(topic)),
+        }
+    }
+}
+
+/// `topics.regex` as the consumer subscribes with it: Kafka Connect matches whole topic names (Java's
+/// `matches`), librdkafka searches a `^`-prefixed regex; `^(…)$` around the regex (without its own leading
+/// `^` or trailing `$`) makes both mean the same. Checked with the `regex` crate.
+pub fn subscription_regex(regex: &str) -> Result<String, String> {
+    let body = regex.strip_prefix('^').unwrap_or(regex);
+    let body = match body.strip_suffix('$') {
+        Some(b) if !b.ends_with('\\') => b,
+        _ => body,
+    };
+    let anchored = format!("^({body})$");
+    regex::Regex::new(&anchored).map_err(|e| {
+        let e = e.to_string();
+        let detail = e.lines().last().unwrap_or_default().trim();
+        format!("invalid regex {regex:?}: {detail}")
+    })?;
+    Ok(anchored)
 }
 
 /// A validated connector config.
@@ -252,6 +286,8 @@ pub struct ConnectorConfig {
     pub auto_restart: bool,
     /// Restart backoff bounds.
     pub restart_backoff: (Duration, Duration),
+    /// The values that must never be shown (resolved references, literal credentials).
+    pub hidden: Hidden,
 }
 
 impl std::fmt::Debug for ConnectorConfig {
@@ -262,6 +298,22 @@ impl std::fmt::Debug for ConnectorConfig {
             .finish_non_exhaustive()
     }
 }
+
+/// `consumer.override.*` keys that would break what the runtime guarantees, with why.
+const FORBIDDEN_OVERRIDES: &[(&str, &str)] = &[
+    (
+        "consumer.override.enable.auto.commit",
+        "the runtime commits offsets itself, only up to what the sink has done",
+    ),
+    (
+        "consumer.override.enable.auto.offset.store",
+        "the runtime commits offsets itself, only up to what the sink has done",
+    ),
+    (
+        "consumer.override.group.id",
+        "set the connector's group.id instead (the runtime's offsets API and status follow that one)",
+    ),
+];
 
 /// Keys that belong to the converters (`key.converter.*`, `value.converter.*`) are open-ended.
 const OPEN_PREFIXES: &[&str] = &["key.converter.", "value.converter.", "consumer.override."];
@@ -278,6 +330,7 @@ impl ConnectorConfig {
             .find(|p| p.name() == class || p.aliases().contains(&class.as_str()))
             .cloned();
         let mut keys = common_keys();
+        keys.extend(crate::connect::pipeline::keys());
         if let Some(p) = &plugin {
             keys.extend(p.keys());
         }
@@ -289,6 +342,14 @@ impl ConnectorConfig {
                 None
             }
         };
+        for (key, why) in FORBIDDEN_OVERRIDES {
+            if raw.contains_key(*key) {
+                errors
+                    .entry((*key).to_owned())
+                    .or_default()
+                    .push(format!("cannot be overridden: {why}"));
+            }
+        }
         if plugin.is_none() && !class.is_empty() {
             let names: Vec<&str> = plugins.iter().map(|p| p.name()).collect();
             errors
@@ -343,11 +404,13 @@ impl ConnectorConfig {
         let regex = parsed.string("topics.regex").map(str::to_owned);
         let subscription = match (topics.is_empty(), regex) {
             (false, None) => Some(Subscription::Topics(topics)),
-            (true, Some(r)) => Some(Subscription::Regex(if r.starts_with('^') {
-                r
-            } else {
-                format!("^{r}")
-            })),
+            (true, Some(r)) => match subscription_regex(&r) {
+                Ok(r) => Some(Subscription::Regex(r)),
+                Err(e) => {
+                    errors.entry("topics.regex".into()).or_default().push(e);
+                    None
+                }
+            },
             (false, Some(_)) => {
                 errors
                     .entry("topics".into())
@@ -397,6 +460,11 @@ impl ConnectorConfig {
         let Some(subscription) = subscription else {
             return Err(errors);
         };
+        // The connector's own checks (templates, rules, definitions), so that `ursa validate`, REST validate and
+        // create report them per key, not only the connector's start.
+        for (key, why) in plugin.validate(&parsed) {
+            errors.entry(key).or_default().extend(why);
+        }
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -437,6 +505,7 @@ impl ConnectorConfig {
             restart_backoff: (d("restart.backoff.initial"), d("restart.backoff.max")),
             subscription,
             name,
+            hidden: Hidden::new(raw, raw, Some(plugin.as_ref())),
             raw: raw.clone(),
             plugin,
             parsed,
@@ -447,33 +516,285 @@ impl ConnectorConfig {
     pub fn redacted(&self) -> FlatConfig {
         redact(&self.raw, Some(self.plugin.as_ref()))
     }
+
+    /// `text` (a trace, a log line) with every value that must not be shown replaced by its reference or
+    /// `[hidden]`, and URL credentials hidden.
+    pub fn scrub(&self, text: &str) -> String {
+        self.hidden.text(text)
+    }
 }
 
-/// Replaces the values of password-typed keys (and any `*.password`, `*.token`, `*.secret` key).
-pub fn redact(raw: &FlatConfig, plugin: Option<&dyn SinkPlugin>) -> FlatConfig {
-    let secret_keys: Vec<&'static str> = plugin
-        .map(|p| {
+/// Key endings that mark a value as a credential whatever the plugin says (`*.password`, `*.token`,
+/// `*.secret`, `*.key`, `sasl.jaas.config`, `basic.auth.user.info`, …).
+const SENSITIVE_ENDINGS: &[&str] = &[
+    "password",
+    "passwd",
+    "token",
+    "secret",
+    ".key",
+    "apikey",
+    "api_key",
+    "credentials",
+    "jaas.config",
+    "user.info",
+];
+
+/// Whether `key`'s value is a credential: a password-typed key of the plugin, or a key named like one.
+pub fn is_sensitive(key: &str, plugin: Option<&dyn SinkPlugin>) -> bool {
+    let lower = key.to_ascii_lowercase();
+    SENSITIVE_ENDINGS.iter().any(|s| lower.ends_with(s))
+        || plugin.is_some_and(|p| {
             p.keys()
-                .into_iter()
-                .filter(|k| k.kind == Kind::Password)
-                .map(|k| k.name)
-                .collect()
+                .iter()
+                .any(|k| k.kind == Kind::Password && k.name == key)
         })
-        .unwrap_or_default();
+}
+
+/// How a value is shown: a credential key's as its reference or `[hidden]`, any other with the credentials
+/// of the URLs it holds hidden (`https://user:[hidden]@host`, `?token=[hidden]`).
+pub fn shown_value(key: &str, value: &str, plugin: Option<&dyn SinkPlugin>) -> String {
+    if is_sensitive(key, plugin) {
+        Secret::parse(value).display_form()
+    } else {
+        hide_url_credentials(value)
+    }
+}
+
+/// Replaces the values of credential keys (see [`is_sensitive`]) by their references or `[hidden]`, and the
+/// credentials embedded in URLs of every other value.
+pub fn redact(raw: &FlatConfig, plugin: Option<&dyn SinkPlugin>) -> FlatConfig {
     raw.iter()
-        .map(|(k, v)| {
-            let sensitive = secret_keys.contains(&k.as_str())
-                || ["password", "token", "secret", "api.key", "credentials"]
-                    .iter()
-                    .any(|s| k.ends_with(s));
-            let shown = if sensitive {
-                Secret::parse(v).display_form()
-            } else {
-                v.clone()
-            };
-            (k.clone(), shown)
-        })
+        .map(|(k, v)| (k.clone(), shown_value(k, v, plugin)))
         .collect()
+}
+
+/// Whether a URL query parameter of this name carries a credential.
+fn credential_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "token",
+        "secret",
+        "pass",
+        "pwd",
+        "key",
+        "sig",
+        "auth",
+        "credential",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
+}
+
+/// Hides the user info (`https://user:pw@host` → `https://user:[hidden]@host`, `https://tok@host` →
+/// `https://[hidden]@host`) and credential-like query parameters of every URL in `value` (a list of URLs
+/// separated by commas or spaces included).
+pub fn hide_url_credentials(value: &str) -> String {
+    if !value.contains("://") {
+        return value.to_owned();
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let end = after.find([',', ' ', '\t', '\n']).unwrap_or(after.len());
+        let (url, tail) = after.split_at(end);
+        let authority_end = url.find(['/', '?', '#']).unwrap_or(url.len());
+        let (authority, path) = url.split_at(authority_end);
+        match authority.rfind('@') {
+            Some(at) => {
+                let userinfo = &authority[..at];
+                match userinfo.split_once(':') {
+                    Some((user, _)) => out.push_str(&format!("{user}:[hidden]")),
+                    None => out.push_str("[hidden]"),
+                }
+                out.push_str(&authority[at..]);
+            }
+            None => out.push_str(authority),
+        }
+        match path.split_once('?') {
+            Some((p, query)) => {
+                out.push_str(p);
+                out.push('?');
+                let (query, fragment) = match query.split_once('#') {
+                    Some((q, f)) => (q, Some(f)),
+                    None => (query, None),
+                };
+                let params: Vec<String> = query
+                    .split('&')
+                    .map(|kv| match kv.split_once('=') {
+                        Some((k, _)) if credential_param(k) => format!("{k}=[hidden]"),
+                        _ => kv.to_owned(),
+                    })
+                    .collect();
+                out.push_str(&params.join("&"));
+                if let Some(f) = fragment {
+                    out.push('#');
+                    out.push_str(f);
+                }
+            }
+            None => out.push_str(path),
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What a key's value must be, for messages that may not show the value itself.
+fn expectation(kind: &Kind) -> String {
+    match kind {
+        Kind::Int => "expected an integer".into(),
+        Kind::Boolean => "expected true or false".into(),
+        Kind::Duration => "expected a duration such as 500ms, 30s or 5m".into(),
+        Kind::Url => "expected an http(s) URL".into(),
+        Kind::Enum(values) => format!("expected one of {}", values.join(", ")),
+        Kind::String | Kind::List | Kind::Password => "the value is not valid".into(),
+    }
+}
+
+/// Values that must never be shown (what references resolved to, credentials given literally), with how
+/// each may be shown instead; rewrites messages and texts (errors, traces) that would show them.
+#[derive(Clone, Default)]
+pub struct Hidden {
+    /// (key, what may be shown, the value, what the key expects).
+    values: Vec<(String, String, String, Option<String>)>,
+}
+
+impl std::fmt::Debug for Hidden {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hidden")
+            .field(
+                "keys",
+                &self.values.iter().map(|v| &v.0).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Hidden {
+    /// For a config as given (`raw`, references unresolved) and as parsed (`resolved`): every reference's
+    /// resolved value and every credential key's value.
+    pub fn new(raw: &FlatConfig, resolved: &FlatConfig, plugin: Option<&dyn SinkPlugin>) -> Hidden {
+        let keys = all_keys(plugin);
+        let values = raw
+            .iter()
+            .filter_map(|(k, v)| {
+                let value = if super::references::is_reference(v) {
+                    resolved.get(k).cloned()
+                } else if is_sensitive(k, plugin) {
+                    Some(v.clone())
+                } else {
+                    None
+                }?;
+                let expects = keys
+                    .iter()
+                    .find(|d| d.name == k.as_str())
+                    .map(|d| expectation(&d.kind));
+                Some((k.clone(), shown_value(k, v, plugin), value, expects))
+            })
+            .filter(|(_, shown, value, _)| !value.trim().is_empty() && shown != value)
+            .collect();
+        Hidden { values }
+    }
+
+    /// The forms of `value` a message may quote it in (as is, trimmed, escaped as `{:?}` does).
+    fn forms(value: &str) -> Vec<String> {
+        let mut forms = vec![value.to_owned(), value.trim().to_owned()];
+        for v in [value, value.trim()] {
+            let debug = format!("{v:?}");
+            forms.push(debug[1..debug.len() - 1].to_owned());
+        }
+        forms.retain(|f| !f.is_empty());
+        forms.sort();
+        forms.dedup();
+        forms
+    }
+
+    /// A message about `key`: replaced by one that names the reference (or `[hidden]`) and what the key
+    /// expects when it would show the key's hidden value; any other hidden value it quotes is replaced by
+    /// how that one may be shown.
+    pub fn message(&self, key: &str, message: &str) -> String {
+        if let Some((_, shown, value, expects)) = self.values.iter().find(|v| v.0 == key)
+            && Self::forms(value)
+                .iter()
+                .any(|f| message.contains(f.as_str()))
+        {
+            let expects = expects.as_deref().unwrap_or("the value is not valid");
+            return format!(
+                "{shown} is not valid here: {expects} (the resolved value is not shown)"
+            );
+        }
+        self.text(message)
+    }
+
+    /// Any text (a status trace, a log line): every hidden value of four characters or more is replaced by
+    /// how it may be shown, and URL credentials are hidden.
+    pub fn text(&self, text: &str) -> String {
+        let mut out = text.to_owned();
+        for (_, shown, value, _) in &self.values {
+            for form in Self::forms(value) {
+                if form.chars().count() >= 4 {
+                    out = out.replace(&form, shown);
+                }
+            }
+        }
+        hide_url_credentials(&out)
+    }
+
+    /// [`Hidden::message`] for every message of every key.
+    pub fn errors(&self, errors: &mut FieldErrors) {
+        for (key, messages) in errors.iter_mut() {
+            for m in messages.iter_mut() {
+                *m = self.message(key, m);
+            }
+        }
+    }
+}
+
+/// A key's type as Kafka Connect names it in `ConfigKeyInfo.type` (`ConfigDef.Type`): ours without a Connect
+/// counterpart are strings there (durations also take `30s`/`5m`, enums and URLs are strings).
+fn connect_type(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Int => "INT",
+        Kind::Boolean => "BOOLEAN",
+        Kind::List => "LIST",
+        Kind::Password => "PASSWORD",
+        Kind::String | Kind::Duration | Kind::Url | Kind::Enum(_) => "STRING",
+    }
+}
+
+/// Every key a connector of `plugin` takes: the runtime's common and pipeline keys, then the plugin's.
+pub fn all_keys(plugin: Option<&dyn SinkPlugin>) -> Vec<Key> {
+    let mut keys = common_keys();
+    keys.extend(crate::connect::pipeline::keys());
+    if let Some(p) = plugin {
+        keys.extend(p.keys());
+    }
+    keys
+}
+
+/// A key's definition as Kafka Connect's `ConfigKeyInfo` shows it (validate, `GET
+/// /connector-plugins/{p}/config`).
+pub fn key_definition(k: &Key) -> serde_json::Value {
+    serde_json::json!({
+        "name": k.name,
+        "type": connect_type(&k.kind),
+        "required": k.default.is_none(),
+        "default_value": k.default,
+        "importance": if k.default.is_none() { "HIGH" } else { "MEDIUM" },
+        "documentation": k.documentation,
+        "group": k.group,
+        "width": "NONE",
+        "display_name": k.name,
+        "dependents": [],
+        "order_in_group": 0,
+    })
+}
+
+/// `GET /connector-plugins/{p}/config`: the definition of every key of `plugin`'s connectors.
+pub fn definitions(plugin: &dyn SinkPlugin) -> Vec<serde_json::Value> {
+    all_keys(Some(plugin)).iter().map(key_definition).collect()
 }
 
 /// Kafka Connect's validate response for `plugin` and a flat config.
@@ -487,6 +808,7 @@ pub fn validate(
         Err(e) => e,
     };
     let mut keys = common_keys();
+    keys.extend(crate::connect::pipeline::keys());
     keys.extend(plugin.keys());
     let mut groups: Vec<String> = Vec::new();
     let configs: Vec<ConfigValueInfo> = keys
@@ -505,7 +827,7 @@ pub fn validate(
             ConfigValueInfo {
                 definition: serde_json::json!({
                     "name": k.name,
-                    "type": k.kind,
+                    "type": connect_type(&k.kind),
                     "required": k.default.is_none(),
                     "default_value": k.default,
                     "importance": if k.default.is_none() { "HIGH" } else { "MEDIUM" },
@@ -514,7 +836,7 @@ pub fn validate(
                     "width": "NONE",
                     "display_name": k.name,
                     "dependents": [],
-                    "order": 0,
+                    "order_in_group": 0,
                 }),
                 value: serde_json::json!({
                     "name": k.name,
@@ -537,7 +859,11 @@ pub fn validate(
     let mut configs = configs;
     configs.append(&mut unknown);
     ValidationResult {
-        name: plugin.name().to_owned(),
+        // As Connect: the `connector.class` of the request (the plugin's name when absent).
+        name: raw
+            .get("connector.class")
+            .cloned()
+            .unwrap_or_else(|| plugin.name().to_owned()),
         error_count: errors.len(),
         groups,
         configs,
@@ -617,6 +943,89 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e["topics"], vec!["set topics or topics.regex"]);
+    }
+
+    /// Issue 8 (10): `topics.regex` matches whole names with the `regex` crate, in the form the consumer
+    /// subscribes with; an invalid regex is an error of its key.
+    #[test]
+    fn topic_regexes_match_whole_names() {
+        for (regex, subscribed) in [
+            ("orders\\..*", "^(orders\\..*)$"),
+            ("^(a|x.*y)$", "^((a|x.*y))$"),
+            ("a|b", "^(a|b)$"),
+            ("price\\$", "^(price\\$)$"),
+        ] {
+            assert_eq!(subscription_regex(regex).unwrap(), subscribed);
+        }
+        let sub = Subscription::Regex(subscription_regex("p\\.(a|x.*y)").unwrap());
+        let matches = sub.matcher();
+        for (topic, expected) in [
+            ("p.a", true),
+            ("p.xzy", true),
+            ("p.xy", true),
+            ("p.ab", false),
+            ("p.xzyw", false),
+            ("zp.a", false),
+            ("p.b", false),
+        ] {
+            assert_eq!(matches(topic), expected, "{topic}");
+        }
+        let e = ConnectorConfig::parse(
+            &flat(&[
+                ("name", "f"),
+                ("connector.class", "file"),
+                ("file", "/x"),
+                ("topics.regex", "orders.(a|b"),
+            ]),
+            &sinks::builtin(),
+        )
+        .unwrap_err();
+        assert!(e["topics.regex"][0].contains("invalid regex"), "{e:?}");
+    }
+
+    /// Issue 8 (9c): every kind of credential is hidden, references still shown as written.
+    #[test]
+    fn redacts_every_kind_of_credential() {
+        let raw = flat(&[
+            (
+                "consumer.override.sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required username=\"u\" password=\"p4ss\";",
+            ),
+            ("value.converter.basic.auth.user.info", "bear:p4ss"),
+            ("x.private.key", "-----BEGIN PRIVATE KEY----- p4ss"),
+            ("x.client.secret", "p4ss"),
+            ("x.access.token", "p4ss"),
+            ("x.api.key", "${env:API_KEY}"),
+            (
+                "value.converter.schema.registry.url",
+                "https://bear:p4ss@sr.example:8081/,https://p4ss@sr2.example",
+            ),
+            (
+                "x.webhook.url",
+                "https://hooks.example/x?channel=a&token=p4ss",
+            ),
+            ("topics", "a"),
+            ("key.converter", "string"),
+            ("x.endpoint", "https://plain.example/path"),
+        ]);
+        let shown = redact(&raw, None);
+        for (k, v) in &shown {
+            assert!(!v.contains("p4ss"), "{k} shows a credential: {v}");
+        }
+        assert_eq!(shown["consumer.override.sasl.jaas.config"], "[hidden]");
+        assert_eq!(shown["value.converter.basic.auth.user.info"], "[hidden]");
+        assert_eq!(shown["x.api.key"], "${env:API_KEY}");
+        assert_eq!(
+            shown["value.converter.schema.registry.url"],
+            "https://bear:[hidden]@sr.example:8081/,https://[hidden]@sr2.example"
+        );
+        assert_eq!(
+            shown["x.webhook.url"],
+            "https://hooks.example/x?channel=a&token=[hidden]"
+        );
+        assert_eq!(shown["topics"], "a");
+        assert_eq!(shown["key.converter"], "string");
+        assert_eq!(shown["x.endpoint"], "https://plain.example/path");
     }
 
     #[test]

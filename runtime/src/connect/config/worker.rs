@@ -78,6 +78,28 @@ pub struct RestSection {
     pub listen: SocketAddr,
     /// A bearer token required on every endpoint but /health (a secret reference).
     pub token: Option<String>,
+    /// Environment variables a config submitted over REST may reference as `${env:VAR}`: names, or
+    /// prefixes ending in `*` (`["*"]`: any). Empty (the default): `${env:…}` over REST is refused.
+    #[serde(default)]
+    pub allow_env: Vec<String>,
+    /// Directories (absolute) a config submitted over REST may reference files in as `${file:…}`, symlinks
+    /// and `..` resolved first. Empty (the default): `${file:…}` over REST is refused.
+    #[serde(default)]
+    pub allow_file: Vec<std::path::PathBuf>,
+    /// Host names the REST API answers to besides loopback ones (e.g. a local reverse proxy's); checked on a
+    /// loopback listener, and on any listener once set.
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+}
+
+impl RestSection {
+    /// The references a REST client may submit.
+    pub fn references(&self) -> super::ReferencePolicy {
+        super::ReferencePolicy {
+            env: self.allow_env.clone(),
+            file: self.allow_file.clone(),
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {
@@ -89,6 +111,9 @@ impl Default for RestSection {
         RestSection {
             listen: default_listen(),
             token: None,
+            allow_env: Vec::new(),
+            allow_file: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -105,6 +130,9 @@ pub struct DistributedSection {
     /// The compacted topic holding connector and task statuses.
     #[serde(default = "default_status_topic")]
     pub status_topic: String,
+    /// The replication factor of the config and status topics when the worker creates them; unset, the
+    /// broker's default (`default.replication.factor`).
+    pub replication_factor: Option<i16>,
 }
 
 fn default_config_topic() -> String {
@@ -129,6 +157,11 @@ pub struct LogSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WorkerConfig {
+    /// This worker's id in statuses and in its group (unique per group); default `<hostname>:<REST port>`
+    /// (see [`WorkerConfig::worker_id`]). Its connectors' consumers derive their static group membership
+    /// from it ([`static_instance_id`]): keep it the same across restarts of this worker, and never run two
+    /// workers with the same id.
+    pub id: Option<String>,
     /// Standalone or distributed.
     #[serde(default)]
     pub mode: Mode,
@@ -153,7 +186,74 @@ fn default_drain() -> Duration {
     Duration::from_secs(30)
 }
 
+/// This host's name: `$HOSTNAME`, else the kernel's (in a container, the container's), else `localhost`.
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// The `group.instance.id` (static group membership, KIP-345) of a connector's consumer on the worker
+/// `worker_id`: derived from the worker's id and the connector's name, so the same worker restarted with
+/// the same id gets the same instance id (and its partitions back at once, without a rebalance), and unique
+/// per task (one consumer per connector per worker). `None` for a worker whose id is not stable across
+/// restarts (no `id` and an OS-chosen REST port: `<host>:0#<pid>`): its consumers join dynamically.
+///
+/// Kafka allows only `[a-zA-Z0-9._-]` and 249 characters: other characters are escaped as `_XX` (hex),
+/// `.` separates the parts, and a longer id keeps a prefix and a hash of the whole.
+pub fn static_instance_id(worker_id: &str, connector: &str) -> Option<String> {
+    if let Some((_, pid)) = worker_id.rsplit_once(":0#")
+        && !pid.is_empty()
+        && pid.bytes().all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let escape = |s: &str| {
+        let mut out = String::with_capacity(s.len());
+        for b in s.bytes() {
+            if b.is_ascii_alphanumeric() || b == b'-' {
+                out.push(char::from(b));
+            } else {
+                out.push_str(&format!("_{b:02x}"));
+            }
+        }
+        out
+    };
+    let id = format!("ursa.{}.{}", escape(worker_id), escape(connector));
+    if id.len() <= 249 {
+        return Some(id);
+    }
+    // FNV-1a of the full id: distinct long ids stay distinct.
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    Some(format!("{}.{hash:016x}", &id[..200]))
+}
+
 impl WorkerConfig {
+    /// The worker's id: `id` when set, else `<hostname>:<REST port>` (as Kafka Connect's `host:port`;
+    /// unique per container and per port on a host, and the same after a restart), with `#<pid>` added when
+    /// the port is chosen by the OS (port 0).
+    pub fn worker_id(&self) -> String {
+        if let Some(id) = &self.id {
+            return id.clone();
+        }
+        let port = self.rest.listen.port();
+        if port == 0 {
+            format!("{}:0#{}", hostname(), std::process::id())
+        } else {
+            format!("{}:{port}", hostname())
+        }
+    }
+
     /// Reads and validates a worker config file.
     pub fn load(path: &Path) -> Result<WorkerConfig, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -169,10 +269,27 @@ impl WorkerConfig {
         if self.kafka.bootstrap_servers.trim().is_empty() {
             return Err("kafka.bootstrap_servers is empty".into());
         }
+        if self.id.as_deref().is_some_and(|id| id.trim().is_empty()) {
+            return Err("id must not be empty".into());
+        }
+        if let Some(d) = &self.distributed
+            && d.replication_factor.is_some_and(|r| r < 1)
+        {
+            return Err("distributed.replication_factor must be at least 1".into());
+        }
         if self.mode == Mode::Distributed && self.distributed.is_none() {
             return Err(
                 "mode = \"distributed\" needs a [distributed] section with group_id".into(),
             );
+        }
+        if let Some(dir) = self.rest.allow_file.iter().find(|d| !d.is_absolute()) {
+            return Err(format!(
+                "rest.allow_file must list absolute directories, found {:?}",
+                dir.display().to_string()
+            ));
+        }
+        if self.rest.allow_env.iter().any(|v| v.trim().is_empty()) {
+            return Err("rest.allow_env must not hold an empty name".into());
         }
         if let Some(r) = &self.registry
             && !(r.url.starts_with("http://") || r.url.starts_with("https://"))
@@ -206,5 +323,80 @@ mod tests {
         let c: WorkerConfig =
             toml::from_str("mode = \"distributed\"\n[kafka]\nbootstrap_servers = \"x\"\n").unwrap();
         assert!(c.validate().unwrap_err().contains("[distributed]"));
+    }
+
+    #[test]
+    fn worker_ids_are_configured_or_host_and_port() {
+        let c: WorkerConfig = toml::from_str(
+            "id = \"w-1\"\n[kafka]\nbootstrap_servers = \"x\"\n[rest]\nlisten = \"0.0.0.0:8083\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.worker_id(), "w-1");
+        let c: WorkerConfig = toml::from_str(
+            "[kafka]\nbootstrap_servers = \"x\"\n[rest]\nlisten = \"0.0.0.0:8083\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.worker_id(), format!("{}:8083", hostname()));
+        let c: WorkerConfig = toml::from_str(
+            "[kafka]\nbootstrap_servers = \"x\"\n[rest]\nlisten = \"127.0.0.1:0\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            c.worker_id(),
+            format!("{}:0#{}", hostname(), std::process::id())
+        );
+        let c: WorkerConfig = toml::from_str(
+            "mode = \"distributed\"\n[kafka]\nbootstrap_servers = \"x\"\n[distributed]\ngroup_id = \"g\"\nreplication_factor = 0\n",
+        )
+        .unwrap();
+        assert!(c.validate().unwrap_err().contains("replication_factor"));
+    }
+
+    #[test]
+    fn static_instance_ids_are_stable_legal_and_distinct() {
+        let a = static_instance_id("w-1", "orders").unwrap();
+        assert_eq!(a, "ursa.w-1.orders");
+        assert_eq!(static_instance_id("w-1", "orders").unwrap(), a);
+        let b = static_instance_id("host:8083", "orders.sink").unwrap();
+        assert_eq!(b, "ursa.host_3a8083.orders_2esink");
+        assert_ne!(
+            static_instance_id("a.b", "c"),
+            static_instance_id("a", "b.c")
+        );
+        assert!(static_instance_id("host:0#1234", "orders").is_none());
+        let long = static_instance_id(&"x".repeat(300), "orders").unwrap();
+        assert!(long.len() <= 249);
+        assert_ne!(
+            long,
+            static_instance_id(&"x".repeat(301), "orders").unwrap()
+        );
+        for id in [a, b, long] {
+            assert!(
+                id.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c)),
+                "{id}"
+            );
+        }
+    }
+
+    #[test]
+    fn rest_references_are_refused_unless_allowed() {
+        let c: WorkerConfig = toml::from_str("[kafka]\nbootstrap_servers = \"x\"\n").unwrap();
+        assert_eq!(
+            c.rest.references(),
+            super::super::ReferencePolicy::default()
+        );
+        let c: WorkerConfig = toml::from_str(
+            "[kafka]\nbootstrap_servers = \"x\"\n[rest]\nallow_env = [\"SINK_*\"]\nallow_file = [\"/run/secrets\"]\nallowed_hosts = [\"connect.internal\"]\n",
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.rest.references().env, vec!["SINK_*"]);
+        assert_eq!(c.rest.allowed_hosts, vec!["connect.internal"]);
+        let c: WorkerConfig = toml::from_str(
+            "[kafka]\nbootstrap_servers = \"x\"\n[rest]\nallow_file = [\"secrets\"]\n",
+        )
+        .unwrap();
+        assert!(c.validate().unwrap_err().contains("absolute"));
     }
 }

@@ -4,14 +4,14 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 
+use bytes::Bytes;
 use ursa_avro::schema::{LogicalTypes, ParseOptions, SchemaSet, SourceFile};
-use ursa_avro::value::decode_json;
 use ursa_avro::wire;
+use ursa_connect::{AvroWriter, Format, Payload};
 use ursa_registry::{Reference, RegistryClient, VersionId};
 
-use super::converted::{AvroPayload, TypedDecoders, WriterSchema};
 use super::error::not_avro_hint;
-use super::{ConvertError, Converted, Origin};
+use super::{ConvertError, Origin};
 
 /// The most schema documents one writer schema may pull in through references (transitively).
 const MAX_REFERENCES: usize = 1000;
@@ -19,8 +19,7 @@ const MAX_REFERENCES: usize = 1000;
 /// Decodes Confluent Avro with writer schemas from a registry; shared by clones of a converter.
 pub(super) struct AvroConverter {
     client: Arc<RegistryClient>,
-    writers: RwLock<HashMap<u32, Arc<WriterSchema>>>,
-    typed: Arc<TypedDecoders>,
+    writers: RwLock<HashMap<u32, Arc<AvroWriter>>>,
 }
 
 impl AvroConverter {
@@ -28,40 +27,35 @@ impl AvroConverter {
         AvroConverter {
             client,
             writers: RwLock::new(HashMap::new()),
-            typed: Arc::new(TypedDecoders::default()),
         }
     }
 
-    pub(super) async fn convert(
+    /// Checks the framing and resolves the writer schema (from the registry, once per id); with `eager`,
+    /// also decodes the datum into its JSON form (so a malformed datum is a converter failure).
+    pub(super) async fn payload(
         &self,
         at: Origin,
-        bytes: &[u8],
-    ) -> Result<Converted, ConvertError> {
-        let (id, datum) = split(&at, bytes)?;
+        bytes: Bytes,
+        eager: bool,
+    ) -> Result<Payload, ConvertError> {
+        let (id, datum) = split(&at, &bytes)?;
         let writer = self.writer(&at, id).await?;
-        let json = decode_json(&writer.set, writer.set.last_root(), datum).map_err(|source| {
-            ConvertError::MalformedAvro {
-                at: at.clone(),
-                id,
-                source,
-            }
-        })?;
-        let payload = AvroPayload {
-            at,
-            framed: bytes.into(),
-            writer,
-            typed: Arc::clone(&self.typed),
-        };
-        Ok(Converted::avro(json, id, payload))
+        if !eager {
+            return Ok(Payload::new(bytes, Format::Avro(writer)));
+        }
+        let json = writer
+            .decode_json(datum)
+            .map_err(|source| ConvertError::MalformedAvro { at, id, source })?;
+        Ok(Payload::with_json(bytes, Format::Avro(writer), json))
     }
 
     /// The parsed writer schema `id` (fetched and parsed on first use).
-    async fn writer(&self, at: &Origin, id: u32) -> Result<Arc<WriterSchema>, ConvertError> {
+    async fn writer(&self, at: &Origin, id: u32) -> Result<Arc<AvroWriter>, ConvertError> {
         if let Some(w) = self.writers.read().ok().and_then(|m| m.get(&id).cloned()) {
             return Ok(w);
         }
         let set = self.fetch(at, id).await?;
-        let fresh = Arc::new(WriterSchema::new(set));
+        let fresh = Arc::new(AvroWriter::new(id, set));
         Ok(match self.writers.write() {
             Ok(mut m) => Arc::clone(m.entry(id).or_insert(fresh)),
             Err(_) => fresh,

@@ -25,6 +25,7 @@ mod tests;
 
 use std::sync::Arc;
 
+use ursa_connect::{Format, Payload};
 use ursa_registry::RegistryClient;
 
 pub use converted::Converted;
@@ -92,26 +93,59 @@ impl Converter {
         topic: &str,
         bytes: Option<&[u8]>,
     ) -> Result<Converted, ConvertError> {
-        let Some(bytes) = bytes else {
-            return Ok(Converted::tombstone());
-        };
-        let at = Origin {
+        let at = self.origin(topic);
+        let payload = self
+            .payload(topic, bytes.map(bytes::Bytes::copy_from_slice), true)
+            .await?;
+        Ok(Converted::new(payload, at, self.kind))
+    }
+
+    fn origin(&self, topic: &str) -> Origin {
+        Origin {
             topic: topic.to_owned(),
             part: self.part,
+        }
+    }
+
+    /// The payload a sink gets for these bytes (shared, not copied). The framing is checked and Avro writer
+    /// schemas are resolved in any case (registry trouble is retried, a bad frame is the record's fault);
+    /// with `eager`, the JSON form is built too, so a payload that does not decode fails here, at the
+    /// converter stage. Without it, the JSON form is built only if the sink asks for it.
+    pub async fn payload(
+        &self,
+        topic: &str,
+        bytes: Option<bytes::Bytes>,
+        eager: bool,
+    ) -> Result<Payload, ConvertError> {
+        let Some(bytes) = bytes else {
+            return Ok(Payload::null());
         };
-        let json = match self.kind {
-            ConverterKind::Avro => {
-                return match &self.avro {
-                    Some(avro) => avro.convert(at, bytes).await,
-                    None => Err(ConvertError::Config(
-                        "the avro converter has no schema registry".into(),
-                    )),
-                };
+        let at = self.origin(topic);
+        match self.kind {
+            ConverterKind::Avro => match &self.avro {
+                Some(avro) => avro.payload(at, bytes, eager).await,
+                None => Err(ConvertError::Config(
+                    "the avro converter has no schema registry".into(),
+                )),
+            },
+            ConverterKind::Json if eager => {
+                let json = plain::json(&at, &bytes)?;
+                Ok(Payload::with_json(bytes, Format::Json, json))
             }
-            ConverterKind::Json => plain::json(&at, bytes)?,
-            ConverterKind::String => plain::string(&at, bytes)?,
-            ConverterKind::Bytes => plain::bytes(bytes),
-        };
-        Ok(Converted::plain(json, at, self.kind))
+            ConverterKind::Json => Ok(Payload::new(bytes, Format::Json)),
+            ConverterKind::String if eager => {
+                let json = plain::string(&at, &bytes)?;
+                Ok(Payload::with_json(bytes, Format::String, json))
+            }
+            ConverterKind::String => {
+                plain::check_utf8(&at, &bytes)?;
+                Ok(Payload::new(bytes, Format::String))
+            }
+            ConverterKind::Bytes if eager => {
+                let json = plain::bytes(&bytes);
+                Ok(Payload::with_json(bytes, Format::Bytes, json))
+            }
+            ConverterKind::Bytes => Ok(Payload::new(bytes, Format::Bytes)),
+        }
     }
 }

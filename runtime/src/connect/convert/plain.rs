@@ -29,6 +29,18 @@ pub(super) fn string(at: &Origin, bytes: &[u8]) -> Result<Value, ConvertError> {
     }
 }
 
+/// Checks that the bytes are UTF-8 (without building the string).
+pub(super) fn check_utf8(at: &Origin, bytes: &[u8]) -> Result<(), ConvertError> {
+    match std::str::from_utf8(bytes) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(ConvertError::InvalidUtf8 {
+            at: at.clone(),
+            offset: e.valid_up_to(),
+            hint: avro_hint(bytes),
+        }),
+    }
+}
+
 /// Raw bytes as a base64 JSON string.
 pub(super) fn bytes(bytes: &[u8]) -> Value {
     Value::String(encode_base64(bytes))

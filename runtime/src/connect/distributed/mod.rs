@@ -7,4 +7,4 @@ mod records;
 mod store;
 
 pub use records::{ConfigRecord, StatusValue, status_key};
-pub use store::{Desired, Store, View};
+pub use store::{Desired, RestartRequest, STATUS_HEARTBEAT, STATUS_TTL, Store, View, now_ms};

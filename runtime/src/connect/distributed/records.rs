@@ -1,6 +1,7 @@
 //! The records of the config and status topics (Kafka Connect's key names): `connector-<name>` holds a
-//! connector's config (a tombstone deletes it), `target-state-<name>` its target state, and
-//! `status-task-<name>-<worker>` each worker's task status.
+//! connector's config (a tombstone deletes it), `target-state-<name>` its target state (kept apart from the
+//! config: after compaction it may come first; a tombstone clears it), `restart-<name>` the latest restart
+//! request, and `status-task-<name>-<worker>` each worker's task status (a tombstone: the worker left).
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +18,7 @@ pub enum ConfigRecord {
         /// `None`: deleted.
         config: Option<FlatConfig>,
     },
-    /// A restart request for every worker's task of a connector.
+    /// A restart request for every worker's task of a connector (or one worker's).
     Restart {
         /// The connector.
         name: String,
@@ -25,6 +26,8 @@ pub enum ConfigRecord {
         only_failed: bool,
         /// Makes each request distinct (a compacted topic keeps the latest).
         nonce: u64,
+        /// Only this worker's task (`POST …/tasks/{t}/restart`); `None`: every worker's.
+        worker: Option<String>,
     },
     /// A connector's target state.
     Target {
@@ -32,6 +35,11 @@ pub enum ConfigRecord {
         name: String,
         /// The state.
         target: Target,
+    },
+    /// A connector's target state removed (written when it is deleted).
+    ClearTarget {
+        /// The connector.
+        name: String,
     },
 }
 
@@ -44,6 +52,8 @@ struct ConfigValue {
 struct RestartValue {
     only_failed: bool,
     nonce: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    worker: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -60,6 +70,9 @@ pub struct StatusValue {
     pub trace: Option<String>,
     /// The worker.
     pub worker_id: String,
+    /// When the worker last published it (ms since the epoch; 0 from older workers: never fresh).
+    #[serde(default)]
+    pub updated_ms: u64,
 }
 
 fn target_name(t: Target) -> &'static str {
@@ -84,14 +97,17 @@ impl ConfigRecord {
                 name,
                 only_failed,
                 nonce,
+                worker,
             } => (
                 format!("restart-{name}"),
                 serde_json::to_vec(&RestartValue {
                     only_failed: *only_failed,
                     nonce: *nonce,
+                    worker: worker.clone(),
                 })
                 .ok(),
             ),
+            ConfigRecord::ClearTarget { name } => (format!("target-state-{name}"), None),
             ConfigRecord::Target { name, target } => (
                 format!("target-state-{name}"),
                 serde_json::to_vec(&TargetValue {
@@ -120,10 +136,16 @@ impl ConfigRecord {
                 name: name.to_owned(),
                 only_failed: v.only_failed,
                 nonce: v.nonce,
+                worker: v.worker,
             });
         }
         if let Some(name) = key.strip_prefix("target-state-") {
-            let v: TargetValue = serde_json::from_slice(value?).ok()?;
+            let Some(value) = value else {
+                return Some(ConfigRecord::ClearTarget {
+                    name: name.to_owned(),
+                });
+            };
+            let v: TargetValue = serde_json::from_slice(value).ok()?;
             let target = match v.state.as_str() {
                 "STARTED" => Target::Running,
                 "PAUSED" => Target::Paused,

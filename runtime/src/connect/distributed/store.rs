@@ -1,14 +1,17 @@
 //! The shared state of a distributed worker group, kept in two compacted Kafka topics: every worker reads both
-//! from the beginning and applies what it reads; a REST call on any worker writes a record and waits until its
-//! own reader has applied it, so the answer reflects the write.
+//! from the beginning and applies what it reads — up to the topics' ends before it does anything else (a
+//! worker never acts on a partial view); a REST call on any worker writes a record and waits until its own
+//! reader has applied it, so the answer reflects the write. Statuses are heartbeats: each worker republishes
+//! its own, removes them when it stops, and a status not refreshed for [`STATUS_TTL`] (a killed worker's) is
+//! no longer reported.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -28,15 +31,46 @@ pub struct Desired {
     pub target: Target,
 }
 
+/// A restart request, as the latest `restart-<name>` record says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestartRequest {
+    /// How many requests for this connector this worker has read so far.
+    pub count: u64,
+    /// Only FAILED tasks.
+    pub only_failed: bool,
+    /// Only this worker's task.
+    pub worker: Option<String>,
+}
+
 /// What the topics hold, as applied so far.
 #[derive(Debug, Default)]
 pub struct View {
-    /// Connectors by name.
-    pub connectors: BTreeMap<String, Desired>,
-    /// Task statuses by (connector, worker).
-    pub statuses: BTreeMap<(String, String), StatusValue>,
-    /// Restart requests by connector: (how many so far, only failed tasks).
-    pub restarts: BTreeMap<String, (u64, bool)>,
+    /// Connector configs by name.
+    pub configs: BTreeMap<String, FlatConfig>,
+    /// Target states by connector, kept apart from the configs: compaction can leave a target state before
+    /// its connector's config, and it must still apply.
+    pub targets: BTreeMap<String, Target>,
+    /// Task statuses by status-topic key (`status-task-<connector>-<worker>`), with their connector.
+    pub statuses: BTreeMap<String, (String, StatusValue)>,
+    /// Restart requests by connector.
+    pub restarts: BTreeMap<String, RestartRequest>,
+}
+
+/// How often a worker republishes its statuses, changed or not.
+pub const STATUS_HEARTBEAT: Duration = Duration::from_secs(2);
+
+/// A status not republished for this long is a gone worker's: it is not reported (clocks of the workers
+/// may differ by less than this).
+pub const STATUS_TTL: Duration = Duration::from_secs(15);
+
+/// How long a worker may take to read the topics to their ends when it starts.
+const CATCH_UP: Duration = Duration::from_secs(60);
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// The config and status topics of a worker group.
@@ -51,8 +85,16 @@ pub struct Store {
     changed: watch::Receiver<u64>,
 }
 
-async fn ensure_topic(admin: &AdminClient<DefaultClientContext>, name: &str) -> Result<(), String> {
-    let topic = NewTopic::new(name, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact");
+/// Creates `name` (one partition, compacted) unless it exists: with `replication` replicas, or the broker's
+/// default (`-1`, KIP-464) when unset.
+async fn ensure_topic(
+    admin: &AdminClient<DefaultClientContext>,
+    name: &str,
+    replication: Option<i16>,
+) -> Result<(), String> {
+    let factor = replication.map_or(-1, i32::from);
+    let topic =
+        NewTopic::new(name, 1, TopicReplication::Fixed(factor)).set("cleanup.policy", "compact");
     let results = admin
         .create_topics(
             [&topic],
@@ -63,7 +105,13 @@ async fn ensure_topic(admin: &AdminClient<DefaultClientContext>, name: &str) -> 
     for r in results {
         match r {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((t, code)) => return Err(format!("creating topic {t}: {code}")),
+            Err((t, code)) => {
+                let factor = match replication {
+                    Some(r) => format!("replication factor {r}"),
+                    None => "the broker's default replication factor".to_owned(),
+                };
+                return Err(format!("creating topic {t} with {factor}: {code}"));
+            }
         }
     }
     Ok(())
@@ -86,17 +134,44 @@ fn reader(kafka: &ClientConfig, topic: &str, worker_id: &str) -> Result<StreamCo
     Ok(consumer)
 }
 
+/// The end (high watermark) of partition 0 of `topic`.
+async fn end_of(kafka: &ClientConfig, topic: &str) -> Result<i64, String> {
+    let kafka = kafka.clone();
+    let topic = topic.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer = kafka.create().map_err(|e| e.to_string())?;
+        consumer
+            .fetch_watermarks(&topic, 0, Duration::from_secs(10))
+            .map(|(_, high)| high)
+            .map_err(|e| format!("reading the end of {topic}: {e}"))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Waits until `applied` reaches `end`.
+async fn catch_up(applied: &watch::Receiver<i64>, end: i64, topic: &str) -> Result<(), String> {
+    let mut applied = applied.clone();
+    tokio::time::timeout(CATCH_UP, applied.wait_for(|a| *a >= end))
+        .await
+        .map_err(|_| format!("{topic} was not read to its end (offset {end}) within {CATCH_UP:?}"))?
+        .map_err(|_| format!("the reader of {topic} stopped"))?;
+    Ok(())
+}
+
 impl Store {
-    /// Creates the topics if needed and starts reading them.
+    /// Creates the topics if needed (with `replication` replicas, else the broker's default), starts reading
+    /// them, and returns once both are read to the end they had when it started.
     pub async fn open(
         kafka: &ClientConfig,
         config_topic: &str,
         status_topic: &str,
         worker_id: &str,
+        replication: Option<i16>,
     ) -> Result<Arc<Store>, String> {
         let admin: AdminClient<DefaultClientContext> = kafka.create().map_err(|e| e.to_string())?;
-        ensure_topic(&admin, config_topic).await?;
-        ensure_topic(&admin, status_topic).await?;
+        ensure_topic(&admin, config_topic, replication).await?;
+        ensure_topic(&admin, status_topic, replication).await?;
         let producer: FutureProducer = kafka
             .clone()
             .set("acks", "all")
@@ -105,7 +180,10 @@ impl Store {
             .map_err(|e| format!("creating the store producer: {e}"))?;
         let view = Arc::new(Mutex::new(View::default()));
         let (applied_tx, applied) = watch::channel(0i64);
+        let (status_applied_tx, status_applied) = watch::channel(0i64);
         let (changed_tx, changed) = watch::channel(0u64);
+        let config_end = end_of(kafka, config_topic).await?;
+        let status_end = end_of(kafka, status_topic).await?;
         let configs = reader(kafka, config_topic, worker_id)?;
         let statuses = reader(kafka, status_topic, worker_id)?;
         let v = Arc::clone(&view);
@@ -121,32 +199,7 @@ impl Store {
                 if let Some(record) = ConfigRecord::decode(&key, m.payload())
                     && let Ok(mut view) = v.lock()
                 {
-                    match record {
-                        ConfigRecord::Connector {
-                            name,
-                            config: Some(config),
-                        } => {
-                            let target = view
-                                .connectors
-                                .get(&name)
-                                .map_or(Target::Running, |d| d.target);
-                            view.connectors.insert(name, Desired { config, target });
-                        }
-                        ConfigRecord::Connector { name, config: None } => {
-                            view.connectors.remove(&name);
-                        }
-                        ConfigRecord::Restart {
-                            name, only_failed, ..
-                        } => {
-                            let entry = view.restarts.entry(name).or_insert((0, only_failed));
-                            *entry = (entry.0 + 1, only_failed);
-                        }
-                        ConfigRecord::Target { name, target } => {
-                            if let Some(d) = view.connectors.get_mut(&name) {
-                                d.target = target;
-                            }
-                        }
-                    }
+                    apply(&mut view, record);
                 }
                 changed_tx.send_modify(|c| *c += 1);
                 let _ = applied_tx.send(m.offset() + 1);
@@ -158,29 +211,34 @@ impl Store {
                 let Ok(m) = statuses.recv().await else {
                     continue;
                 };
-                let Some(key) = m.key().map(|k| String::from_utf8_lossy(k).into_owned()) else {
-                    continue;
-                };
-                let Some(rest) = key.strip_prefix("status-task-") else {
-                    continue;
-                };
-                let Some(value) = m
-                    .payload()
-                    .and_then(|p| serde_json::from_slice::<StatusValue>(p).ok())
-                else {
-                    continue;
-                };
-                // The key is status-task-<connector>-<worker>; the worker id is in the value.
-                let connector = rest
-                    .strip_suffix(&format!("-{}", value.worker_id))
-                    .unwrap_or(rest)
-                    .to_owned();
-                if let Ok(mut view) = v.lock() {
-                    view.statuses
-                        .insert((connector, value.worker_id.clone()), value);
+                let offset = m.offset();
+                let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
+                if let Some(key) = key
+                    && key.starts_with("status-task-")
+                    && let Ok(mut view) = v.lock()
+                {
+                    match m.payload().map(serde_json::from_slice::<StatusValue>) {
+                        // A tombstone: that worker stopped running the connector.
+                        None => {
+                            view.statuses.remove(&key);
+                        }
+                        Some(Ok(value)) => {
+                            // The key is status-task-<connector>-<worker>; the worker id is in the value.
+                            let rest = key.trim_start_matches("status-task-");
+                            let connector = rest
+                                .strip_suffix(&format!("-{}", value.worker_id))
+                                .unwrap_or(rest)
+                                .to_owned();
+                            view.statuses.insert(key, (connector, value));
+                        }
+                        Some(Err(_)) => {}
+                    }
                 }
+                let _ = status_applied_tx.send(offset + 1);
             }
         });
+        catch_up(&applied, config_end, config_topic).await?;
+        catch_up(&status_applied, status_end, status_topic).await?;
         Ok(Arc::new(Store {
             producer,
             config_topic: config_topic.to_owned(),
@@ -212,50 +270,70 @@ impl Store {
         Ok(())
     }
 
-    /// Publishes this worker's status of a connector.
+    /// Publishes this worker's status of a connector (`None`: it no longer runs it).
     pub async fn publish_status(
         &self,
         connector: &str,
-        status: &StatusValue,
+        worker_id: &str,
+        status: Option<&StatusValue>,
     ) -> Result<(), String> {
-        let key = super::records::status_key(connector, &status.worker_id);
-        let value = serde_json::to_vec(status).map_err(|e| e.to_string())?;
+        let key = super::records::status_key(connector, worker_id);
+        let value = status
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let mut record: FutureRecord<'_, str, [u8]> =
+            FutureRecord::to(&self.status_topic).key(&key);
+        if let Some(v) = &value {
+            record = record.payload(v.as_slice());
+        }
         self.producer
-            .send(
-                FutureRecord::to(&self.status_topic)
-                    .key(&key)
-                    .payload(&value),
-                Duration::from_secs(30),
-            )
+            .send(record, Duration::from_secs(30))
             .await
             .map(|_| ())
             .map_err(|(e, _)| format!("writing the status topic: {e}"))
     }
 
-    /// A snapshot of the desired connectors.
+    /// A snapshot of the desired connectors: each config with its target state (RUNNING when none was
+    /// written).
     pub fn connectors(&self) -> BTreeMap<String, Desired> {
         self.view
             .lock()
-            .map(|v| v.connectors.clone())
+            .map(|v| {
+                v.configs
+                    .iter()
+                    .map(|(name, config)| {
+                        (
+                            name.clone(),
+                            Desired {
+                                config: config.clone(),
+                                target: v.targets.get(name).copied().unwrap_or(Target::Running),
+                            },
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
-    /// Restart requests so far per connector (count, only failed).
-    pub fn restarts(&self) -> BTreeMap<String, (u64, bool)> {
+    /// Restart requests so far per connector.
+    pub fn restarts(&self) -> BTreeMap<String, RestartRequest> {
         self.view
             .lock()
             .map(|v| v.restarts.clone())
             .unwrap_or_default()
     }
 
-    /// Every worker's status of `connector`.
+    /// Every worker's status of `connector` refreshed within [`STATUS_TTL`].
     pub fn statuses(&self, connector: &str) -> Vec<StatusValue> {
+        let fresh_since =
+            now_ms().saturating_sub(u64::try_from(STATUS_TTL.as_millis()).unwrap_or(0));
         self.view
             .lock()
             .map(|v| {
                 v.statuses
-                    .iter()
-                    .filter(|((c, _), _)| c == connector)
+                    .values()
+                    .filter(|(c, s)| c == connector && s.updated_ms >= fresh_since)
                     .map(|(_, s)| s.clone())
                     .collect()
             })
@@ -265,5 +343,79 @@ impl Store {
     /// Notified on every applied config change.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changed.clone()
+    }
+}
+
+/// Applies one config-topic record to the view.
+fn apply(view: &mut View, record: ConfigRecord) {
+    match record {
+        ConfigRecord::Connector {
+            name,
+            config: Some(config),
+        } => {
+            view.configs.insert(name, config);
+        }
+        ConfigRecord::Connector { name, config: None } => {
+            view.configs.remove(&name);
+        }
+        ConfigRecord::Restart {
+            name,
+            only_failed,
+            worker,
+            ..
+        } => {
+            let count = view.restarts.get(&name).map_or(0, |r| r.count) + 1;
+            view.restarts.insert(
+                name,
+                RestartRequest {
+                    count,
+                    only_failed,
+                    worker,
+                },
+            );
+        }
+        ConfigRecord::Target { name, target } => {
+            view.targets.insert(name, target);
+        }
+        ConfigRecord::ClearTarget { name } => {
+            view.targets.remove(&name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Compaction keeps the latest record per key, in offset order: a target state can come before its
+    /// config, and a restart before a deletion; each applies whatever the order.
+    #[test]
+    fn applies_records_in_any_order_compaction_leaves() {
+        let mut view = View::default();
+        let config: FlatConfig = [("topics".to_owned(), "t".to_owned())].into();
+        apply(
+            &mut view,
+            ConfigRecord::Target {
+                name: "c".into(),
+                target: Target::Stopped,
+            },
+        );
+        apply(
+            &mut view,
+            ConfigRecord::Connector {
+                name: "c".into(),
+                config: Some(config.clone()),
+            },
+        );
+        assert_eq!(view.targets.get("c"), Some(&Target::Stopped));
+        apply(
+            &mut view,
+            ConfigRecord::Connector {
+                name: "c".into(),
+                config: None,
+            },
+        );
+        apply(&mut view, ConfigRecord::ClearTarget { name: "c".into() });
+        assert!(view.configs.is_empty() && view.targets.is_empty());
     }
 }

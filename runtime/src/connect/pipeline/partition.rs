@@ -1,39 +1,71 @@
 //! One partition's processing: batches in offset order, converted, delivered with per-record outcomes;
-//! retriable records retried with backoff (only that partition waits), permanent failures dead-lettered,
-//! skipped or fatal per `errors.tolerance`, and the partition's commit point advanced only past done records.
+//! retriable failures (of records or of the whole call) retried with capped backoff (only that partition
+//! waits), permanent failures dead-lettered, skipped or fatal per `errors.tolerance`, and the partition's
+//! commit point advanced only past done records. On revocation ([`run_partition`]'s `stop`), the batch in
+//! flight finishes (its retries stop) and the queued records are released.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
-
-use tokio::sync::mpsc;
 
 use crate::connect::convert::ConvertError;
 use crate::connect::dlq::Failure;
 use crate::connect::record::RawRecord;
-use crate::connect::retry::random;
 use crate::connect::sink::{Outcome, SinkRecord};
 use crate::connect::telemetry::Stage;
 use crate::connect::tracecontext::record_span;
 
-use super::context::{ConnectorCtx, Fatal};
+use super::context::{ConnectorCtx, Fatal, Fetched};
+use super::guard::{CallError, call};
 use super::progress::{Progress, commit_point};
 
-/// How long a DLQ write may take before it is retried.
-const DLQ_TIMEOUT: Duration = Duration::from_secs(30);
-/// DLQ writes tried before the connector fails (the record is never dropped silently).
-const DLQ_ATTEMPTS: u32 = 5;
+/// Why a batch stopped before every record was done.
+enum Halt {
+    /// The connector must stop.
+    Fatal(Fatal),
+    /// The partition was revoked (or the connector stops): leave the rest to the next owner.
+    Stopped,
+}
 
-/// Processes the records of one partition until the channel closes or a fatal failure.
+fn fatal(trace: impl Into<String>) -> Halt {
+    Halt::Fatal(Fatal {
+        trace: trace.into(),
+    })
+}
+
+/// Waits until `stop` says so (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Sleeps `delay`, or returns `false` early when the partition stops.
+async fn pause(delay: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(delay) => true,
+        () = stopped(stop) => false,
+    }
+}
+
+/// Processes the records of one partition until the channel closes, `stop` turns true, or a fatal failure.
 pub async fn run_partition(
     ctx: Arc<ConnectorCtx>,
-    mut rx: mpsc::Receiver<RawRecord>,
+    mut rx: mpsc::Receiver<Fetched>,
     progress: Arc<Progress>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let max = ctx.config.batch_max_records;
-    while let Some(first) = rx.recv().await {
+    loop {
+        let first = tokio::select! {
+            biased;
+            () = stopped(&mut stop) => break,
+            r = rx.recv() => match r {
+                Some(f) => f,
+                None => break,
+            },
+        };
         let mut batch = Vec::with_capacity(max.min(64));
         batch.push(first);
         while batch.len() < max {
@@ -42,27 +74,29 @@ pub async fn run_partition(
                 Err(_) => break,
             }
         }
-        let bytes: usize = batch.iter().map(RawRecord::size).sum();
-        let offsets: Vec<i64> = batch.iter().map(|r| r.offset).collect();
-        let (done, fatal) = process_batch(&ctx, &batch).await;
+        let offsets: Vec<i64> = batch.iter().map(|f| f.raw.offset).collect();
+        let (done, halt) = process_batch(&ctx, &mut batch, &mut stop).await;
         if let Some(o) = commit_point(&offsets, &done) {
             progress.done_before(o);
         }
-        ctx.release(batch.len(), bytes);
-        if let Some(f) = fatal {
-            let _ = ctx.fatal.try_send(f);
-            // Nothing after a fatal failure is processed: the connector stops and restarts from the commit point.
-            while let Ok(r) = rx.try_recv() {
-                ctx.release(1, r.size());
+        // Dropping the batch releases its share of the bounds (as dropping `rx` releases the queue).
+        drop(batch);
+        match halt {
+            Some(Halt::Fatal(f)) => {
+                // Nothing after a fatal failure is processed: the connector stops and restarts from the
+                // commit point.
+                let _ = ctx.fatal.try_send(f);
+                return;
             }
-            return;
+            Some(Halt::Stopped) => return,
+            None => {}
         }
     }
 }
 
 enum ConvertFailure {
     Permanent(Failure),
-    Fatal(Fatal),
+    Halt(Halt),
 }
 
 fn failure(
@@ -87,50 +121,48 @@ fn failure(
     }
 }
 
-/// Converts one record, retrying only while the registry is unavailable.
-async fn convert(ctx: &ConnectorCtx, raw: &RawRecord) -> Result<SinkRecord, ConvertFailure> {
+/// Converts one record (sharing its bytes), retrying only while the registry is unavailable.
+async fn convert(
+    ctx: &ConnectorCtx,
+    raw: &RawRecord,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<SinkRecord, ConvertFailure> {
     let started = Instant::now();
     let first = SystemTime::now();
+    let eager = ctx.sink.wants_json();
     let mut attempts = 0u32;
     loop {
         attempts += 1;
         let key = ctx
             .key_converter
-            .convert(&raw.topic, raw.key.as_deref())
+            .payload(&raw.topic, raw.key.clone(), eager)
             .await;
         let value = match &key {
             Ok(_) => Some(
                 ctx.value_converter
-                    .convert(&raw.topic, raw.value.as_deref())
+                    .payload(&raw.topic, raw.value.clone(), eager)
                     .await,
             ),
             Err(_) => None,
         };
         let (stage, err): (Stage, ConvertError) = match (key, value) {
-            (Ok(k), Some(Ok(mut v))) => {
-                // The JSON moves into the record; the converted value keeps what typed decoding needs.
-                let value_json = std::mem::take(&mut v.json);
+            (Ok(key), Some(Ok(value))) => {
                 return Ok(SinkRecord {
                     topic: Arc::clone(&raw.topic),
                     partition: raw.partition,
                     offset: raw.offset,
                     timestamp: raw.timestamp,
-                    headers: raw.headers.clone(),
-                    key: raw.key.clone(),
-                    value: raw.value.clone(),
-                    key_json: k.json,
-                    value_schema_id: v.schema_id,
-                    value_json,
-                    value_converted: Some(v),
+                    timestamp_type: raw.timestamp_type,
+                    headers: Arc::clone(&raw.headers),
+                    key,
+                    value,
                     attempt: 0,
                 });
             }
             (Err(e), _) => (Stage::KeyConverter, e),
             (Ok(_), Some(Err(e))) => (Stage::ValueConverter, e),
             (Ok(_), None) => {
-                return Err(ConvertFailure::Fatal(Fatal {
-                    trace: "converter produced no value".into(),
-                }));
+                return Err(ConvertFailure::Halt(fatal("converter produced no value")));
             }
         };
         ctx.telemetry.failed(
@@ -159,16 +191,31 @@ async fn convert(ctx: &ConnectorCtx, raw: &RawRecord) -> Result<SinkRecord, Conv
         }
         // The registry is unreachable or refuses us: not the record's fault, so it is never dead-lettered for it.
         if !ctx.config.retry.allows(attempts, started.elapsed()) {
-            return Err(ConvertFailure::Fatal(Fatal {
-                trace: format!("{}: {err} (after {attempts} attempts)", stage.as_str()),
-            }));
+            return Err(ConvertFailure::Halt(fatal(format!(
+                "{}: {err} (after {attempts} attempts)",
+                stage.as_str()
+            ))));
         }
-        tokio::time::sleep(ctx.config.retry.delay(attempts, None, random())).await;
+        if !pause(
+            ctx.config
+                .retry
+                .delay(attempts, None, (ctx.pipeline.jitter)()),
+            stop,
+        )
+        .await
+        {
+            return Err(ConvertFailure::Halt(Halt::Stopped));
+        }
     }
 }
 
 /// Applies `errors.tolerance` to a permanently failed record: dead-letter, or log and skip, or fail.
-async fn tolerate(ctx: &ConnectorCtx, raw: &RawRecord, failure: Failure) -> Result<(), Fatal> {
+async fn tolerate(
+    ctx: &ConnectorCtx,
+    raw: &RawRecord,
+    failure: Failure,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), Halt> {
     let span = record_span(
         &ctx.config.name,
         &raw.topic,
@@ -176,30 +223,30 @@ async fn tolerate(ctx: &ConnectorCtx, raw: &RawRecord, failure: Failure) -> Resu
         raw.offset,
         &raw.headers,
     );
-    tracing::Instrument::instrument(tolerate_in_span(ctx, raw, failure), span).await
+    tracing::Instrument::instrument(tolerate_in_span(ctx, raw, failure, stop), span).await
 }
 
 async fn tolerate_in_span(
     ctx: &ConnectorCtx,
     raw: &RawRecord,
     failure: Failure,
-) -> Result<(), Fatal> {
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), Halt> {
     let where_ = format!("{}-{}@{}", raw.topic, raw.partition, raw.offset);
     if !ctx.config.tolerate_all {
-        return Err(Fatal {
-            trace: format!(
-                "{} failed for record {where_} (errors.tolerance=none): {}\n{}",
-                failure.stage.as_str(),
-                failure.message,
-                failure.stacktrace
-            ),
-        });
+        return Err(fatal(format!(
+            "{} failed for record {where_} (errors.tolerance=none): {}\n{}",
+            failure.stage.as_str(),
+            failure.message,
+            failure.stacktrace
+        )));
     }
     if let Some(dlq) = &ctx.dlq {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match dlq.send(raw, &failure, DLQ_TIMEOUT).await {
+            // Bounded per attempt: only this partition waits for the DLQ.
+            match dlq.send(raw, &failure, ctx.pipeline.dlq_timeout).await {
                 Ok(()) => {
                     ctx.telemetry.dead_lettered(&ctx.config.name, &raw.topic);
                     if ctx.config.log_errors {
@@ -207,14 +254,23 @@ async fn tolerate_in_span(
                     }
                     return Ok(());
                 }
-                Err(e) if attempt >= DLQ_ATTEMPTS => {
-                    return Err(Fatal {
-                        trace: format!("record {where_} could not be dead-lettered: {e}"),
-                    });
+                Err(e) if attempt >= ctx.pipeline.dlq_attempts => {
+                    return Err(fatal(format!(
+                        "record {where_} could not be dead-lettered after {attempt} attempts: {e}"
+                    )));
                 }
                 Err(e) => {
                     tracing::warn!(connector = %ctx.config.name, record = %where_, error = %e, attempt, "DLQ write failed; retrying");
-                    tokio::time::sleep(ctx.config.retry.delay(attempt, None, random())).await;
+                    if !pause(
+                        ctx.config
+                            .retry
+                            .delay(attempt, None, (ctx.pipeline.jitter)()),
+                        stop,
+                    )
+                    .await
+                    {
+                        return Err(Halt::Stopped);
+                    }
                 }
             }
         }
@@ -226,26 +282,36 @@ async fn tolerate_in_span(
     Ok(())
 }
 
-/// Converts and delivers a batch; returns which records are done and a fatal failure if one stopped it.
-async fn process_batch(ctx: &ConnectorCtx, batch: &[RawRecord]) -> (Vec<bool>, Option<Fatal>) {
+/// Converts and delivers a batch; returns which records are done and why it stopped early, if it did.
+async fn process_batch(
+    ctx: &ConnectorCtx,
+    batch: &mut [Fetched],
+    stop: &mut watch::Receiver<bool>,
+) -> (Vec<bool>, Option<Halt>) {
     let n = batch.len();
     let mut done = vec![false; n];
     let mut records: Vec<SinkRecord> = Vec::with_capacity(n);
     let mut index: Vec<usize> = Vec::with_capacity(n);
-    for (i, raw) in batch.iter().enumerate() {
-        match convert(ctx, raw).await {
+    for i in 0..n {
+        match convert(ctx, &batch[i].raw, stop).await {
             Ok(r) => {
+                // What the JSON forms hold counts against the bounds too.
+                let json = r.held_bytes().saturating_sub(batch[i].raw.size());
+                batch[i].held.grow(json);
                 records.push(r);
                 index.push(i);
             }
-            Err(ConvertFailure::Permanent(f)) => match tolerate(ctx, raw, f).await {
-                Ok(()) => done[i] = true,
-                Err(fatal) => return (done, Some(fatal)),
-            },
-            Err(ConvertFailure::Fatal(fatal)) => return (done, Some(fatal)),
+            Err(ConvertFailure::Permanent(f)) => {
+                match tolerate(ctx, &batch[i].raw, f, stop).await {
+                    Ok(()) => done[i] = true,
+                    Err(halt) => return (done, Some(halt)),
+                }
+            }
+            Err(ConvertFailure::Halt(halt)) => return (done, Some(halt)),
         }
     }
     let name = &ctx.config.name;
+    let policy = ctx.pipeline.sink_retry;
     let started = Instant::now();
     let first_failure = SystemTime::now();
     let mut attempts: u32 = 0;
@@ -253,40 +319,75 @@ async fn process_batch(ctx: &ConnectorCtx, batch: &[RawRecord]) -> (Vec<bool>, O
     let mut pending: Vec<usize> = (0..records.len()).collect();
     let mut reasons: HashMap<usize, String> = HashMap::new();
     while !pending.is_empty() {
-        let retry_subset: Vec<SinkRecord>;
-        let subset: &[SinkRecord] = if attempts == 0 {
-            &records
-        } else {
-            retry_subset = pending
-                .iter()
-                .map(|&p| {
-                    let mut r = records[p].clone();
-                    r.attempt = attempts;
-                    r
-                })
-                .collect();
-            &retry_subset
-        };
+        // Retries share the records (bytes and JSON are reference-counted), with their attempt count.
+        let subset: Vec<SinkRecord> = pending
+            .iter()
+            .map(|&p| {
+                let mut r = records[p].clone();
+                r.attempt = attempts;
+                r
+            })
+            .collect();
+        let topic = Arc::clone(&subset[0].topic);
         let t0 = Instant::now();
-        let outcomes = ctx.sink.put(subset).await;
+        let result = call(ctx.pipeline.put_timeout, ctx.sink.put(&subset)).await;
         let latency = t0.elapsed();
         ctx.telemetry.batch(name, subset.len());
+        attempts += 1;
+        let outcomes = match result {
+            Ok(outcomes) => outcomes,
+            Err(e @ CallError::Panic(_)) => {
+                return (
+                    done,
+                    Some(fatal(format!(
+                        "put on {topic}-{}: {e}",
+                        subset[0].partition
+                    ))),
+                );
+            }
+            Err(e) if !e.is_retriable() => {
+                return (done, Some(fatal(format!("the sink failed: {e}"))));
+            }
+            Err(e) => {
+                // The destination is down (or the call hung): the whole call is retried, holding back only
+                // this partition, until it passes or an explicitly set retry bound is reached.
+                ctx.telemetry
+                    .failed(name, &topic, Stage::TaskPut, false, &e.to_string());
+                if !policy.allows(attempts, started.elapsed()) {
+                    return (
+                        done,
+                        Some(fatal(format!(
+                            "the sink kept failing for {attempts} attempts over {:?}: {e}",
+                            started.elapsed()
+                        ))),
+                    );
+                }
+                ctx.telemetry.retried(name, &topic, pending.len());
+                if !pause(
+                    policy.delay(attempts, e.retry_after(), (ctx.pipeline.jitter)()),
+                    stop,
+                )
+                .await
+                {
+                    return (done, Some(Halt::Stopped));
+                }
+                continue;
+            }
+        };
         if outcomes.len() != subset.len() {
             return (
                 done,
-                Some(Fatal {
-                    trace: format!(
-                        "the sink returned {} outcomes for {} records",
-                        outcomes.len(),
-                        subset.len()
-                    ),
-                }),
+                Some(fatal(format!(
+                    "the sink returned {} outcomes for {} records",
+                    outcomes.len(),
+                    subset.len()
+                ))),
             );
         }
+        drop(subset);
         let mut retry = Vec::new();
         let mut retry_after: Option<Duration> = None;
         let mut delivered = 0usize;
-        let topic = &batch[index[pending[0]]].topic;
         for (k, outcome) in outcomes.into_iter().enumerate() {
             let p = pending[k];
             let i = index[p];
@@ -294,10 +395,10 @@ async fn process_batch(ctx: &ConnectorCtx, batch: &[RawRecord]) -> (Vec<bool>, O
                 Outcome::Delivered => {
                     done[i] = true;
                     delivered += 1;
-                    let raw = &batch[i];
+                    let raw = &batch[i].raw;
                     record_span(name, &raw.topic, raw.partition, raw.offset, &raw.headers)
-                        .in_scope(|| tracing::debug!(attempts = attempts + 1, "record delivered"));
-                    if let Some(ts) = batch[i].timestamp {
+                        .in_scope(|| tracing::debug!(attempts, "record delivered"));
+                    if let Some(ts) = raw.timestamp {
                         let now = SystemTime::now()
                             .duration_since(SystemTime::UNIX_EPOCH)
                             .map_or(0, |d| d.as_millis() as i64);
@@ -309,20 +410,20 @@ async fn process_batch(ctx: &ConnectorCtx, batch: &[RawRecord]) -> (Vec<bool>, O
                 }
                 Outcome::Permanent { reason, detail } => {
                     ctx.telemetry
-                        .failed(name, topic, Stage::TaskPut, true, &reason);
+                        .failed(name, &topic, Stage::TaskPut, true, &reason);
                     let mut f = failure(
                         Stage::TaskPut,
                         &format!("ursa.sink.{}", ctx.config.plugin.name()),
                         "ursa.sink.PermanentFailure",
                         reason,
-                        attempts + 1,
+                        attempts,
                         first_failure,
                     );
                     f.detail = detail;
-                    f.schema_id = records[p].value_schema_id;
-                    match tolerate(ctx, &batch[i], f).await {
+                    f.schema_id = records[p].value.schema_id();
+                    match tolerate(ctx, &batch[i].raw, f, stop).await {
                         Ok(()) => done[i] = true,
-                        Err(fatal) => return (done, Some(fatal)),
+                        Err(halt) => return (done, Some(halt)),
                     }
                 }
                 Outcome::Retriable {
@@ -330,7 +431,7 @@ async fn process_batch(ctx: &ConnectorCtx, batch: &[RawRecord]) -> (Vec<bool>, O
                     retry_after: ra,
                 } => {
                     ctx.telemetry
-                        .failed(name, topic, Stage::TaskPut, false, &reason);
+                        .failed(name, &topic, Stage::TaskPut, false, &reason);
                     reasons.insert(p, reason);
                     retry_after = retry_after.max(ra);
                     retry.push(p);
@@ -338,13 +439,12 @@ async fn process_batch(ctx: &ConnectorCtx, batch: &[RawRecord]) -> (Vec<bool>, O
             }
         }
         if delivered > 0 {
-            ctx.telemetry.delivered(name, topic, delivered, latency);
+            ctx.telemetry.delivered(name, &topic, delivered, latency);
         }
-        attempts += 1;
         if retry.is_empty() {
             break;
         }
-        if !ctx.config.retry.allows(attempts, started.elapsed()) {
+        if !policy.allows(attempts, started.elapsed()) {
             for p in retry {
                 let i = index[p];
                 let reason = reasons.remove(&p).unwrap_or_default();
@@ -359,16 +459,23 @@ async fn process_batch(ctx: &ConnectorCtx, batch: &[RawRecord]) -> (Vec<bool>, O
                     attempts,
                     first_failure,
                 );
-                f.schema_id = records[p].value_schema_id;
-                match tolerate(ctx, &batch[i], f).await {
+                f.schema_id = records[p].value.schema_id();
+                match tolerate(ctx, &batch[i].raw, f, stop).await {
                     Ok(()) => done[i] = true,
-                    Err(fatal) => return (done, Some(fatal)),
+                    Err(halt) => return (done, Some(halt)),
                 }
             }
             break;
         }
-        ctx.telemetry.retried(name, topic, retry.len());
-        tokio::time::sleep(ctx.config.retry.delay(attempts, retry_after, random())).await;
+        ctx.telemetry.retried(name, &topic, retry.len());
+        if !pause(
+            policy.delay(attempts, retry_after, (ctx.pipeline.jitter)()),
+            stop,
+        )
+        .await
+        {
+            return (done, Some(Halt::Stopped));
+        }
         pending = retry;
     }
     (done, None)

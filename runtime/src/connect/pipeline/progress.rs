@@ -35,6 +35,11 @@ impl Progress {
         self.committed.fetch_max(offset, Ordering::AcqRel);
     }
 
+    /// The last committed offset (-1 if none yet).
+    pub fn committed_offset(&self) -> i64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
     /// The next offset to commit (-1 if nothing is done yet).
     pub fn next(&self) -> i64 {
         self.next.load(Ordering::Acquire)

@@ -38,8 +38,7 @@ pub(crate) fn ok<T: Serialize + ?Sized>(value: &T) -> Response {
     json(StatusCode::OK, value)
 }
 
-/// Parses a request body as JSON whatever its content type says (Connect's clients often send none, and
-/// `curl -d` sends a form type).
+/// Parses a request body as JSON (the guard has already refused bodies not sent as `application/json`).
 pub(crate) fn parse_json(bytes: &Bytes) -> Result<Value, RestError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(RestError::bad_request("Request body must not be empty"));

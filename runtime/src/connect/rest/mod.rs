@@ -2,10 +2,13 @@
 //! (clients, CLIs, operators) can manage ursa connectors, plus `GET /health` and `GET /metrics`.
 //!
 //! Listens on `127.0.0.1:8083` by default. With a token configured, every request except `GET /health` must
-//! carry `Authorization: Bearer <token>`.
+//! carry `Authorization: Bearer <token>`. Whatever the auth, request bodies must be JSON, cross-origin
+//! state-changing requests are refused, the `Host` is checked on loopback listeners ([`guard`]), and secret
+//! references in submitted configs must be allowed by [`RestConfig::references`].
 
 mod auth;
 mod error;
+mod guard;
 mod handlers;
 mod http;
 mod routes;
@@ -19,6 +22,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::api::ConnectApi;
+use super::config::ReferencePolicy;
 
 /// Where the REST API listens and how it authenticates.
 #[derive(Clone)]
@@ -27,6 +31,11 @@ pub struct RestConfig {
     pub listen: SocketAddr,
     /// When set, every request except `GET /health` needs `Authorization: Bearer <token>`.
     pub token: Option<String>,
+    /// Which `${env:…}` and `${file:…}` references a submitted config may hold (none by default).
+    pub references: ReferencePolicy,
+    /// Host names accepted besides loopback ones (`localhost`, `127.0.0.1`, `[::1]`): checked on a loopback
+    /// listener, and on any listener once set (DNS rebinding).
+    pub allowed_hosts: Vec<String>,
 }
 
 impl RestConfig {
@@ -37,7 +46,7 @@ impl RestConfig {
     pub fn ephemeral() -> Self {
         RestConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            token: None,
+            ..RestConfig::default()
         }
     }
 }
@@ -48,6 +57,8 @@ impl Default for RestConfig {
         RestConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], Self::DEFAULT_PORT)),
             token: None,
+            references: ReferencePolicy::default(),
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -57,6 +68,8 @@ impl std::fmt::Debug for RestConfig {
         f.debug_struct("RestConfig")
             .field("listen", &self.listen)
             .field("token", &self.token.as_ref().map(|_| "[hidden]"))
+            .field("references", &self.references)
+            .field("allowed_hosts", &self.allowed_hosts)
             .finish()
     }
 }
@@ -65,6 +78,8 @@ impl std::fmt::Debug for RestConfig {
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) api: Arc<dyn ConnectApi>,
+    /// The references a submitted config may hold.
+    pub(crate) references: Arc<ReferencePolicy>,
 }
 
 /// A bound, not yet serving REST server: lets a caller learn the address before serving.
@@ -72,6 +87,7 @@ pub struct RestServer {
     listener: TcpListener,
     addr: SocketAddr,
     token: Option<Arc<str>>,
+    guard: Arc<guard::Guard>,
     state: AppState,
 }
 
@@ -108,7 +124,14 @@ impl RestServer {
             listener,
             addr,
             token: config.token.map(Arc::from),
-            state: AppState { api },
+            guard: Arc::new(guard::Guard::new(
+                addr.ip().is_loopback(),
+                &config.allowed_hosts,
+            )),
+            state: AppState {
+                api,
+                references: Arc::new(config.references),
+            },
         })
     }
 
@@ -127,7 +150,7 @@ impl RestServer {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = routes::app(self.state, self.token);
+        let app = routes::app(self.state, self.token, self.guard);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await

@@ -1,5 +1,6 @@
 //! The routing table (Kafka Connect's paths plus `/health` and `/metrics`) and the layers around it: request
-//! logging, trailing-slash tolerance (as Jersey's), auth, and Connect-shaped bodies for framework errors.
+//! logging, trailing-slash tolerance (as Jersey's), the browser guard (JSON bodies, same origin, loopback
+//! `Host`), auth, and Connect-shaped bodies for framework errors.
 
 use std::sync::Arc;
 
@@ -15,14 +16,16 @@ use axum::routing::{get, post, put};
 use super::AppState;
 use super::auth::require_token;
 use super::error::RestError;
-use super::handlers::{connectors, lifecycle, offsets, plugins, root};
+use super::guard::{Guard, guard};
+use super::handlers::{admin, connectors, lifecycle, offsets, plugins, root};
 use super::http::APPLICATION_JSON;
 
-/// The whole service: logging → path normalisation → auth → routing.
-pub(crate) fn app(state: AppState, token: Option<Arc<str>>) -> Router {
+/// The whole service: logging → path normalisation → browser guard → auth → routing.
+pub(crate) fn app(state: AppState, token: Option<Arc<str>>, browser: Arc<Guard>) -> Router {
     Router::new()
         .fallback_service(router(state))
         .layer(from_fn_with_state(token, require_token))
+        .layer(from_fn_with_state(browser, guard))
         .layer(map_request(trim_trailing_slash))
         .layer(from_fn(log_request))
 }
@@ -43,7 +46,9 @@ fn router(state: AppState) -> Router {
         )
         .route(
             "/connectors/{name}/config",
-            get(connectors::get_config).put(connectors::put_config),
+            get(connectors::get_config)
+                .put(connectors::put_config)
+                .patch(connectors::patch_config),
         )
         .route("/connectors/{name}/status", get(lifecycle::status))
         .route("/connectors/{name}/tasks", get(lifecycle::tasks))
@@ -51,11 +56,19 @@ fn router(state: AppState) -> Router {
             "/connectors/{name}/tasks/{task}/status",
             get(lifecycle::task_status),
         )
+        .route(
+            "/connectors/{name}/tasks/{task}/restart",
+            post(lifecycle::restart_task),
+        )
         .route("/connectors/{name}/pause", put(lifecycle::pause))
         .route("/connectors/{name}/resume", put(lifecycle::resume))
         .route("/connectors/{name}/stop", put(lifecycle::stop))
         .route("/connectors/{name}/restart", post(lifecycle::restart))
         .route("/connectors/{name}/topics", get(lifecycle::topics))
+        .route(
+            "/connectors/{name}/topics/reset",
+            put(lifecycle::reset_topics),
+        )
         .route(
             "/connectors/{name}/offsets",
             get(offsets::get)
@@ -63,9 +76,15 @@ fn router(state: AppState) -> Router {
                 .delete(offsets::reset),
         )
         .route("/connector-plugins", get(plugins::list))
+        .route("/connector-plugins/{plugin}/config", get(plugins::config))
         .route(
             "/connector-plugins/{plugin}/config/validate",
             put(plugins::validate),
+        )
+        .route("/admin/loggers", get(admin::loggers))
+        .route(
+            "/admin/loggers/{logger}",
+            get(admin::logger).put(admin::set_logger),
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,6 +1,4 @@
-//! The sink connectors built into the runtime, and the plugin list.
-
-pub mod file;
+//! The sink connectors built into the runtime (each its own crate under `connectors/`), and the plugin list.
 
 use std::sync::Arc;
 
@@ -8,7 +6,12 @@ use crate::connect::sink::SinkPlugin;
 
 /// Every built-in sink plugin.
 pub fn builtin() -> Vec<Arc<dyn SinkPlugin>> {
-    vec![Arc::new(file::FilePlugin)]
+    vec![
+        Arc::new(ursa_connector_file::FilePlugin),
+        Arc::new(ursa_connector_audit::AuditPlugin),
+        Arc::new(ursa_connector_metrics::MetricsPlugin),
+        Arc::new(ursa_connector_notify::NotifyPlugin),
+    ]
 }
 
 /// The plugin for a `connector.class` value (name or alias).

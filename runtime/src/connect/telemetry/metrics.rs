@@ -124,6 +124,8 @@ struct Families {
     task_state: Family<StateLabels, Gauge>,
     task_restarts: Family<ConnectorLabels, Counter>,
     offset_commits: Family<ConnectorLabels, Counter>,
+    partition_resumes: Family<ConnectorLabels, Counter>,
+    redelivered_records: Family<ConnectorLabels, Counter>,
 }
 
 impl Families {
@@ -143,6 +145,8 @@ impl Families {
             task_state: Family::default(),
             task_restarts: Family::default(),
             offset_commits: Family::default(),
+            partition_resumes: Family::default(),
+            redelivered_records: Family::default(),
         }
     }
 
@@ -225,6 +229,16 @@ impl Families {
             "Offset commits",
             self.offset_commits.clone(),
         );
+        registry.register(
+            "ursa_partition_resumes",
+            "Partitions opened at a resume point (each assignment of a partition to this worker)",
+            self.partition_resumes.clone(),
+        );
+        registry.register(
+            "ursa_redelivered_records",
+            "Records known to be delivered again on resume: what the sink had acknowledged minus where the partition resumed, when the sink tells",
+            self.redelivered_records.clone(),
+        );
     }
 }
 
@@ -305,6 +319,8 @@ pub(super) struct ConnectorSeries {
     pub(super) end_to_end: Histogram,
     pub(super) restarts: Counter,
     pub(super) commits: Counter,
+    pub(super) resumes: Counter,
+    pub(super) redelivered: Counter,
     /// `ursa_task_state`, created on the first state change.
     state: Option<[Gauge; TASK_STATES.len()]>,
     topics: HashMap<Arc<str>, TopicSeries>,
@@ -318,6 +334,8 @@ impl ConnectorSeries {
             end_to_end: families.end_to_end_lag.get_or_create_owned(&labels),
             restarts: families.task_restarts.get_or_create_owned(&labels),
             commits: families.offset_commits.get_or_create_owned(&labels),
+            resumes: families.partition_resumes.get_or_create_owned(&labels),
+            redelivered: families.redelivered_records.get_or_create_owned(&labels),
             state: None,
             topics: HashMap::new(),
             labels,
@@ -334,6 +352,8 @@ impl ConnectorSeries {
         }
         families.task_restarts.remove(&self.labels);
         families.offset_commits.remove(&self.labels);
+        families.partition_resumes.remove(&self.labels);
+        families.redelivered_records.remove(&self.labels);
         if self.state.is_some() {
             for index in 0..TASK_STATES.len() {
                 families

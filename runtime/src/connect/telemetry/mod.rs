@@ -6,7 +6,7 @@
 //! offsets, keys and error messages go to the logs, never to labels. Distinct topics are capped
 //! ([`DEFAULT_SERIES_CAP`]); beyond the cap they are folded into the topic `_other`.
 
-mod logging;
+pub mod logging;
 mod metrics;
 #[cfg(test)]
 mod tests;
@@ -23,6 +23,8 @@ use metrics::Metrics;
 #[derive(Clone)]
 pub struct Telemetry {
     metrics: Arc<Metrics>,
+    /// The sinks' own metrics (`ursa_plugin_*`), by connector.
+    sinks: Arc<std::sync::Mutex<std::collections::BTreeMap<String, ursa_connect::SinkMetrics>>>,
 }
 
 impl Default for Telemetry {
@@ -89,6 +91,7 @@ impl Telemetry {
     pub fn with_series_cap(cap: usize) -> Self {
         Self {
             metrics: Arc::new(Metrics::new(cap)),
+            sinks: Arc::default(),
         }
     }
 
@@ -212,15 +215,71 @@ impl Telemetry {
         tracing::debug!(connector, partitions, "offsets committed");
     }
 
+    /// A partition was opened at `resumed`: the group had committed `committed`, the sink had acknowledged
+    /// `acknowledged` (when it tells). Records between the resume point and what the sink acknowledged are
+    /// delivered again; logged once per partition.
+    pub fn resumed(
+        &self,
+        connector: &str,
+        partition: &str,
+        resumed: Option<i64>,
+        committed: Option<i64>,
+        acknowledged: Option<i64>,
+    ) {
+        let behind = match (acknowledged, resumed) {
+            (Some(a), Some(r)) => Some((a - r).max(0)),
+            _ => None,
+        };
+        self.metrics.with_connector(connector, |c| {
+            c.resumes.inc();
+            if let Some(b) = behind {
+                c.redelivered.inc_by(b as u64);
+            }
+        });
+        let show = |o: Option<i64>| o.map_or_else(|| "unknown".to_owned(), |o| o.to_string());
+        tracing::info!(
+            connector,
+            partition,
+            resumed_at = %resumed.map_or_else(|| "the reset policy (nothing committed)".to_owned(), |o| o.to_string()),
+            committed = %show(committed),
+            sink_acknowledged = %show(acknowledged),
+            behind_sink = %show(behind),
+            "partition resumed"
+        );
+    }
+
     /// Drops every series of a deleted connector; returns whether it had any.
     pub fn remove_connector(&self, connector: &str) -> bool {
+        if let Ok(mut s) = self.sinks.lock() {
+            s.remove(connector);
+        }
         let removed = self.metrics.remove_connector(connector);
         tracing::info!(connector, removed, "connector metrics removed");
         removed
     }
 
-    /// The OpenMetrics text exposition (serve it with [`CONTENT_TYPE`]).
+    /// Renders a connector's sink metrics with the worker's (replacing those of its previous run).
+    pub fn add_sink_metrics(&self, connector: &str, metrics: ursa_connect::SinkMetrics) {
+        if let Ok(mut s) = self.sinks.lock() {
+            s.insert(connector.to_owned(), metrics);
+        }
+    }
+
+    /// The OpenMetrics text exposition (serve it with [`CONTENT_TYPE`]): the worker's families, then the
+    /// sinks' own.
     pub fn render(&self) -> String {
-        self.metrics.render()
+        let mut text = self.metrics.render();
+        if let Ok(sinks) = self.sinks.lock()
+            && !sinks.is_empty()
+            && let Some(body) = text.strip_suffix("# EOF\n")
+        {
+            let mut out = body.to_owned();
+            for m in sinks.values() {
+                out.push_str(&m.render());
+            }
+            out.push_str("# EOF\n");
+            text = out;
+        }
+        text
     }
 }

@@ -69,6 +69,25 @@ fn every_event_counts() {
 }
 
 #[test]
+fn resumes_count_and_redelivery_counts_only_what_the_sink_tells() {
+    let t = Telemetry::new();
+    // The sink keeps no offsets: the group's commit is the resume point, re-delivery unknown.
+    t.resumed("c", "orders-0", Some(100), Some(100), None);
+    // Nothing committed yet.
+    t.resumed("c", "orders-1", None, None, None);
+    // The sink had acknowledged 130 but the partition resumed at 100: 30 records again.
+    t.resumed("c", "orders-2", Some(100), Some(100), Some(130));
+    // Resuming past what the sink acknowledged re-delivers nothing.
+    t.resumed("c", "orders-3", Some(50), Some(40), Some(50));
+    let text = t.render();
+    assert_has(&text, r#"ursa_partition_resumes_total{connector="c"} 4"#);
+    assert_has(&text, r#"ursa_redelivered_records_total{connector="c"} 30"#);
+    assert!(t.remove_connector("c"));
+    let text = t.render();
+    assert!(!text.contains("ursa_partition_resumes_total{"), "{text}");
+}
+
+#[test]
 fn clones_share_one_registry() {
     let t = Telemetry::default();
     let u = t.clone();

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::ApiError;
 use super::http;
-use super::schema::Parsed;
+use super::schema::{Contract, Parsed};
 use super::store::{Mutation, Store};
 use crate::types::Reference;
 
@@ -72,13 +72,27 @@ pub(crate) struct SchemaRequest {
     pub(crate) id: Option<i64>,
     #[serde(default)]
     pub(crate) version: Option<i64>,
+    #[serde(default)]
+    pub(crate) metadata: Option<serde_json::Value>,
+    #[serde(rename = "ruleSet", default)]
+    pub(crate) rule_set: Option<serde_json::Value>,
 }
 
 impl SchemaRequest {
-    /// The schema text, parsed with its references: (text, normalized references, parsed).
+    /// The metadata and rule set given (`null` counts as not given).
+    pub(crate) fn contract(&self) -> Contract {
+        Contract {
+            metadata: self.metadata.clone().filter(|v| !v.is_null()),
+            rule_set: self.rule_set.clone().filter(|v| !v.is_null()),
+        }
+    }
+
+    /// The schema text, parsed with its references: (text, normalized references, parsed), the schema's
+    /// identity including `contract`.
     pub(crate) fn prepare(
         &self,
         store: &Store,
+        contract: &Contract,
     ) -> Result<(String, Vec<Reference>, Parsed), ApiError> {
         match self.schema_type.as_deref() {
             None => {}
@@ -97,7 +111,7 @@ impl SchemaRequest {
             .normalize_references(self.references.clone().unwrap_or_default())
             .map_err(ApiError::invalid_schema)?;
         let parsed = store
-            .prepare(&text, &references)
+            .prepare(&text, &references, contract)
             .map_err(ApiError::invalid_schema)?;
         Ok((text, references, parsed))
     }

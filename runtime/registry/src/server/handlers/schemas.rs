@@ -1,4 +1,4 @@
-//! `/schemas/…`: schemas by global id, and the supported types.
+//! `/schemas…`: every schema, schemas by global id, and the supported types.
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -10,12 +10,13 @@ use super::subjects::paginate;
 use crate::server::AppState;
 use crate::server::error::ApiError;
 use crate::server::http::{self, Params, flag};
-use crate::types::SubjectVersion;
+use crate::types::{RegisteredSchema, SubjectVersion};
 
+/// A schema id path segment. Confluent's `{id}` is a Java `Integer`: text that is not one does not match the
+/// path (a plain 404); an integer that is no id (negative, unknown) is 40403.
 fn parse_id(id: &str) -> Result<u32, ApiError> {
-    id.trim()
-        .parse::<u32>()
-        .map_err(|_| ApiError::schema_id_not_found(id))
+    let n = id.parse::<i32>().map_err(|_| ApiError::not_found())?;
+    u32::try_from(n).map_err(|_| ApiError::schema_id_not_found(n))
 }
 
 /// `GET /schemas/ids/{id}` → `{schema, references?}`: a read lock and a body serialized at registration.
@@ -73,33 +74,83 @@ async fn usages(
                 })
         })
         .collect();
-    Ok(paginate(found.into_iter(), params).collect())
+    Ok(found)
 }
 
-/// `GET /schemas/ids/{id}/subjects` (`?deleted=true`).
+/// `GET /schemas/ids/{id}/subjects` (`?deleted=true`, `?subject=`): each subject once, then `?offset=` and
+/// `?limit=`.
 pub(crate) async fn subjects(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(params): Query<Params>,
 ) -> Response {
     respond(usages(&state, &id, &params).await.map(|found| {
+        // Sorted by subject, so duplicates are adjacent.
         let mut names: Vec<String> = found.into_iter().map(|sv| sv.subject).collect();
         names.dedup();
+        let names: Vec<String> = paginate(names.into_iter(), &params).collect();
         http::ok(&names)
     }))
 }
 
-/// `GET /schemas/ids/{id}/versions` (`?deleted=true`) → `[{subject, version}]`.
+/// `GET /schemas/ids/{id}/versions` (`?deleted=true`, `?subject=`, `?offset=`, `?limit=`) →
+/// `[{subject, version}]`.
 pub(crate) async fn versions(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(params): Query<Params>,
 ) -> Response {
-    respond(
-        usages(&state, &id, &params)
-            .await
-            .map(|found| http::ok(&found)),
-    )
+    respond(usages(&state, &id, &params).await.map(|found| {
+        let found: Vec<SubjectVersion> = paginate(found.into_iter(), &params).collect();
+        http::ok(&found)
+    }))
+}
+
+/// `GET /schemas` (`?subjectPrefix=`, `?deleted=true`, `?latestOnly=true`, `?offset=`, `?limit=`): the
+/// schema of every subject version, by subject then version, as `GET /subjects/{s}/versions/{v}` shows it.
+/// As in Confluent's server, a `limit` of 0 or less means no limit.
+pub(crate) async fn list(State(state): State<AppState>, Query(params): Query<Params>) -> Response {
+    let prefix = params.get("subjectPrefix").map_or("", String::as_str);
+    let deleted = flag(&params, "deleted");
+    let latest_only = flag(&params, "latestOnly");
+    let offset = params
+        .get("offset")
+        .and_then(|o| o.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let limit = params
+        .get("limit")
+        .and_then(|l| l.trim().parse::<i64>().ok())
+        .filter(|l| *l > 0)
+        .map_or(usize::MAX, |l| usize::try_from(l).unwrap_or(usize::MAX));
+    let store = state.store.read().await;
+    let mut out = Vec::new();
+    for (name, subject) in store.subjects().filter(|(n, _)| n.starts_with(prefix)) {
+        let mut versions: Vec<(u32, u32)> = subject
+            .versions
+            .iter()
+            .filter(|(_, v)| deleted || !v.deleted)
+            .map(|(n, v)| (*n, v.id))
+            .collect();
+        if latest_only {
+            versions = versions.split_off(versions.len().saturating_sub(1));
+        }
+        for (version, id) in versions {
+            if let Some(entry) = store.schema(id) {
+                out.push(RegisteredSchema {
+                    subject: name.clone(),
+                    version,
+                    id,
+                    schema_type: None,
+                    references: entry.references.clone(),
+                    metadata: entry.contract.metadata.clone(),
+                    rule_set: entry.contract.rule_set.clone(),
+                    schema: entry.text.to_string(),
+                });
+            }
+        }
+    }
+    let page: Vec<RegisteredSchema> = out.into_iter().skip(offset).take(limit).collect();
+    http::ok(&page)
 }
 
 /// `GET /schemas/types`.

@@ -10,6 +10,7 @@ use crate::server::AppState;
 use crate::server::error::ApiError;
 use crate::server::http::{self, Params, flag};
 use crate::server::persist::Record;
+use crate::server::schema::Contract;
 use crate::types::RegisteredSchema;
 
 /// `GET /subjects` (`?deleted=true`, `?deletedOnly=true`, `?subjectPrefix=`, `?offset=`, `?limit=`).
@@ -74,10 +75,15 @@ pub(crate) async fn lookup(
             if !store.has_subject(&subject, include_deleted) {
                 return Err(ApiError::subject_not_found(&subject));
             }
-            let (_, _, parsed) = request.prepare(&store)?;
-            let (version, id) = store
-                .find_in_subject(&subject, &parsed.key, include_deleted)
-                .ok_or_else(ApiError::schema_not_found)?;
+            let contract = request.contract();
+            let (_, _, parsed) = request.prepare(&store, &contract)?;
+            // Without metadata or rules, the schema alone is looked up (whatever was registered with it).
+            let found = if contract == Contract::default() {
+                store.find_schema_in_subject(&subject, &parsed.schema_key, include_deleted)
+            } else {
+                store.find_in_subject(&subject, &parsed.key, include_deleted)
+            };
+            let (version, id) = found.ok_or_else(ApiError::schema_not_found)?;
             let entry = store.schema(id).ok_or_else(ApiError::schema_not_found)?;
             Ok(http::ok(&RegisteredSchema {
                 subject: subject.clone(),
@@ -85,6 +91,8 @@ pub(crate) async fn lookup(
                 id,
                 schema_type: None,
                 references: entry.references.clone(),
+                metadata: entry.contract.metadata.clone(),
+                rule_set: entry.contract.rule_set.clone(),
                 schema: entry.text.to_string(),
             }))
         }

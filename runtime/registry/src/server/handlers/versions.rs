@@ -72,6 +72,8 @@ fn get_version(
         id: entry.id,
         schema_type: None,
         references: schema.references.clone(),
+        metadata: schema.contract.metadata.clone(),
+        rule_set: schema.contract.rule_set.clone(),
         schema: schema.text.to_string(),
     })
 }
@@ -152,7 +154,14 @@ fn plan_register(
             "Subject {subject} is not in import mode"
         )));
     }
-    let (text, references, parsed) = request.prepare(store)?;
+    // Metadata and rules not given are inherited from the subject's latest version, as Confluent does.
+    let mut contract = request.contract();
+    if contract.metadata.is_none() || contract.rule_set.is_none() {
+        let latest = store.latest_contract(subject);
+        contract.metadata = contract.metadata.or(latest.metadata);
+        contract.rule_set = contract.rule_set.or(latest.rule_set);
+    }
+    let (text, references, parsed) = request.prepare(store, &contract)?;
 
     if let Some((version, id)) = store.find_in_subject(subject, &parsed.key, false) {
         let same_version = given_version.is_none_or(|v| v == i64::from(version));
@@ -228,6 +237,8 @@ fn plan_register(
         id,
         schema: text,
         references,
+        metadata: contract.metadata,
+        rule_set: contract.rule_set,
     };
     Ok((
         Some(Mutation {

@@ -9,7 +9,9 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::connect::api::{ApiError, ConnectorInfo, FlatConfig};
+use std::collections::BTreeMap;
+
+use crate::connect::api::{ApiError, ConnectorInfo, FlatConfig, State as TargetState};
 use crate::connect::rest::AppState;
 use crate::connect::rest::error::{RestError, RestResult};
 use crate::connect::rest::http::{
@@ -95,28 +97,23 @@ pub(crate) async fn create(State(state): State<AppState>, body: Bytes) -> RestRe
         ));
     };
     let mut config = flat_config(config)?;
-    check_initial_state(request.initial_state.as_deref())?;
+    let initial = initial_state(request.initial_state.as_deref())?;
     check_name(&name)?;
     check_and_put_name(&name, &mut config)?;
-    let (_, info) = state.api.put_connector(name, config, true).await?;
+    refuse_references(&state, &config).await?;
+    let info = state.api.create_connector(name, config, initial).await?;
     Ok(created(info))
 }
 
-/// `initial_state` (KIP-980): only `RUNNING` can be honoured until the worker takes a target state at
-/// creation; `PAUSED` and `STOPPED` are refused rather than approximated (a connector started then paused
-/// could consume before the pause).
-fn check_initial_state(initial_state: Option<&str>) -> Result<(), RestError> {
-    match initial_state {
-        None => Ok(()),
-        Some(s) if s.eq_ignore_ascii_case("RUNNING") => Ok(()),
-        Some(s) if s.eq_ignore_ascii_case("PAUSED") || s.eq_ignore_ascii_case("STOPPED") => {
-            Err(RestError::bad_request(format!(
-                "initial_state {} is not supported by this worker; create the connector RUNNING, then pause or stop it",
-                s.to_ascii_uppercase()
-            )))
-        }
-        Some(s) => Err(RestError::bad_request(format!(
-            "Invalid initial_state '{s}': expected one of RUNNING, PAUSED, STOPPED"
+/// `initial_state` (KIP-980): RUNNING (the default), PAUSED or STOPPED, in any case.
+fn initial_state(initial_state: Option<&str>) -> Result<TargetState, RestError> {
+    match initial_state.map(str::to_ascii_uppercase).as_deref() {
+        None | Some("RUNNING") => Ok(TargetState::Running),
+        Some("PAUSED") => Ok(TargetState::Paused),
+        Some("STOPPED") => Ok(TargetState::Stopped),
+        Some(_) => Err(RestError::bad_request(format!(
+            "Invalid initial_state '{}': expected one of RUNNING, PAUSED, STOPPED",
+            initial_state.unwrap_or_default()
         ))),
     }
 }
@@ -146,6 +143,25 @@ fn check_and_put_name(name: &str, config: &mut FlatConfig) -> Result<(), RestErr
             Ok(())
         }
     }
+}
+
+/// 400 when the config holds secret references the worker does not allow over REST (nothing is resolved).
+pub(crate) async fn refuse_references(
+    state: &AppState,
+    config: &FlatConfig,
+) -> Result<(), RestError> {
+    let refused = state.references.refused(config).await;
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let errors: Vec<String> = refused
+        .iter()
+        .map(|(key, why)| format!("{key}: {why}"))
+        .collect();
+    Err(RestError::bad_request(format!(
+        "Connector configuration is invalid: {}",
+        errors.join("; ")
+    )))
 }
 
 /// 201 with `Location: /connectors/{name}`.
@@ -180,10 +196,48 @@ pub(crate) async fn put_config(
     let mut config = flat_config(parse_json(&body)?)?;
     check_name(&name)?;
     check_and_put_name(&name, &mut config)?;
+    refuse_references(&state, &config).await?;
     match state.api.put_connector(name, config, false).await? {
         (true, info) => Ok(created(info)),
         (false, info) => Ok(ok(&info)),
     }
+}
+
+/// `PATCH /connectors/{name}/config` (KIP-477): a JSON object of keys to set, `null` removing a key; 200
+/// with the connector, 404 if it does not exist.
+pub(crate) async fn patch_config(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> RestResult {
+    let value = parse_json(&body)?;
+    let Value::Object(map) = value else {
+        return Err(RestError::bad_request(
+            "Cannot deserialize request body: expected a JSON object of config keys",
+        ));
+    };
+    let mut patch: BTreeMap<String, Option<String>> = BTreeMap::new();
+    let mut set = FlatConfig::new();
+    for (key, value) in map {
+        if value.is_null() {
+            patch.insert(key, None);
+        } else {
+            let one = flat_config(Value::Object(Map::from_iter([(key.clone(), value)])))?;
+            if let Some(v) = one.get(&key) {
+                set.insert(key.clone(), v.clone());
+                patch.insert(key, Some(v.clone()));
+            }
+        }
+    }
+    if let Some(Some(included)) = patch.get(NAME_CONFIG)
+        && *included != name
+    {
+        return Err(RestError::bad_request(format!(
+            "Connector name configuration ({included}) doesn't match connector name in the URL ({name})"
+        )));
+    }
+    refuse_references(&state, &set).await?;
+    Ok(ok(&state.api.patch_connector(name, patch).await?))
 }
 
 /// `DELETE /connectors/{name}`: 204.

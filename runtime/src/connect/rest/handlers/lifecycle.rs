@@ -1,4 +1,5 @@
-//! A connector's state and tasks: status, tasks, task status, topics, pause, resume, stop and restart.
+//! A connector's state and tasks: status, tasks, task status, topics (and their reset), pause, resume, stop,
+//! and restarts of the connector or of one task.
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -46,6 +47,28 @@ pub(crate) async fn task_status(
 pub(crate) async fn topics(State(state): State<AppState>, Path(name): Path<String>) -> RestResult {
     let topics = state.api.topics(name.clone()).await?;
     Ok(ok(&json!({ name: { "topics": topics } })))
+}
+
+/// `PUT /connectors/{name}/topics/reset`: 202.
+pub(crate) async fn reset_topics(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> RestResult {
+    state.api.reset_topics(name).await?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// `POST /connectors/{name}/tasks/{task}/restart`: 204 (404 for a task that does not exist, or an id that
+/// is not a number, as Jersey's).
+pub(crate) async fn restart_task(
+    State(state): State<AppState>,
+    Path((name, task)): Path<(String, String)>,
+) -> RestResult {
+    let Ok(task) = task.parse::<u32>() else {
+        return Err(RestError::not_found());
+    };
+    state.api.restart_task(name, task).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `PUT /connectors/{name}/pause`: 202.

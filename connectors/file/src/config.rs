@@ -1,12 +1,11 @@
-//! Configuration of the `file` sink.
+//! Configuration of the `file` sink: its keys, its checks, and building it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::connect::config::{Key, Kind, Parsed};
-use crate::connect::sink::{Sink, SinkError, SinkPlugin};
+use ursa_connect::{FieldErrors, Key, Kind, Parsed, Sink, SinkContext, SinkError, SinkPlugin};
 
-use super::sink::FileSink;
+use crate::sink::FileSink;
 
 /// The `file` plugin.
 pub struct FilePlugin;
@@ -45,7 +44,24 @@ impl SinkPlugin for FilePlugin {
         ]
     }
 
-    fn build(&self, config: &Parsed) -> Result<Arc<dyn Sink>, SinkError> {
+    fn validate(&self, config: &Parsed) -> FieldErrors {
+        let mut errors = FieldErrors::new();
+        let file = config.string("file").unwrap_or_default();
+        if file.trim().is_empty() {
+            errors
+                .entry("file".into())
+                .or_default()
+                .push("must name a file".into());
+        } else if file.ends_with('/') || file.ends_with("/.") || file.ends_with("/..") {
+            errors
+                .entry("file".into())
+                .or_default()
+                .push(format!("{file:?} names a directory, not a file"));
+        }
+        errors
+    }
+
+    fn build(&self, config: &Parsed, _context: SinkContext) -> Result<Arc<dyn Sink>, SinkError> {
         let path = config
             .string("file")
             .map(PathBuf::from)

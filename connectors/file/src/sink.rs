@@ -1,0 +1,105 @@
+//! Writing JSON lines: buffered appends off the async threads, and a flush that fsyncs and reports, per
+//! partition, the offset up to which lines are on disk (all that is done: each put appended before it
+//! returned).
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use ursa_connect::{BoxFuture, Offsets, Outcome, Sink, SinkError, SinkRecord};
+
+use crate::line::json_line;
+
+/// The `file` sink.
+pub struct FileSink {
+    path: PathBuf,
+    fsync: bool,
+    file: Arc<Mutex<BufWriter<File>>>,
+}
+
+impl FileSink {
+    /// Opens (creating if needed) the file for appending.
+    pub fn open(path: PathBuf, fsync: bool) -> Result<FileSink, SinkError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                SinkError::permanent(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| SinkError::permanent(format!("cannot open {}: {e}", path.display())))?;
+        Ok(FileSink {
+            path,
+            fsync,
+            file: Arc::new(Mutex::new(BufWriter::with_capacity(1 << 20, file))),
+        })
+    }
+}
+
+fn poisoned() -> SinkError {
+    SinkError::permanent("file sink lock poisoned")
+}
+
+impl Sink for FileSink {
+    fn put<'a>(
+        &'a self,
+        records: &'a [SinkRecord],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, SinkError>> {
+        Box::pin(async move {
+            let mut text = Vec::with_capacity(records.len() * 256);
+            let outcomes = records
+                .iter()
+                .map(|r| match json_line(r, &mut text) {
+                    Ok(()) => Outcome::Delivered,
+                    Err(e) => Outcome::permanent(e.to_string()),
+                })
+                .collect();
+            let file = Arc::clone(&self.file);
+            let path = self.path.clone();
+            // Cancel-safe: a dropped call leaves the write to finish on its blocking thread.
+            tokio::task::spawn_blocking(move || {
+                let mut w = file.lock().map_err(|_| poisoned())?;
+                w.write_all(&text)
+                    .map_err(|e| SinkError::retriable(format!("writing {}: {e}", path.display())))
+            })
+            .await
+            .map_err(|e| SinkError::retriable(format!("writing: {e}")))??;
+            Ok(outcomes)
+        })
+    }
+
+    fn flush<'a>(&'a self, done: &'a Offsets) -> BoxFuture<'a, Result<Offsets, SinkError>> {
+        Box::pin(async move {
+            let file = Arc::clone(&self.file);
+            let fsync = self.fsync;
+            tokio::task::spawn_blocking(move || {
+                let mut w = file.lock().map_err(|_| poisoned())?;
+                w.flush()
+                    .map_err(|e| SinkError::retriable(format!("flushing: {e}")))?;
+                if fsync {
+                    w.get_ref()
+                        .sync_data()
+                        .map_err(|e| SinkError::retriable(format!("fsync: {e}")))?;
+                }
+                Ok::<_, SinkError>(())
+            })
+            .await
+            .map_err(|e| SinkError::retriable(format!("flushing: {e}")))??;
+            // Every record in `done` was appended before this flush began (its put had returned), so the
+            // fsync made it durable; records dead-lettered or skipped are not ours to write.
+            Ok(done.clone())
+        })
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move {
+            match self.file.lock() {
+                Ok(_) => Ok(()),
+                Err(_) => Err(poisoned()),
+            }
+        })
+    }
+}

@@ -1,0 +1,269 @@
+//! Checkpoints of each partition's contributions with its next offset, in a compacted Kafka topic (one
+//! record per connector and partition, the latest wins): written and acknowledged (`acks=all`) before the
+//! runtime commits, read back when the partition is opened, so counts continue from them after a restart
+//! or a move, and replayed records (before the checkpoint's offset) are not counted twice.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{Value, json};
+use ursa_connect::{SinkError, TopicPartition};
+
+use crate::config::{MetricDef, MetricKind};
+use crate::series::{Hist, Part, Series, SeriesValue};
+
+/// Where checkpoints go.
+#[derive(Debug, Clone)]
+pub struct CheckpointConfig {
+    /// The compacted topic.
+    pub topic: String,
+    /// Its brokers.
+    pub bootstrap: String,
+}
+
+/// The checkpoint store of one connector.
+pub struct Checkpoints {
+    config: CheckpointConfig,
+    connector: String,
+    producer: FutureProducer,
+}
+
+impl std::fmt::Debug for Checkpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkpoints")
+            .field("topic", &self.config.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+fn client(config: &CheckpointConfig) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &config.bootstrap);
+    c
+}
+
+fn kafka_err(what: &str) -> impl Fn(rdkafka::error::KafkaError) -> SinkError + '_ {
+    move |e| SinkError::retriable(format!("metrics checkpoint: {what}: {e}"))
+}
+
+/// The record key of a partition's checkpoint.
+fn key(connector: &str, tp: &TopicPartition) -> String {
+    format!("{connector}/{}/{}", tp.topic, tp.partition)
+}
+
+/// A partition's contributions as JSON, by metric name.
+pub fn encode(defs: &[Arc<MetricDef>], part: &Part, next: i64) -> Value {
+    let mut metrics = serde_json::Map::new();
+    for (def, contrib) in defs.iter().zip(&part.metrics) {
+        let series: Vec<Value> = contrib
+            .iter()
+            .map(|(k, s)| match &s.value {
+                SeriesValue::Scalar(v) => json!([k, v]),
+                SeriesValue::Hist(h) => json!([k, {"c": h.counts, "s": h.sum, "n": h.count}]),
+            })
+            .collect();
+        metrics.insert(def.name.clone(), Value::Array(series));
+    }
+    json!({"v": 1, "next": next, "metrics": metrics})
+}
+
+/// Contributions back from JSON; series of metrics no longer defined (or whose buckets changed) are
+/// dropped.
+pub fn decode(defs: &[Arc<MetricDef>], v: &Value) -> Option<Part> {
+    let next = v["next"].as_i64()?;
+    let mut part = Part {
+        next: Some(next),
+        metrics: vec![HashMap::new(); defs.len()],
+        ..Part::default()
+    };
+    for (def, contrib) in defs.iter().zip(&mut part.metrics) {
+        let Some(series) = v["metrics"][&def.name].as_array() else {
+            continue;
+        };
+        for s in series {
+            let Some(k) = s[0].as_str() else { continue };
+            let value = match (&def.kind, &s[1]) {
+                (MetricKind::Histogram { buckets }, h) => {
+                    let counts: Vec<u64> = h["c"]
+                        .as_array()
+                        .map(|c| c.iter().filter_map(Value::as_u64).collect())
+                        .unwrap_or_default();
+                    if counts.len() != buckets.len() + 1 {
+                        continue;
+                    }
+                    SeriesValue::Hist(Box::new(Hist {
+                        counts: counts.into_boxed_slice(),
+                        sum: h["s"].as_f64().unwrap_or(0.0),
+                        count: h["n"].as_u64().unwrap_or(0),
+                    }))
+                }
+                (_, n) => match n.as_f64() {
+                    Some(n) => SeriesValue::Scalar(n),
+                    None => continue,
+                },
+            };
+            contrib.insert(Box::from(k), Series { value, last: 0 });
+        }
+    }
+    Some(part)
+}
+
+impl Checkpoints {
+    /// A producer for `connector`'s checkpoints (no I/O yet).
+    pub fn new(config: CheckpointConfig, connector: &str) -> Result<Checkpoints, SinkError> {
+        let producer: FutureProducer = client(&config)
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("message.max.bytes", "16777216")
+            .set("compression.type", "lz4")
+            .create()
+            .map_err(|e| SinkError::permanent(format!("metrics checkpoint producer: {e}")))?;
+        Ok(Checkpoints {
+            config,
+            connector: connector.to_owned(),
+            producer,
+        })
+    }
+
+    /// Creates the compacted topic if it is missing.
+    pub async fn ensure_topic(&self) -> Result<(), SinkError> {
+        let admin: AdminClient<DefaultClientContext> = client(&self.config)
+            .create()
+            .map_err(kafka_err("admin client"))?;
+        let topic = NewTopic::new(&self.config.topic, 1, TopicReplication::Fixed(-1))
+            .set("cleanup.policy", "compact")
+            .set("max.message.bytes", "16777216");
+        let results = admin
+            .create_topics(
+                &[topic],
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            )
+            .await
+            .map_err(kafka_err("creating the topic"))?;
+        for r in results {
+            match r {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((t, code)) => {
+                    return Err(SinkError::retriable(format!(
+                        "metrics checkpoint: creating {t}: {code}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The latest checkpoint of each of `partitions` (reads the topic to its end, off the async threads).
+    pub async fn load(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, Value>, SinkError> {
+        let wanted: HashMap<String, TopicPartition> = partitions
+            .iter()
+            .map(|tp| (key(&self.connector, tp), tp.clone()))
+            .collect();
+        let config = self.config.clone();
+        tokio::task::spawn_blocking(move || read_all(&config, &wanted))
+            .await
+            .map_err(|e| SinkError::retriable(format!("metrics checkpoint: {e}")))?
+    }
+
+    /// Writes one partition's checkpoint and waits for the broker's acknowledgement.
+    pub async fn save(&self, tp: &TopicPartition, value: &Value) -> Result<(), SinkError> {
+        let k = key(&self.connector, tp);
+        let payload = value.to_string();
+        self.producer
+            .send(
+                FutureRecord::to(&self.config.topic)
+                    .key(&k)
+                    .payload(&payload),
+                Duration::from_secs(30),
+            )
+            .await
+            .map_err(|(e, _)| SinkError::retriable(format!("metrics checkpoint: writing: {e}")))?;
+        Ok(())
+    }
+}
+
+fn read_all(
+    config: &CheckpointConfig,
+    wanted: &HashMap<String, TopicPartition>,
+) -> Result<HashMap<TopicPartition, Value>, SinkError> {
+    let consumer: BaseConsumer = client(config)
+        .set("group.id", "ursa-metrics-checkpoint-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "false")
+        .create()
+        .map_err(kafka_err("consumer"))?;
+    let timeout = Duration::from_secs(10);
+    let md = consumer
+        .fetch_metadata(Some(&config.topic), timeout)
+        .map_err(kafka_err("metadata"))?;
+    let partitions: Vec<i32> = md
+        .topics()
+        .first()
+        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+        .unwrap_or_default();
+    let mut out = HashMap::new();
+    let mut tpl = TopicPartitionList::new();
+    let mut ends = HashMap::new();
+    for p in partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(&config.topic, p, timeout)
+            .map_err(kafka_err("watermarks"))?;
+        if high > low {
+            ends.insert(p, high);
+            tpl.add_partition_offset(&config.topic, p, Offset::Beginning)
+                .map_err(kafka_err("assign"))?;
+        }
+    }
+    if ends.is_empty() {
+        return Ok(out);
+    }
+    consumer.assign(&tpl).map_err(kafka_err("assign"))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ends.is_empty() {
+        if std::time::Instant::now() > deadline {
+            return Err(SinkError::retriable(
+                "metrics checkpoint: reading the topic timed out",
+            ));
+        }
+        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let m = m.map_err(kafka_err("reading"))?;
+        if let Some(tp) = m
+            .key()
+            .and_then(|k| std::str::from_utf8(k).ok())
+            .and_then(|k| wanted.get(k))
+        {
+            match m
+                .payload()
+                .and_then(|p| serde_json::from_slice::<Value>(p).ok())
+            {
+                Some(v) => {
+                    out.insert(tp.clone(), v);
+                }
+                None => {
+                    out.remove(tp);
+                }
+            }
+        }
+        if ends
+            .get(&m.partition())
+            .is_some_and(|end| m.offset() + 1 >= *end)
+        {
+            ends.remove(&m.partition());
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,290 @@
+//! Taking values out of a record: paths into the value's JSON form (nested fields, array indexes, the key,
+//! headers, the topic), enum symbols and union branches, numbers, and normalised label values.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use ursa_connect::SinkRecord;
+
+/// Where a value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Root {
+    /// The record's value (the default).
+    Value,
+    /// The record's key.
+    Key,
+    /// A header's UTF-8 value.
+    Header(String),
+    /// The topic name.
+    Topic,
+}
+
+/// A path: a root and the fields (or array indexes) below it, e.g. `device.model`, `$key.child_id`,
+/// `$header.source`, `$topic`, `tags.0`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Path {
+    /// Where it starts.
+    pub root: Root,
+    /// The segments below the root.
+    pub segments: Vec<String>,
+}
+
+impl Path {
+    /// Parses a path.
+    pub fn parse(text: &str) -> Result<Path, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("empty path".into());
+        }
+        let (root, rest) = if text == "$topic" {
+            (Root::Topic, "")
+        } else if let Some(h) = text.strip_prefix("$header.") {
+            if h.is_empty() {
+                return Err("`$header.` needs a header name".into());
+            }
+            return Ok(Path {
+                root: Root::Header(h.to_owned()),
+                segments: Vec::new(),
+            });
+        } else if text == "$key" {
+            (Root::Key, "")
+        } else if let Some(k) = text.strip_prefix("$key.") {
+            (Root::Key, k)
+        } else if let Some(v) = text.strip_prefix("$value.") {
+            (Root::Value, v)
+        } else if text == "$value" {
+            (Root::Value, "")
+        } else if text.starts_with('$') {
+            return Err(format!(
+                "path {text:?}: roots are $value, $key, $header.NAME and $topic"
+            ));
+        } else {
+            (Root::Value, text)
+        };
+        let segments: Vec<String> = if rest.is_empty() {
+            Vec::new()
+        } else {
+            rest.split('.').map(str::to_owned).collect()
+        };
+        if segments.iter().any(String::is_empty) {
+            return Err(format!("path {text:?} has an empty segment"));
+        }
+        Ok(Path { root, segments })
+    }
+
+    /// The value at this path in `record` (`value` is the value's JSON form), if present and not null.
+    pub fn lookup<'a>(&self, record: &'a SinkRecord, value: &'a Value) -> Option<Found<'a>> {
+        let start = match &self.root {
+            Root::Value => value,
+            Root::Key => record.key_json().ok()?,
+            Root::Topic => return Some(Found::Text(&record.topic)),
+            Root::Header(name) => {
+                let h = record.headers.iter().rev().find(|h| &h.key == name)?;
+                let bytes = h.value.as_ref()?;
+                return std::str::from_utf8(bytes).ok().map(Found::Text);
+            }
+        };
+        let mut v = start;
+        for s in &self.segments {
+            v = match v {
+                Value::Object(m) => m.get(s)?,
+                Value::Array(a) => a.get(s.parse::<usize>().ok()?)?,
+                _ => return None,
+            };
+        }
+        (!v.is_null()).then_some(Found::Json(v))
+    }
+}
+
+/// A value found at a path.
+#[derive(Debug, Clone, Copy)]
+pub enum Found<'a> {
+    /// Part of the JSON form.
+    Json(&'a Value),
+    /// Text outside it (topic, header).
+    Text(&'a str),
+}
+
+impl Found<'_> {
+    /// As a number: JSON numbers, and strings that parse as one (decimals are strings in the JSON form).
+    pub fn number(&self) -> Option<f64> {
+        match self {
+            Found::Json(Value::Number(n)) => n.as_f64(),
+            Found::Json(Value::String(s)) => s.trim().parse().ok(),
+            Found::Text(s) => s.trim().parse().ok(),
+            Found::Json(Value::Bool(b)) => Some(f64::from(u8::from(*b))),
+            Found::Json(_) => None,
+        }
+    }
+
+    /// As label text: strings and enum symbols as they are, numbers and booleans written out; records,
+    /// arrays and maps have none.
+    pub fn text(&self) -> Option<String> {
+        match self {
+            Found::Text(s) => Some((*s).to_owned()),
+            Found::Json(Value::String(s)) => Some(s.clone()),
+            Found::Json(Value::Number(n)) => Some(n.to_string()),
+            Found::Json(Value::Bool(b)) => Some(b.to_string()),
+            Found::Json(_) => None,
+        }
+    }
+
+    /// The kind of union branch the value is (the JSON form unwraps unions, so the branch is told by its
+    /// value: `string`, `number`, `boolean`, `record`, `array`).
+    pub fn branch(&self) -> &'static str {
+        match self {
+            Found::Text(_) | Found::Json(Value::String(_)) => "string",
+            Found::Json(Value::Number(n)) if n.is_f64() => "double",
+            Found::Json(Value::Number(_)) => "long",
+            Found::Json(Value::Bool(_)) => "boolean",
+            Found::Json(Value::Object(_)) => "record",
+            Found::Json(Value::Array(_)) => "array",
+            Found::Json(Value::Null) => "null",
+        }
+    }
+}
+
+/// A normalisation step of label values, applied in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Normalise {
+    /// Lower case.
+    Lower,
+    /// Upper case.
+    Upper,
+    /// Leading and trailing white space removed.
+    Trim,
+    /// `Snake Case-ish` → `snake_case_ish`: lower case, runs of other characters as one `_`.
+    Snake,
+}
+
+impl Normalise {
+    /// From its config name.
+    pub fn parse(s: &str) -> Option<Normalise> {
+        Some(match s {
+            "lower" => Normalise::Lower,
+            "upper" => Normalise::Upper,
+            "trim" => Normalise::Trim,
+            "snake" => Normalise::Snake,
+            _ => return None,
+        })
+    }
+
+    fn apply(self, s: String) -> String {
+        match self {
+            Normalise::Lower => s.to_lowercase(),
+            Normalise::Upper => s.to_uppercase(),
+            Normalise::Trim => s.trim().to_owned(),
+            Normalise::Snake => {
+                let mut out = String::with_capacity(s.len());
+                for c in s.chars() {
+                    if c.is_alphanumeric() {
+                        out.extend(c.to_lowercase());
+                    } else if !out.ends_with('_') {
+                        out.push('_');
+                    }
+                }
+                out.trim_matches('_').to_owned()
+            }
+        }
+    }
+}
+
+/// A label taken from a field.
+#[derive(Debug, Clone)]
+pub struct Label {
+    /// The label name.
+    pub name: String,
+    /// Where its value comes from.
+    pub path: Path,
+    /// Take the union branch of the value rather than the value.
+    pub branch: bool,
+    /// Normalisation steps.
+    pub normalise: Vec<Normalise>,
+    /// Values are cut to this many characters.
+    pub max_length: usize,
+    /// Values renamed after normalisation (e.g. age in years → an age band).
+    pub map: BTreeMap<String, String>,
+    /// The value when the field is missing, null or not a scalar.
+    pub default: String,
+}
+
+impl Label {
+    /// This label's value for `record`.
+    pub fn value(&self, record: &SinkRecord, value: &Value) -> String {
+        let found = self.path.lookup(record, value);
+        let raw = match (found, self.branch) {
+            (None, true) => Some("null".to_owned()),
+            (Some(f), true) => Some(f.branch().to_owned()),
+            (Some(f), false) => f.text(),
+            (None, false) => None,
+        };
+        let Some(mut s) = raw else {
+            return self.default.clone();
+        };
+        for n in &self.normalise {
+            s = n.apply(s);
+        }
+        if let Some(m) = self.map.get(&s) {
+            s.clone_from(m);
+        }
+        if s.chars().count() > self.max_length {
+            s = s.chars().take(self.max_length).collect();
+        }
+        if s.is_empty() {
+            self.default.clone()
+        } else {
+            s
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn paths_reach_nested_fields_headers_and_the_topic() {
+        let mut r = SinkRecord::new("events", 0, 1);
+        r.headers = std::sync::Arc::from(vec![ursa_connect::Header {
+            key: "source".into(),
+            value: Some(bytes::Bytes::from_static(b"bear-7")),
+        }]);
+        let v = serde_json::json!({"device": {"model": "TB-2 Pro"}, "tags": ["a", "b"], "n": 3, "opt": null});
+        let get = |p: &str| {
+            Path::parse(p)
+                .unwrap()
+                .lookup(&r, &v)
+                .and_then(|f| f.text())
+        };
+        assert_eq!(get("device.model").as_deref(), Some("TB-2 Pro"));
+        assert_eq!(get("tags.1").as_deref(), Some("b"));
+        assert_eq!(get("n").as_deref(), Some("3"));
+        assert_eq!(get("opt"), None);
+        assert_eq!(get("$header.source").as_deref(), Some("bear-7"));
+        assert_eq!(get("$topic").as_deref(), Some("events"));
+        assert!(Path::parse("a..b").is_err());
+        assert!(Path::parse("$nope").is_err());
+        let label = Label {
+            name: "model".into(),
+            path: Path::parse("device.model").unwrap(),
+            branch: false,
+            normalise: vec![Normalise::Snake],
+            max_length: 5,
+            map: BTreeMap::new(),
+            default: "none".into(),
+        };
+        assert_eq!(label.value(&r, &v), "tb_2_");
+        let branch = Label {
+            branch: true,
+            path: Path::parse("n").unwrap(),
+            ..label.clone()
+        };
+        assert_eq!(branch.value(&r, &v), "long");
+        let missing = Label {
+            path: Path::parse("nope").unwrap(),
+            ..label
+        };
+        assert_eq!(missing.value(&r, &v), "none");
+    }
+}

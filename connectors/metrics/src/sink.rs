@@ -1,0 +1,307 @@
+//! The `metrics` sink: applies each record to every metric whose topics and filter it matches, serves the
+//! store on its own `/metrics` listener, and removes idle series on a timer (not on scrape, so memory stays
+//! bounded when nothing scrapes).
+
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::task::AbortHandle;
+use ursa_connect::{
+    BoxFuture, Offsets, Outcome, Sink, SinkContext, SinkError, SinkRecord, TopicPartition,
+};
+
+use crate::checkpoint::{Checkpoints, decode, encode};
+use crate::config::{MetricDef, MetricsConfig};
+use crate::exposition::{OPENMETRICS_TEXT, PROMETHEUS_TEXT, render};
+use crate::remote_write::{RemoteWrite, samples};
+use crate::series::Store;
+
+type Shared = Arc<Mutex<Store>>;
+
+/// The `metrics` sink.
+pub struct MetricsSink {
+    store: Shared,
+    defs: Vec<Arc<MetricDef>>,
+    checkpoints: Option<Checkpoints>,
+    remote: Option<RemoteWrite>,
+    topic_ready: tokio::sync::OnceCell<()>,
+    listen: Option<String>,
+    listener: OnceLock<Option<std::net::SocketAddr>>,
+    tasks: Mutex<Vec<AbortHandle>>,
+}
+
+fn lock(store: &Shared) -> Result<MutexGuard<'_, Store>, SinkError> {
+    store
+        .lock()
+        .map_err(|_| SinkError::permanent("metrics store lock poisoned"))
+}
+
+async fn scrape(State(store): State<Shared>, headers: HeaderMap) -> Response {
+    let om = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/openmetrics-text"));
+    let text = match store.lock() {
+        Ok(s) => render(&s, om),
+        Err(_) => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    };
+    let ct = if om {
+        OPENMETRICS_TEXT
+    } else {
+        PROMETHEUS_TEXT
+    };
+    ([(header::CONTENT_TYPE, ct)], text).into_response()
+}
+
+impl MetricsSink {
+    /// Starts the sink and its expiry timer (the listener is bound by the first `open`, or by
+    /// [`MetricsSink::listen`]). Needs a tokio runtime.
+    pub fn start(config: MetricsConfig, context: SinkContext) -> Result<MetricsSink, SinkError> {
+        let checkpoints = match &config.checkpoint {
+            Some(c) => Some(Checkpoints::new(c.clone(), context.connector())?),
+            None => None,
+        };
+        let store: Shared = Arc::new(Mutex::new(Store::new(&config.metrics, config.idle)));
+        let handle = tokio::runtime::Handle::try_current()
+            .map_err(|_| SinkError::permanent("the metrics sink needs a tokio runtime"))?;
+        let mut tasks = Vec::new();
+        let expiring = Arc::clone(&store);
+        let interval = config.interval;
+        tasks.push(
+            handle
+                .spawn(async move {
+                    let mut tick = tokio::time::interval(interval);
+                    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                    loop {
+                        tick.tick().await;
+                        if let Ok(mut s) = expiring.lock() {
+                            s.expire();
+                        }
+                    }
+                })
+                .abort_handle(),
+        );
+        Ok(MetricsSink {
+            store,
+            defs: config.metrics.clone(),
+            checkpoints,
+            remote: match &config.remote_write {
+                Some((url, batch, timeout)) => Some(RemoteWrite::new(url, *batch, *timeout)?),
+                None => None,
+            },
+            topic_ready: tokio::sync::OnceCell::new(),
+            listen: config.listen.clone(),
+            listener: OnceLock::new(),
+            tasks: Mutex::new(tasks),
+        })
+    }
+
+    /// Binds the listener, once: on the first `open`, not when the sink is built, so a sink built only to
+    /// check its config or health (`ursa validate --connect`) does not take the port of a running one.
+    pub fn listen(&self) -> Result<Option<std::net::SocketAddr>, SinkError> {
+        if let Some(addr) = self.listener.get() {
+            return Ok(*addr);
+        }
+        let Some(listen) = &self.listen else {
+            let _ = self.listener.set(None);
+            return Ok(None);
+        };
+        let mut tasks = self
+            .tasks
+            .lock()
+            .map_err(|_| SinkError::permanent("metrics sink lock poisoned"))?;
+        if let Some(addr) = self.listener.get() {
+            return Ok(*addr);
+        }
+        let std = std::net::TcpListener::bind(listen).map_err(|e| {
+            SinkError::retriable(format!("metrics.listen: cannot listen on {listen}: {e}"))
+        })?;
+        std.set_nonblocking(true)
+            .map_err(|e| SinkError::permanent(format!("metrics.listen: {e}")))?;
+        let addr = std.local_addr().ok();
+        let app = Router::new()
+            .route("/metrics", get(scrape))
+            .with_state(Arc::clone(&self.store));
+        let listener = tokio::net::TcpListener::from_std(std)
+            .map_err(|e| SinkError::permanent(format!("metrics.listen: {e}")))?;
+        tasks.push(
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            })
+            .abort_handle(),
+        );
+        let _ = self.listener.set(addr);
+        Ok(addr)
+    }
+
+    async fn push(&self) -> Result<(), SinkError> {
+        let Some(rw) = &self.remote else {
+            return Ok(());
+        };
+        let all = samples(&render(&*lock(&self.store)?, false));
+        rw.push(&all).await
+    }
+
+    /// Where the listener listens, once it does.
+    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.listener.get().copied().flatten()
+    }
+
+    fn abort_tasks(&self) {
+        if let Ok(tasks) = self.tasks.lock() {
+            for t in tasks.iter() {
+                t.abort();
+            }
+        }
+    }
+
+    /// The exposition now (OpenMetrics when `openmetrics`).
+    pub fn render(&self, openmetrics: bool) -> Result<String, SinkError> {
+        Ok(render(&*lock(&self.store)?, openmetrics))
+    }
+}
+
+impl Drop for MetricsSink {
+    fn drop(&mut self) {
+        self.abort_tasks();
+    }
+}
+
+impl Sink for MetricsSink {
+    fn put<'a>(
+        &'a self,
+        records: &'a [SinkRecord],
+    ) -> BoxFuture<'a, Result<Vec<Outcome>, SinkError>> {
+        Box::pin(async move {
+            // No await while the store is locked: a dropped call leaves whole records applied or not.
+            let mut store = lock(&self.store)?;
+            Ok(records
+                .iter()
+                .map(|r| match r.value_json() {
+                    Ok(v) => {
+                        store.apply(r, Some(v));
+                        Outcome::Delivered
+                    }
+                    Err(e) => {
+                        store.apply(r, None);
+                        Outcome::Permanent {
+                            reason: e.to_string(),
+                            detail: Some(e.class_name().to_owned()),
+                        }
+                    }
+                })
+                .collect())
+        })
+    }
+
+    fn open<'a>(
+        &'a self,
+        partitions: &'a [TopicPartition],
+        _generation: u64,
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            self.listen()?;
+            let mut restored = std::collections::HashMap::new();
+            if let Some(cp) = &self.checkpoints {
+                self.topic_ready
+                    .get_or_try_init(|| cp.ensure_topic())
+                    .await?;
+                restored = cp.load(partitions).await?;
+            }
+            let mut store = lock(&self.store)?;
+            for tp in partitions {
+                let part = restored.get(tp).and_then(|v| decode(&self.defs, v));
+                store.open(tp.clone(), part);
+            }
+            Ok(())
+        })
+    }
+
+    fn starting_offsets<'a>(
+        &'a self,
+        partitions: &'a [TopicPartition],
+    ) -> BoxFuture<'a, Result<Offsets, SinkError>> {
+        Box::pin(async move {
+            let mut out = Offsets::new();
+            if self.checkpoints.is_some() {
+                let store = lock(&self.store)?;
+                for tp in partitions {
+                    if let Some(next) = store.parts.get(tp).and_then(|p| p.saved) {
+                        out.insert(tp.clone(), next);
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn flush<'a>(&'a self, done: &'a Offsets) -> BoxFuture<'a, Result<Offsets, SinkError>> {
+        Box::pin(async move {
+            let Some(cp) = &self.checkpoints else {
+                self.push().await?;
+                return Ok(done.clone());
+            };
+            // Snapshot under the lock, write without it; a snapshot counts as saved only if the partition
+            // did not change meanwhile (its version), so a dropped or failed flush leaves it dirty.
+            let snapshots: Vec<(TopicPartition, u64, i64, serde_json::Value)> = {
+                let store = lock(&self.store)?;
+                store
+                    .parts
+                    .iter()
+                    .filter(|(_, p)| p.dirty)
+                    .filter_map(|(tp, p)| {
+                        let next = p.next?;
+                        Some((tp.clone(), p.version, next, encode(&self.defs, p, next)))
+                    })
+                    .collect()
+            };
+            for (tp, _, _, v) in &snapshots {
+                cp.save(tp, v).await?;
+            }
+            // With push, nothing is committed before the receiver acknowledged (the checkpoint written
+            // above holds the counts, so a crash now loses nothing either).
+            self.push().await?;
+            let mut store = lock(&self.store)?;
+            for (tp, version, next, _) in snapshots {
+                if let Some(p) = store.parts.get_mut(&tp) {
+                    p.saved = Some(next);
+                    if p.version == version {
+                        p.dirty = false;
+                    }
+                }
+            }
+            Ok(done
+                .iter()
+                .filter_map(|(tp, d)| {
+                    let saved = store.parts.get(tp).and_then(|p| p.saved)?;
+                    Some((tp.clone(), saved.min(*d)))
+                })
+                .collect())
+        })
+    }
+
+    fn close<'a>(
+        &'a self,
+        partitions: &'a [TopicPartition],
+    ) -> BoxFuture<'a, Result<(), SinkError>> {
+        Box::pin(async move {
+            let mut store = lock(&self.store)?;
+            for tp in partitions {
+                store.close(tp);
+            }
+            Ok(())
+        })
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<(), SinkError>> {
+        Box::pin(async move { lock(&self.store).map(|_| ()) })
+    }
+
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move { self.abort_tasks() })
+    }
+}

@@ -1,0 +1,273 @@
+//! PostgreSQL: a small pool of connections and the tables of the directory and the ledger (created once, under
+//! an advisory lock, so several tasks starting together do not race).
+//!
+//! A connection goes back to the pool only through [`Conn::release`]; dropped otherwise (an error, a call
+//! cancelled in the middle of a transaction) it is closed and the server rolls back what it had open, which
+//! keeps every call cancel-safe. Times are milliseconds since the epoch (`BIGINT`).
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio_postgres::{Client, Config, NoTls};
+
+/// A database failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// Connecting failed.
+    #[error("cannot connect to PostgreSQL at {shown}: {message}")]
+    Connect {
+        /// The server, without credentials.
+        shown: String,
+        /// Why.
+        message: String,
+    },
+    /// A statement failed.
+    #[error("PostgreSQL: {}", crate::channels::error_chain(.0))]
+    Query(#[from] tokio_postgres::Error),
+    /// The URL is not valid.
+    #[error("invalid PostgreSQL URL: {0}")]
+    Url(String),
+}
+
+/// The tables (idempotent).
+pub const DDL: &str = r#"
+CREATE TABLE IF NOT EXISTS notify_guardian (
+    guardian_id   TEXT PRIMARY KEY,
+    household_id  TEXT NOT NULL,
+    email         TEXT,
+    phone         TEXT,
+    webhook_url   TEXT,
+    locale        TEXT NOT NULL DEFAULT 'en',
+    time_zone     TEXT NOT NULL DEFAULT 'UTC',
+    quiet_start   INT,
+    quiet_end     INT,
+    preferences   JSONB NOT NULL DEFAULT '{}',
+    updated_at    BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notify_guardian_household ON notify_guardian (household_id);
+CREATE TABLE IF NOT EXISTS notify_child (
+    child_id      TEXT PRIMARY KEY,
+    household_id  TEXT NOT NULL,
+    updated_at    BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS notify_device (
+    token_hash     TEXT PRIMARY KEY,
+    token          TEXT NOT NULL,
+    guardian_id    TEXT NOT NULL,
+    platform       TEXT NOT NULL,
+    state          TEXT NOT NULL DEFAULT 'active',
+    failures       INT NOT NULL DEFAULT 0,
+    quarantined_at BIGINT,
+    recheck_at     BIGINT,
+    last_error     TEXT,
+    registered_at  BIGINT NOT NULL,
+    updated_at     BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notify_device_guardian ON notify_device (guardian_id);
+CREATE TABLE IF NOT EXISTS notify_event (
+    event_id     TEXT PRIMARY KEY,
+    topic        TEXT NOT NULL,
+    rule         TEXT NOT NULL,
+    payload      JSONB NOT NULL,
+    pii          JSONB NOT NULL DEFAULT '[]',
+    child_id     TEXT,
+    household_id TEXT,
+    received_at  BIGINT NOT NULL,
+    acked_at     BIGINT,
+    acked_by     TEXT
+);
+CREATE TABLE IF NOT EXISTS notify_ledger (
+    event_id            TEXT NOT NULL,
+    guardian_id         TEXT NOT NULL,
+    channel             TEXT NOT NULL,
+    target              TEXT NOT NULL DEFAULT '',
+    round               INT NOT NULL DEFAULT 0,
+    state               TEXT NOT NULL,
+    claimed_by          TEXT,
+    rule                TEXT NOT NULL,
+    priority            TEXT NOT NULL,
+    step                INT NOT NULL DEFAULT 0,
+    attempts            INT NOT NULL DEFAULT 0,
+    not_before          BIGINT,
+    lease_until         BIGINT,
+    provider            TEXT,
+    provider_message_id TEXT,
+    response            TEXT,
+    reason              TEXT,
+    digest_window       BIGINT,
+    digest_id           TEXT,
+    created_at          BIGINT NOT NULL,
+    updated_at          BIGINT NOT NULL,
+    PRIMARY KEY (event_id, guardian_id, channel, target, round)
+);
+CREATE INDEX IF NOT EXISTS notify_ledger_due ON notify_ledger (state, not_before);
+CREATE INDEX IF NOT EXISTS notify_ledger_message ON notify_ledger (provider_message_id);
+CREATE TABLE IF NOT EXISTS notify_escalation (
+    event_id    TEXT NOT NULL,
+    guardian_id TEXT NOT NULL,
+    rule        TEXT NOT NULL,
+    next_step   INT NOT NULL,
+    max_steps   INT NOT NULL,
+    due_at      BIGINT NOT NULL,
+    state       TEXT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    PRIMARY KEY (event_id, guardian_id)
+);
+CREATE TABLE IF NOT EXISTS notify_dedupe (
+    rule        TEXT NOT NULL,
+    dedupe_key  TEXT NOT NULL,
+    guardian_id TEXT NOT NULL,
+    event_id    TEXT NOT NULL,
+    until_at    BIGINT NOT NULL,
+    PRIMARY KEY (rule, dedupe_key, guardian_id)
+);
+CREATE TABLE IF NOT EXISTS notify_outbox (
+    id         BIGSERIAL PRIMARY KEY,
+    audit_id   TEXT NOT NULL UNIQUE,
+    record     JSONB NOT NULL,
+    created_at BIGINT NOT NULL
+);
+"#;
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// A duration in milliseconds (saturating).
+pub fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The pool.
+pub struct Db {
+    config: Config,
+    shown: String,
+    idle: Mutex<Vec<Client>>,
+    permits: Semaphore,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+/// A URL without its password.
+pub fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((user, host)) => {
+                let user = user.split(':').next().unwrap_or_default();
+                format!("{scheme}://{user}:***@{host}")
+            }
+            None => url.to_owned(),
+        },
+        None => "[hidden]".into(),
+    }
+}
+
+impl Db {
+    /// At most `size` connections to `url` (`postgres://user:password@host:port/db`; `sslmode=disable` only:
+    /// TLS to PostgreSQL is not supported yet by this sink).
+    pub fn new(url: &str, size: usize) -> Result<Db, DbError> {
+        let config: Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
+        Ok(Db {
+            config,
+            shown: redact_url(url),
+            idle: Mutex::new(Vec::new()),
+            permits: Semaphore::new(size.max(1)),
+        })
+    }
+
+    /// A connection: an idle one still open, or a new one.
+    pub async fn get(&self) -> Result<Conn<'_>, DbError> {
+        let permit = self.permits.acquire().await.map_err(|_| DbError::Connect {
+            shown: self.shown.clone(),
+            message: "the pool is closed".into(),
+        })?;
+        let idle = self.idle.lock().ok().and_then(|mut idle| {
+            while let Some(c) = idle.pop() {
+                if !c.is_closed() {
+                    return Some(c);
+                }
+            }
+            None
+        });
+        let client = match idle {
+            Some(c) => c,
+            None => {
+                let (client, connection) =
+                    self.config
+                        .connect(NoTls)
+                        .await
+                        .map_err(|e| DbError::Connect {
+                            shown: self.shown.clone(),
+                            message: e.to_string(),
+                        })?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                client
+            }
+        };
+        Ok(Conn {
+            client: Some(client),
+            db: self,
+            _permit: permit,
+        })
+    }
+
+    /// Creates the tables if they are missing.
+    pub async fn migrate(&self) -> Result<(), DbError> {
+        let mut c = self.get().await?;
+        let tx = c.client_mut().transaction().await?;
+        tx.batch_execute("SELECT pg_advisory_xact_lock(7242053001)")
+            .await?;
+        tx.batch_execute(DDL).await?;
+        tx.commit().await?;
+        c.release();
+        Ok(())
+    }
+}
+
+/// A connection from the pool; dropped without [`Conn::release`], it closes.
+pub struct Conn<'p> {
+    client: Option<Client>,
+    db: &'p Db,
+    _permit: SemaphorePermit<'p>,
+}
+
+impl Conn<'_> {
+    /// The client.
+    pub fn client(&self) -> &Client {
+        // Present until release or drop.
+        self.client.as_ref().unwrap_or_else(|| unreachable_client())
+    }
+
+    /// The client, for transactions.
+    pub fn client_mut(&mut self) -> &mut Client {
+        match self.client.as_mut() {
+            Some(c) => c,
+            None => unreachable_client(),
+        }
+    }
+
+    /// Gives the connection back: it is outside any transaction.
+    pub fn release(mut self) {
+        if let Some(c) = self.client.take()
+            && !c.is_closed()
+            && let Ok(mut idle) = self.db.idle.lock()
+        {
+            idle.push(c);
+        }
+    }
+}
+
+#[allow(clippy::panic)]
+fn unreachable_client() -> ! {
+    panic!("a pooled connection is used after its release")
+}

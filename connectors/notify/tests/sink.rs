@@ -1,0 +1,779 @@
+//! The sink with every peer on loopback and its ledger in PostgreSQL: a critical safety violation reaches SMS
+//! and push, escalates to email when nobody acknowledges, and the signed link stops it; quiet hours hold
+//! `high` and let `immediate` through; digests go out once; Twilio's 429 Retry-After is honoured without
+//! holding the partition; FCM's UNREGISTERED quarantines the token (re-checked, not deleted) and falls back
+//! to email; SMTP down for a while means retries, then delivery; a redelivered record sends nothing twice, and
+//! a send cut off mid-way is never repeated on a provider that does not dedupe; a bad rule is a positioned
+//! validation error.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use ursa_connector_notify::testing as support;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use support::fcm::{FcmScript, FcmServer};
+use support::twilio::{ACCOUNT_SID, AUTH_TOKEN, Fake, Script};
+use ursa_connect::testing::json_record;
+use ursa_connect::{
+    Outcome, Sink, SinkContext, SinkMetrics, SinkPlugin, SinkRecord, TopicPartition,
+};
+use ursa_connector_notify::NotifyPlugin;
+use ursa_connector_notify::config::build_sink;
+use ursa_connector_notify::sink::NotifySink;
+use ursa_testkit::{Postgres, TestDatabase, free_port};
+
+const RULES: &str = r#"
+default_locale = "en"
+
+[digest]
+every = "3s"
+channels = ["email"]
+[digest.templates.email.en]
+subject = "Your digest ({{ items | length }})"
+text = "{% for i in items %}- {{ i.title }}\n{% endfor %}"
+html = "<ul>{% for i in items %}<li>{{ i.title }}</li>{% endfor %}</ul>"
+
+[[rule]]
+name = "safety-critical"
+topic = "child.safety-violation"
+when = ["severity in [high, critical]"]
+priority = "immediate"
+category = "safety"
+channels = ["sms", "push", "email"]
+fanout = 2
+escalation = { every = "2s", max = 2 }
+[rule.templates.sms.en]
+text = "Safety alert ({{ severity }}, {{ category }}). Acknowledge: {{ notification.ack_url }}"
+[rule.templates.push.en]
+title = "Safety alert"
+body = "{{ category }} ({{ severity }})"
+[rule.templates.email.en]
+subject = "Safety alert: {{ category }}"
+text = "What was said: {{ excerpt }}. Acknowledge: {{ notification.ack_url }}"
+html = "<p>What was said: {{ excerpt }}</p><p><a href='{{ notification.ack_url }}'>Acknowledge</a></p>"
+
+[[rule]]
+name = "safety-medium"
+topic = "child.safety-violation"
+when = ["severity == medium"]
+priority = "high"
+category = "safety"
+channels = ["push", "email"]
+[rule.templates.push.en]
+title = "Safety notice"
+body = "{{ category }}"
+[rule.templates.email.en]
+subject = "Safety notice: {{ category }}"
+text = "{{ category }}"
+
+[[rule]]
+name = "milestones"
+topic = "child.milestone-achieved"
+priority = "digest"
+category = "milestones"
+channels = ["email"]
+[rule.templates.email.en]
+subject = "{{ title }}"
+text = "{{ title }}"
+
+[[rule]]
+name = "usage"
+topic = "analytics.usage-stats"
+priority = "normal"
+category = "usage"
+channels = ["webhook"]
+"#;
+
+/// Polls an async check until it returns `Some` (the async form of `ursa_testkit::wait_until`).
+async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
+struct Fx {
+    db: TestDatabase,
+    pg: tokio_postgres::Client,
+    _dir: tempfile::TempDir,
+    tls: support::Tls,
+    smtp: Option<support::Smtp>,
+    smtp_port: u16,
+    twilio: Fake,
+    fcm: FcmServer,
+    receiver: support::Receiver,
+    http_port: u16,
+    sink: Arc<NotifySink>,
+    offset: i64,
+}
+
+const HOUSEHOLD: &str = "7d4f7c1e-9a83-4c55-8f2c-31f1b0c0a001";
+const CHILD: &str = "0b6c5d1e-2f3a-4b5c-8d9e-0f1a2b3c4d5e";
+const PHONE: &str = "+15005550100";
+const EMAIL: &str = "parent@family.example";
+const DEVICE: &str = "fcm-device-token-0001";
+
+impl Fx {
+    async fn new(extra: &[(&str, &str)], start_smtp: bool) -> Fx {
+        let db = Postgres::shared().database().unwrap();
+        let (pg, conn) = tokio_postgres::connect(db.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let dir = tempfile::tempdir().unwrap();
+        let rules = dir.path().join("rules.toml");
+        std::fs::write(&rules, RULES).unwrap();
+        let tls = support::Tls::new().unwrap();
+        let smtp_port = free_port().unwrap();
+        let smtp = start_smtp
+            .then(|| support::Smtp::start(&tls, "bear", "honey", Some(smtp_port), 0).unwrap());
+        let twilio = Fake::start().await.unwrap();
+        let fcm = FcmServer::start().await.unwrap();
+        let secret = support::webhook_secret();
+        let receiver = support::Receiver::start(&secret, 0).unwrap();
+        let http_port = free_port().unwrap();
+        let mut raw: BTreeMap<String, String> = [
+            ("notify.rules.file", rules.to_str().unwrap().to_owned()),
+            ("notify.database.url", db.url().to_owned()),
+            ("notify.email.host", "127.0.0.1".to_owned()),
+            ("notify.email.port", smtp_port.to_string()),
+            ("notify.email.username", "bear".into()),
+            ("notify.email.password", "honey".into()),
+            ("notify.email.from", "alerts@teddy.example".into()),
+            ("notify.email.ca.file", tls.ca.to_str().unwrap().to_owned()),
+            ("notify.email.timeout", "5s".into()),
+            ("notify.sms.base.url", twilio.url()),
+            ("notify.sms.account.sid", ACCOUNT_SID.into()),
+            ("notify.sms.auth.token", AUTH_TOKEN.into()),
+            ("notify.sms.from", "+15005550006".into()),
+            ("notify.sms.timeout", "1s".into()),
+            ("notify.fcm.service.account", fcm.service_account.clone()),
+            ("notify.fcm.base.url", fcm.url()),
+            ("notify.webhook.url", receiver.url()),
+            ("notify.webhook.secrets", secret),
+            ("notify.http.listen", format!("127.0.0.1:{http_port}")),
+            (
+                "notify.http.public.url",
+                format!("http://127.0.0.1:{http_port}"),
+            ),
+            ("notify.ack.secret", "ack-secret".into()),
+            ("notify.scheduler.interval", "100ms".into()),
+            ("notify.retry.max.delay", "2s".into()),
+            ("notify.lease", "3s".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (k, v) in extra {
+            raw.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let parsed = ursa_connect::config::parse(&NotifyPlugin.keys(), &[], &raw).unwrap();
+        let errors = NotifyPlugin.validate(&parsed);
+        assert!(errors.is_empty(), "{errors:?}");
+        let (context, _requests) =
+            SinkContext::new("alerts", "alerts-0", SinkMetrics::new("alerts", 100));
+        let sink = Arc::new(build_sink(&parsed, context).unwrap());
+        let topics = [
+            "child.safety-violation",
+            "child.milestone-achieved",
+            "analytics.usage-stats",
+            "guardian.contact-updated",
+            "child.registered",
+        ];
+        let tps: Vec<TopicPartition> = topics.iter().map(|t| TopicPartition::new(*t, 0)).collect();
+        sink.open(&tps, 1).await.unwrap();
+        let mut fx = Fx {
+            db,
+            pg,
+            _dir: dir,
+            tls,
+            smtp,
+            smtp_port,
+            twilio,
+            fcm,
+            receiver,
+            http_port,
+            sink,
+            offset: 0,
+        };
+        fx.put(
+            "guardian.contact-updated",
+            json!({
+                "guardian_id": HOUSEHOLD, "household_id": HOUSEHOLD, "email": EMAIL, "phone": PHONE,
+                "time_zone": "Europe/Paris", "locale": "en-GB",
+                "devices": [{"token": DEVICE, "platform": "fcm"}],
+            }),
+        )
+        .await;
+        fx
+    }
+
+    async fn put(&mut self, topic: &str, value: Value) -> Outcome {
+        self.offset += 1;
+        let r = json_record(topic, 0, self.offset, value);
+        self.put_records(&[r]).await.remove(0)
+    }
+
+    async fn put_records(&self, records: &[SinkRecord]) -> Vec<Outcome> {
+        self.sink.put(records).await.unwrap()
+    }
+
+    async fn query(&self, sql: &str) -> Vec<tokio_postgres::Row> {
+        self.pg.query(sql, &[]).await.unwrap()
+    }
+
+    async fn states(&self, event: &str) -> Vec<(String, String)> {
+        self.pg
+            .query(
+                "SELECT channel, state FROM notify_ledger WHERE event_id = $1 ORDER BY channel, round",
+                &[&event],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    }
+
+    fn emails(&self) -> Vec<Value> {
+        self.smtp.as_ref().map(|s| s.messages()).unwrap_or_default()
+    }
+}
+
+fn violation(id: &str, severity: &str) -> Value {
+    json!({
+        "metadata": {"event_id": id, "occurred_at": 1_767_225_600_000i64, "producer": "safety-detector", "schema_version": 1},
+        "violation_id": id,
+        "child": {"child_id": CHILD, "household_id": HOUSEHOLD},
+        "device": {"device_id": "bear-1", "firmware_version": "1.0"},
+        "conversation_id": "5e0c1a3f-2b4d-4e6f-8a9b-0c1d2e3f4a5b",
+        "severity": severity,
+        "category": "SELF_HARM",
+        "excerpt": "I want to hurt myself",
+        "detected_at": 1_767_225_600_000i64,
+        "detector_model": "guard-1",
+        "confidence": 0.97,
+        "risk_score": "95.0000",
+        "action_taken": "GUARDIAN_NOTIFIED",
+        "guardian_notified": true
+    })
+}
+
+fn uuid() -> String {
+    ursa_connector_notify::channels::jwt::uuid(None)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_critical_alert_escalates_until_acknowledged() {
+    let mut fx = Fx::new(&[], true).await;
+    let id = uuid();
+    let t0 = Instant::now();
+    assert_eq!(
+        fx.put("child.safety-violation", violation(&id, "CRITICAL"))
+            .await,
+        Outcome::Delivered
+    );
+    // SMS and push at once; nothing private on either.
+    let sms = fx.twilio.received_for(PHONE);
+    assert_eq!(sms.len(), 1);
+    let body = &sms[0].form["Body"];
+    assert!(
+        body.contains("CRITICAL") && !body.contains("hurt"),
+        "{body}"
+    );
+    assert_eq!(fx.fcm.delivered_to(DEVICE), 1);
+    assert!(!fx.fcm.delivered()[0].to_string().contains("hurt"));
+    assert_eq!(
+        fx.states(&id).await,
+        vec![
+            ("push".into(), "sent".into()),
+            ("sms".into(), "sent".into())
+        ]
+    );
+    // Nobody acknowledges: after `every`, email (the next channel), with the excerpt (email is private).
+    let mail = eventually("the escalation email", Duration::from_secs(15), || async {
+        fx.emails().into_iter().next()
+    })
+    .await;
+    assert!(
+        t0.elapsed() >= Duration::from_secs(2),
+        "not before the escalation interval"
+    );
+    assert!(
+        mail["text"]
+            .as_str()
+            .unwrap()
+            .contains("I want to hurt myself")
+    );
+    // The signed link acknowledges; a forged one does not.
+    let link = body
+        .split("Acknowledge: ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(
+        link.starts_with(&format!("http://127.0.0.1:{}/ack?", fx.http_port)),
+        "{link}"
+    );
+    let http = reqwest::Client::new();
+    let forged = link.replace("&s=", "&s=x");
+    assert_eq!(
+        http.get(&forged).send().await.unwrap().status().as_u16(),
+        403
+    );
+    let r = http.get(&link).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{}", r.text().await.unwrap());
+    let row = &fx
+        .query(&format!(
+            "SELECT state, due_at FROM notify_escalation WHERE event_id = '{id}'"
+        ))
+        .await[0];
+    assert_eq!(row.get::<_, String>(0), "acked");
+    // Past the next step's time, a scheduler pass sends nothing more.
+    let due: i64 = row.get(1);
+    eventually("the next step's time", Duration::from_secs(10), || async {
+        (jiff::Timestamp::now().as_millisecond() > due + 500).then_some(())
+    })
+    .await;
+    fx.sink.core().run_scheduler().await.unwrap();
+    assert_eq!(
+        fx.twilio.received_for(PHONE).len(),
+        1,
+        "no SMS after the acknowledgement"
+    );
+    assert_eq!(fx.emails().len(), 1);
+    // Audit records of each attempt, the escalation and the acknowledgement, without PII.
+    let outbox: Vec<String> = fx
+        .query("SELECT record::text FROM notify_outbox ORDER BY id")
+        .await
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let actions: Vec<Value> = outbox
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(r).unwrap()["action"].clone())
+        .collect();
+    for a in [
+        "notification.sent",
+        "notification.escalated",
+        "notification.acknowledged",
+    ] {
+        assert!(actions.iter().any(|x| x == a), "{a} in {actions:?}");
+    }
+    let all = outbox.join("\n");
+    assert!(
+        !all.contains(PHONE)
+            && !all.contains(EMAIL)
+            && !all.contains("hurt")
+            && !all.contains(DEVICE),
+        "{all}"
+    );
+    // A redelivered record sends nothing again.
+    let again = json_record("child.safety-violation", 0, 1, violation(&id, "CRITICAL"));
+    assert_eq!(fx.put_records(&[again]).await, vec![Outcome::Delivered]);
+    assert_eq!(
+        (
+            fx.twilio.received_for(PHONE).len(),
+            fx.fcm.delivered_to(DEVICE)
+        ),
+        (1, 1)
+    );
+    let metrics = fx.sink.core().settings().connector.clone();
+    assert_eq!(metrics, "alerts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn quiet_hours_hold_high_and_let_immediate_through() {
+    let mut fx = Fx::new(&[], true).await;
+    // Quiet hours around now, in the guardian's zone (Paris).
+    let now = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::get("Europe/Paris").unwrap());
+    let start = now
+        .checked_sub(jiff::SignedDuration::from_hours(1))
+        .unwrap();
+    let end = now
+        .checked_add(jiff::SignedDuration::from_hours(2))
+        .unwrap();
+    fx.put(
+        "guardian.contact-updated",
+        json!({"guardian_id": HOUSEHOLD, "household_id": HOUSEHOLD,
+               "quiet_hours": {"start": start.strftime("%H:%M").to_string(), "end": end.strftime("%H:%M").to_string()}}),
+    )
+    .await;
+    let high = uuid();
+    assert_eq!(
+        fx.put("child.safety-violation", violation(&high, "MEDIUM"))
+            .await,
+        Outcome::Delivered
+    );
+    assert_eq!(fx.states(&high).await, vec![("push".into(), "held".into())]);
+    let until: i64 = fx
+        .query(&format!(
+            "SELECT not_before FROM notify_ledger WHERE event_id = '{high}'"
+        ))
+        .await[0]
+        .get(0);
+    let expected = end.timestamp().as_second() / 60 * 60;
+    assert!(
+        (until / 1000 - expected).abs() <= 60,
+        "held until the end of quiet hours: {until} vs {expected}"
+    );
+    assert_eq!(fx.fcm.delivered_to(DEVICE), 0);
+    // Immediate goes through at once.
+    let critical = uuid();
+    fx.put("child.safety-violation", violation(&critical, "CRITICAL"))
+        .await;
+    assert_eq!(fx.fcm.delivered_to(DEVICE), 1);
+    assert_eq!(fx.twilio.received_for(PHONE).len(), 1);
+    // When quiet hours end (moved to now here), the held one goes out.
+    fx.pg
+        .execute(
+            "UPDATE notify_ledger SET not_before = 0 WHERE event_id = $1",
+            &[&high],
+        )
+        .await
+        .unwrap();
+    eventually("the held push", Duration::from_secs(10), || async {
+        (fx.fcm.delivered_to(DEVICE) == 2).then_some(())
+    })
+    .await;
+    assert_eq!(fx.states(&high).await, vec![("push".into(), "sent".into())]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn digests_collect_routine_news_and_go_out_once() {
+    let mut fx = Fx::new(&[], true).await;
+    let ids: Vec<String> = (0..3).map(|_| uuid()).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let ev = json!({
+            "metadata": {"event_id": id, "occurred_at": 0, "producer": "p", "schema_version": 1},
+            "child": {"child_id": CHILD, "household_id": HOUSEHOLD},
+            "milestone_code": format!("m{i}"), "category": "LANGUAGE", "title": format!("Milestone {i}"),
+            "achieved_at": 0, "age_band": "EARLY_CHILDHOOD_5_7", "evidence_excerpt": "secret words", "streak_days": 1,
+        });
+        assert_eq!(
+            fx.put("child.milestone-achieved", ev).await,
+            Outcome::Delivered
+        );
+    }
+    assert!(fx.emails().is_empty(), "routine news waits for the digest");
+    let mail = eventually("the digest", Duration::from_secs(20), || async {
+        fx.emails().into_iter().next()
+    })
+    .await;
+    assert_eq!(mail["subject"], "Your digest (3)");
+    let text = mail["text"].as_str().unwrap();
+    assert!(
+        text.contains("Milestone 0") && text.contains("Milestone 2"),
+        "{text}"
+    );
+    // Redelivered items and more scheduler passes send no second digest.
+    for (i, id) in ids.iter().enumerate() {
+        let ev = json!({"metadata": {"event_id": id}, "child": {"child_id": CHILD, "household_id": HOUSEHOLD}, "title": format!("Milestone {i}")});
+        fx.put_records(&[json_record("child.milestone-achieved", 0, i as i64 + 1, ev)])
+            .await;
+    }
+    for _ in 0..3 {
+        fx.sink.core().run_scheduler().await.unwrap();
+    }
+    let included: i64 = fx
+        .query("SELECT count(*) FROM notify_ledger WHERE channel = 'digest' AND state = 'included'")
+        .await[0]
+        .get(0);
+    assert_eq!(included, 3);
+    assert_eq!(fx.emails().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twilio_429_retry_after_is_honoured_without_holding_the_partition() {
+    let mut fx = Fx::new(&[], true).await;
+    fx.twilio
+        .script(PHONE, Script::TooMany { secs: 2, times: 1 });
+    let id = uuid();
+    let t = Instant::now();
+    assert_eq!(
+        fx.put("child.safety-violation", violation(&id, "HIGH"))
+            .await,
+        Outcome::Delivered
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "the record is done at once: the retry waits in the ledger"
+    );
+    assert!(
+        fx.states(&id)
+            .await
+            .contains(&("sms".into(), "retry".into()))
+    );
+    let sent = eventually(
+        "the SMS after Retry-After",
+        Duration::from_secs(15),
+        || async {
+            let r = fx.twilio.received_for(PHONE);
+            (r.len() == 2).then_some(r)
+        },
+    )
+    .await;
+    let gap = sent[1].at - sent[0].at;
+    assert!(
+        gap >= Duration::from_secs(2),
+        "sent again after {gap:?}, before Retry-After"
+    );
+    assert_eq!(sent[1].status, 201);
+    eventually("sent", Duration::from_secs(5), || async {
+        fx.states(&id)
+            .await
+            .contains(&("sms".into(), "sent".into()))
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fcm_unregistered_quarantines_the_token_and_falls_back() {
+    let mut fx = Fx::new(&[("notify.push.recheck.after", "1s")], true).await;
+    fx.fcm.script(DEVICE, FcmScript::Unregistered, 1);
+    let id = uuid();
+    assert_eq!(
+        fx.put("child.safety-violation", violation(&id, "MEDIUM"))
+            .await,
+        Outcome::Delivered
+    );
+    let device = &fx.query("SELECT state, token FROM notify_device").await[0];
+    assert_eq!(device.get::<_, String>(0), "quarantined");
+    assert_eq!(device.get::<_, String>(1), DEVICE, "kept, not deleted");
+    let mail = eventually("the fallback email", Duration::from_secs(10), || async {
+        fx.emails().into_iter().next()
+    })
+    .await;
+    assert_eq!(mail["subject"], "Safety notice: SELF_HARM");
+    assert_eq!(
+        fx.states(&id).await,
+        vec![
+            ("email".into(), "sent".into()),
+            ("push".into(), "failed".into())
+        ]
+    );
+    // The re-check (a validate-only send) finds the token valid again.
+    eventually("the re-check", Duration::from_secs(15), || async {
+        let s: String = fx.query("SELECT state FROM notify_device").await[0].get(0);
+        (s == "active").then_some(())
+    })
+    .await;
+    assert_eq!(fx.fcm.validated(), vec![DEVICE.to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn smtp_down_for_a_while_retries_then_delivers() {
+    let mut fx = Fx::new(&[], false).await;
+    // A guardian reachable only by email.
+    fx.put("guardian.contact-updated", json!({"guardian_id": HOUSEHOLD, "household_id": HOUSEHOLD, "devices": [{"token": DEVICE, "platform": "fcm", "active": false}]}))
+        .await;
+    let id = uuid();
+    assert_eq!(
+        fx.put("child.safety-violation", violation(&id, "MEDIUM"))
+            .await,
+        Outcome::Delivered
+    );
+    assert_eq!(fx.states(&id).await, vec![("email".into(), "retry".into())]);
+    eventually(
+        "a second failed attempt",
+        Duration::from_secs(10),
+        || async {
+            let a: i32 = fx
+                .query(&format!(
+                    "SELECT attempts FROM notify_ledger WHERE event_id = '{id}'"
+                ))
+                .await[0]
+                .get(0);
+            (a >= 2).then_some(())
+        },
+    )
+    .await;
+    fx.smtp = Some(support::Smtp::start(&fx.tls, "bear", "honey", Some(fx.smtp_port), 0).unwrap());
+    let mail = eventually(
+        "the email once SMTP is back",
+        Duration::from_secs(20),
+        || async { fx.emails().into_iter().next() },
+    )
+    .await;
+    assert_eq!(mail["subject"], "Safety notice: SELF_HARM");
+    eventually("sent", Duration::from_secs(5), || async {
+        (fx.states(&id).await == vec![("email".to_owned(), "sent".to_owned())]).then_some(())
+    })
+    .await;
+    assert_eq!(fx.emails().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_send_cut_off_mid_way_is_not_repeated_and_escalates_instead() {
+    let mut fx = Fx::new(&[], true).await;
+    let id = uuid();
+    // A worker died during the SMS send: its pending entry is in the ledger, the record comes again.
+    fx.pg
+        .execute(
+            "INSERT INTO notify_ledger (event_id, guardian_id, channel, target, round, state, claimed_by, rule, priority, step, created_at, updated_at)
+             VALUES ($1, $2, 'sms', '', 0, 'pending', 'put:dead-worker', 'safety-critical', 'immediate', 0, 0, 0)",
+            &[&id, &HOUSEHOLD],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        fx.put("child.safety-violation", violation(&id, "CRITICAL"))
+            .await,
+        Outcome::Delivered
+    );
+    assert_eq!(
+        fx.twilio.received_for(PHONE).len(),
+        0,
+        "the SMS may have gone: never sent twice"
+    );
+    let states = fx.states(&id).await;
+    assert!(
+        states.contains(&("sms".into(), "ambiguous".into())),
+        "{states:?}"
+    );
+    assert!(
+        states.contains(&("push".into(), "sent".into())),
+        "{states:?}"
+    );
+    // …and the alert escalates on the next channel now, rather than after `every`.
+    let mail = eventually("the escalation email", Duration::from_secs(10), || async {
+        fx.emails().into_iter().next()
+    })
+    .await;
+    assert!(
+        mail["subject"]
+            .as_str()
+            .unwrap()
+            .starts_with("Safety alert")
+    );
+    // A webhook cut off mid-way is sent again with the same webhook-id: receivers dedupe on it.
+    let usage = uuid();
+    fx.pg
+        .execute(
+            "INSERT INTO notify_ledger (event_id, guardian_id, channel, target, round, state, claimed_by, rule, priority, step, created_at, updated_at)
+             VALUES ($1, $2, 'webhook', '', 0, 'pending', 'put:dead-worker', 'usage', 'normal', 0, 0, 0)",
+            &[&usage, &HOUSEHOLD],
+        )
+        .await
+        .unwrap();
+    let ev = json!({"metadata": {"event_id": usage}, "child": {"child_id": CHILD, "household_id": HOUSEHOLD}, "message_count": 12});
+    assert_eq!(
+        fx.put("analytics.usage-stats", ev).await,
+        Outcome::Delivered
+    );
+    let d = eventually("the webhook", Duration::from_secs(10), || async {
+        let d = fx.receiver.deliveries();
+        (!d.is_empty()).then_some(d)
+    })
+    .await;
+    assert_eq!(d[0]["verified"], true);
+    assert_eq!(
+        fx.states(&usage).await,
+        vec![("webhook".into(), "sent".into())]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_record_nobody_can_be_reached_for_is_dead_lettered_with_the_responses() {
+    let mut fx = Fx::new(&[], true).await;
+    fx.twilio.script(PHONE, Script::Refuse(21211));
+    fx.fcm.script(DEVICE, FcmScript::InvalidArgument, 5);
+    // No email address: SMS and push fail for good, and nothing else reaches them.
+    fx.pg
+        .execute("UPDATE notify_guardian SET email = NULL", &[])
+        .await
+        .unwrap();
+    let id = uuid();
+    let out = fx
+        .put("child.safety-violation", violation(&id, "CRITICAL"))
+        .await;
+    let Outcome::Permanent {
+        detail: Some(detail),
+        ..
+    } = &out
+    else {
+        panic!("{out:?}")
+    };
+    assert!(
+        detail.contains("21211") && detail.contains("INVALID_ARGUMENT"),
+        "{detail}"
+    );
+    assert!(!detail.contains(PHONE), "{detail}");
+    // Other records of the partition are not held back.
+    let other = uuid();
+    fx.twilio
+        .script(PHONE, Script::TooMany { secs: 0, times: 0 });
+    fx.pg
+        .execute("UPDATE notify_guardian SET email = $1", &[&EMAIL])
+        .await
+        .unwrap();
+    assert_eq!(
+        fx.put("child.safety-violation", violation(&other, "MEDIUM"))
+            .await,
+        Outcome::Delivered
+    );
+    drop(fx.db);
+}
+
+#[test]
+fn bad_rules_and_templates_are_validation_errors_with_positions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rules.toml");
+    let bad = RULES
+        .replace("text = \"{{ category }}\"\n", "text = \"{{ category \"\n")
+        .replace("priority = \"digest\"", "priority = \"someday\"");
+    std::fs::write(&path, bad).unwrap();
+    let raw: BTreeMap<String, String> = [
+        ("notify.rules.file", path.to_str().unwrap()),
+        ("notify.database.url", "postgres://u@127.0.0.1/db"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let parsed = ursa_connect::config::parse(&NotifyPlugin.keys(), &[], &raw).unwrap();
+    let errors = NotifyPlugin.validate(&parsed);
+    let rules = &errors["notify.rules.file"];
+    let file = path.to_str().unwrap();
+    assert!(
+        rules
+            .iter()
+            .any(|e| e.starts_with(&format!("{file}:43:")) && e.contains("does not compile")),
+        "{rules:?}"
+    );
+    assert!(
+        rules
+            .iter()
+            .any(|e| e.starts_with(&format!("{file}:48:")) && e.contains("unknown priority")),
+        "{rules:?}"
+    );
+    // The channels the rules use must be configured.
+    std::fs::write(&path, RULES).unwrap();
+    let errors = NotifyPlugin.validate(&parsed);
+    assert!(
+        errors["notify.sms.account.sid"][0].contains("sms is not configured"),
+        "{errors:?}"
+    );
+    assert!(
+        errors["notify.email.host"][0].contains("email is not configured"),
+        "{errors:?}"
+    );
+}
