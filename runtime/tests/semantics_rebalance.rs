@@ -109,8 +109,18 @@ async fn busy_rebalances_let_puts_in_flight_finish_and_release_what_they_held() 
         puts.len(),
         &cancelled[..cancelled.len().min(5)]
     );
-    // Every revocation closed its partitions in the sink, after their puts.
-    assert!(recorder.revoked().len() >= 3, "{:?}", recorder.revoked());
+    // Every revocation closed its partitions in the sink, after their puts. Apache Kafka's cooperative
+    // rebalances revoke in several steps; nisshi revokes the moved partitions in one (a broker difference).
+    let least = if kafka().backend() == ursa_testkit::Backend::Nisshi {
+        1
+    } else {
+        3
+    };
+    assert!(
+        recorder.revoked().len() >= least,
+        "{:?}",
+        recorder.revoked()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
