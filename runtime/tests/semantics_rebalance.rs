@@ -71,8 +71,14 @@ async fn busy_rebalances_let_puts_in_flight_finish_and_release_what_they_held() 
     })
     .await;
     for round in 0..3 {
+        // B's sink is the next build of the connector; waiting for it (not reading the newest build at once,
+        // which may still be A's or the previous B's) makes this round wait for B itself to deliver.
+        let generation = newest_build(&recorder, &name) + 1;
         let b = spawn_connector(&recorder, &config);
-        let generation = newest_build(&recorder, &name);
+        eventually(format!("round {round}: B's sink built"), DEADLINE, || {
+            (newest_build(&recorder, &name) >= generation).then_some(())
+        })
+        .await;
         eventually(format!("round {round}: B delivering"), DEADLINE, || {
             recorder
                 .delivered(&name)

@@ -19,7 +19,7 @@ mod bench_publish;
 /// Arguments of `cargo xtask bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The suite: `codegen`, `schema-check`, `registry`, `runtime` or `publish`.
+    /// The suite: `codegen`, `schema-check`, `registry`, `runtime`, `commit-interval` or `publish`.
     suite: String,
     /// Keep the working directory (datum bytes, schemas, criterion estimates) and print its path.
     #[arg(long)]
@@ -35,10 +35,11 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         "schema-check" => crate::bench_governance::schema_check(),
         "registry" => crate::bench_governance::registry(),
         "runtime" => crate::bench_runtime::run(),
+        "commit-interval" => crate::bench_runtime::commit_interval(),
         "publish" => bench_publish::run(),
         other => {
             bail!(
-                "unknown benchmark suite `{other}` (known: codegen, schema-check, registry, runtime, publish)"
+                "unknown benchmark suite `{other}` (known: codegen, schema-check, registry, runtime, commit-interval, publish)"
             )
         }
     }

@@ -369,10 +369,14 @@ fn ursa_run(
         ),
     )?;
     let mut connector = format!(
-        "name = \"bench-{tag}-{}\"\n\"connector.class\" = \"file\"\ntopics = \"{topic}\"\nfile = \"{}\"\n\"key.converter\" = \"string\"\n\"offset.flush.interval.ms\" = \"500\"\n",
+        "name = \"bench-{tag}-{}\"\n\"connector.class\" = \"file\"\ntopics = \"{topic}\"\nfile = \"{}\"\n\"key.converter\" = \"string\"\n",
         std::process::id(),
         out.display()
     );
+    // Commits every 500 ms like the Python peer, unless the row sets its own interval.
+    if !extra.iter().any(|(k, _)| *k == "offset.flush.interval.ms") {
+        connector.push_str("\"offset.flush.interval.ms\" = \"500\"\n");
+    }
     for (k, v) in extra {
         writeln!(connector, "\"{k}\" = \"{v}\"")?;
     }
@@ -1040,6 +1044,26 @@ fn connect_run(
 
 /// The JSON rows: one broker, the records produced once, then Kafka Connect (a fresh JVM's first connector,
 /// then a second one on the warm JVM) and `ursa run` (defaults, then without fsync, as FileStreamSink).
+/// Produces `n` JSON `MessageReceived` values to a new `topic` of [`PARTITIONS`] partitions; returns the
+/// average value size in bytes.
+fn produce_json(root: &Path, bootstrap: &str, topic: &str, schema: &Path, n: u64) -> Result<f64> {
+    eprintln!("producing {n} JSON MessageReceived records to {topic} ({PARTITIONS} partitions)");
+    let out = Command::new(python())
+        .args(["-c", PRODUCE_JSON])
+        .arg(root)
+        .args([bootstrap, topic, &PARTITIONS.to_string()])
+        .arg(schema)
+        .arg(n.to_string())
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the JSON producer")?;
+    if !out.status.success() {
+        bail!("producing the JSON records failed ({})", out.status);
+    }
+    let produced: Value = serde_json::from_slice(&out.stdout)?;
+    Ok(produced["avg_value_bytes"].as_f64().unwrap_or(0.0))
+}
+
 fn json_rows(root: &Path, ursa: &Path, work: &Path, schema: &Path, n: u64) -> Result<String> {
     let peers = root.join("target/peers");
     // Peers already fetched are used as they are (`cargo xtask test` keeps them fresh); a refetch would
@@ -1055,21 +1079,7 @@ fn json_rows(root: &Path, ursa: &Path, work: &Path, schema: &Path, n: u64) -> Re
     eprintln!("JSON rows: starting Apache Kafka");
     let (_broker, bootstrap) = start_apache_kafka(&peers, work)?;
     let topic = format!("bench-message-received-json-{}", std::process::id());
-    eprintln!("producing {n} JSON MessageReceived records to {topic} ({PARTITIONS} partitions)");
-    let out = Command::new(python())
-        .args(["-c", PRODUCE_JSON])
-        .arg(root)
-        .args([&bootstrap, &topic, &PARTITIONS.to_string()])
-        .arg(schema)
-        .arg(n.to_string())
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running the JSON producer")?;
-    if !out.status.success() {
-        bail!("producing the JSON records failed ({})", out.status);
-    }
-    let produced: Value = serde_json::from_slice(&out.stdout)?;
-    let avg_bytes = produced["avg_value_bytes"].as_f64().unwrap_or(0.0);
+    let avg_bytes = produce_json(root, &bootstrap, &topic, schema, n)?;
     eprintln!("starting Kafka Connect");
     let (mut connect, pid, addr) = start_connect(&peers, work, &bootstrap)?;
     let mut rows = Vec::new();
@@ -1157,4 +1167,107 @@ fn json_rows(root: &Path, ursa: &Path, work: &Path, schema: &Path, n: u64) -> Re
         )?;
     }
     Ok(table)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// `cargo xtask bench commit-interval`: what committing more often costs.
+
+/// The commit intervals compared, in milliseconds: the old default, the new one, and the Python peer's.
+const INTERVALS_MS: &[u64] = &[5000, 1000, 500];
+/// Rounds: the intervals alternate within each round, so that load from elsewhere hits them alike.
+const ROUNDS: usize = 3;
+
+/// `cargo xtask bench commit-interval`: `ursa run` (file sink, json converter, fsync on) reading the same N
+/// JSON records from Apache Kafka with `offset.flush.interval.ms` = 5 s, 1 s and 500 ms, alternating, three
+/// rounds; prints the median records/s and records per CPU-second of each, and their ratios to 5 s.
+pub fn commit_interval() -> Result<ExitCode> {
+    crate::test::ensure_python_packages()?;
+    let n: u64 = match std::env::var("URSA_BENCH_RECORDS") {
+        Ok(v) => v.parse().context("URSA_BENCH_RECORDS must be a number")?,
+        Err(_) => DEFAULT_RECORDS,
+    };
+    let root = crate::codegen::root();
+    let ursa = release_ursa(&root)?;
+    let peers = root.join("target/peers");
+    if !crate::peers::ensure_java_peers()? {
+        bail!("java or mvn does not answer here: install Java 17+ and Maven, then run this again");
+    }
+    let work = std::env::temp_dir().join(format!("ursa-bench-interval-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let result = commit_interval_in(&root, &ursa, &peers, &work, n);
+    let _ = std::fs::remove_dir_all(&work);
+    result
+}
+
+fn commit_interval_in(
+    root: &Path,
+    ursa: &Path,
+    peers: &Path,
+    work: &Path,
+    n: u64,
+) -> Result<ExitCode> {
+    let machine_before = machine();
+    let schema = work.join("MessageReceived.avsc");
+    std::fs::write(&schema, message_received_schema(root)?)?;
+    eprintln!("starting Apache Kafka");
+    let (_broker, bootstrap) = start_apache_kafka(peers, work)?;
+    let topic = format!("bench-commit-interval-{}", std::process::id());
+    let avg_bytes = produce_json(root, &bootstrap, &topic, &schema, n)?;
+    let mut runs: Vec<Vec<Measure>> = vec![Vec::new(); INTERVALS_MS.len()];
+    for round in 0..ROUNDS {
+        for (i, ms) in INTERVALS_MS.iter().enumerate() {
+            eprintln!("round {}: offset.flush.interval.ms = {ms}", round + 1);
+            let ms = ms.to_string();
+            runs[i].push(ursa_run(
+                ursa,
+                work,
+                &format!("interval {ms} ms"),
+                &bootstrap,
+                &topic,
+                n,
+                &[
+                    ("value.converter", "json"),
+                    ("value.converter.schemas.enable", "false"),
+                    ("offset.flush.interval.ms", &ms),
+                ],
+            )?);
+        }
+    }
+    let median = |mut v: Vec<f64>| -> f64 {
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(0.0)
+    };
+    let summary: Vec<(f64, f64)> = runs
+        .iter()
+        .map(|ms| {
+            (
+                median(ms.iter().map(Measure::rate).collect()),
+                median(ms.iter().filter_map(Measure::per_cpu).collect()),
+            )
+        })
+        .collect();
+    let mut table = String::new();
+    writeln!(
+        table,
+        "{n} JSON MessageReceived records ({avg_bytes:.0} bytes per value on average), {PARTITIONS} partitions, Apache Kafka 4.4 (local KRaft JVM); `ursa run`, file sink, json converter, fsync on; {ROUNDS} rounds, intervals alternating; machine before: {machine_before}; after: {}\n",
+        machine()
+    )?;
+    writeln!(
+        table,
+        "| `offset.flush.interval.ms` | records/s (median) | records/CPU-s (median) | records/s per run | records/s vs 5 s | records/CPU-s vs 5 s |"
+    )?;
+    writeln!(table, "|---:|---:|---:|---|---:|---:|")?;
+    let (base_rate, base_cpu) = summary[0];
+    for ((ms, (rate, cpu)), measures) in INTERVALS_MS.iter().zip(&summary).zip(&runs) {
+        let each: Vec<String> = measures.iter().map(|m| format!("{:.0}", m.rate())).collect();
+        writeln!(
+            table,
+            "| {ms} | {rate:.0} | {cpu:.0} | {} | {:.2}× | {:.2}× |",
+            each.join(", "),
+            rate / base_rate,
+            cpu / base_cpu
+        )?;
+    }
+    println!("{table}");
+    Ok(ExitCode::SUCCESS)
 }
