@@ -1259,7 +1259,10 @@ fn commit_interval_in(
     writeln!(table, "|---:|---:|---:|---|---:|---:|")?;
     let (base_rate, base_cpu) = summary[0];
     for ((ms, (rate, cpu)), measures) in INTERVALS_MS.iter().zip(&summary).zip(&runs) {
-        let each: Vec<String> = measures.iter().map(|m| format!("{:.0}", m.rate())).collect();
+        let each: Vec<String> = measures
+            .iter()
+            .map(|m| format!("{:.0}", m.rate()))
+            .collect();
         writeln!(
             table,
             "| {ms} | {rate:.0} | {cpu:.0} | {} | {:.2}× | {:.2}× |",
