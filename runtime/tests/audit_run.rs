@@ -1,7 +1,8 @@
 //! The `audit-postgres` sink end to end with `ursa run` on the real broker and a real PostgreSQL: Avro events
 //! with PII (registered in the dev registry) stream into the audit table while workers are `kill -9`ed, join
 //! and leave (rebalances), and the sink's connections are cut; the table holds every record exactly once, and
-//! `ursa audit verify` (with the published checkpoints) and `ursa audit show` agree.
+//! `ursa audit verify` (with the published checkpoints) and `ursa audit show` agree. PostgreSQL itself is also
+//! stopped and restarted under a running sink.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::future::Future;
@@ -50,6 +51,7 @@ where
 
 struct Setup {
     _dir: tempfile::TempDir,
+    name: String,
     db: TestDatabase,
     topic: String,
     worker: PathBuf,
@@ -62,6 +64,11 @@ struct Setup {
 }
 
 async fn setup(prefix: &str) -> Setup {
+    setup_on(prefix, Postgres::shared()).await
+}
+
+/// As [`setup`], with the audit database on `pg`.
+async fn setup_on(prefix: &str, pg: &Postgres) -> Setup {
     let kafka = Kafka::shared();
     let registry = Server::bind(ServerConfig::ephemeral())
         .await
@@ -74,7 +81,7 @@ async fn setup(prefix: &str) -> Setup {
         .register(&format!("{topic}-value"), SCHEMA, &[])
         .await
         .unwrap();
-    let db = Postgres::shared().database().unwrap();
+    let db = pg.database().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (skey, vkey) = Signer::generate("audit.test/run").unwrap();
     let master = MasterKey::generate().unwrap();
@@ -99,6 +106,7 @@ async fn setup(prefix: &str) -> Setup {
     .unwrap();
     let checkpoints = dir.path().join("checkpoints.jsonl");
     let connector = dir.path().join("audit.toml");
+    let name = unique_name("audit");
     let s = secrets.display();
     std::fs::write(
         &connector,
@@ -111,7 +119,7 @@ async fn setup(prefix: &str) -> Setup {
              \"audit.pii.master.key\" = \"${{file:{s}:master}}\"\n\"audit.pii.subject.field\" = \"child.child_id\"\n\
              \"audit.checkpoint.batches\" = \"20\"\n\"audit.checkpoint.interval\" = \"2s\"\n\
              \"audit.checkpoint.file\" = \"{}\"\n",
-            unique_name("audit"),
+            name,
             registry.url(),
             checkpoints.display()
         ),
@@ -119,6 +127,7 @@ async fn setup(prefix: &str) -> Setup {
     .unwrap();
     Setup {
         _dir: dir,
+        name,
         db,
         topic,
         worker,
@@ -132,6 +141,11 @@ async fn setup(prefix: &str) -> Setup {
 }
 
 impl Setup {
+    /// The connector's name.
+    fn name(&self) -> &str {
+        &self.name
+    }
+
     fn start(&self) -> WorkerProcess {
         WorkerProcess::start(
             env!("CARGO_BIN_EXE_ursa"),
@@ -452,4 +466,55 @@ async fn two_workers_rebalancing_and_cut_connections_lose_and_duplicate_nothing(
     }
     s.assert_verifies(TOTAL / 50);
     s.assert_tamper_caught(&client).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgresql_restarted_mid_stream_the_sink_retries_and_loses_nothing() {
+    const TOTAL: usize = 20_000;
+    // A cluster of this test's own: it is stopped and started under the sink.
+    let mut pg = Postgres::start().unwrap();
+    let s = setup_on("audit-pg-restart", &pg).await;
+    let sent = Arc::new(AtomicUsize::new(0));
+    let producer = s.produce(TOTAL, 1000, Arc::clone(&sent));
+    let mut w = s.start();
+    for restart in 0..2 {
+        let client = s.client().await;
+        let before = s.rows(&client).await;
+        let target = before + 1000;
+        until(
+            &format!("rows past {target} (restart {restart})"),
+            Duration::from_secs(120),
+            || async { (s.rows(&client).await >= target).then_some(()) },
+        )
+        .await;
+        drop(client);
+        let retried = w.counter("ursa_records_retried_total").unwrap_or(0);
+        pg.stop_server().unwrap();
+        // The server stays down until the sink has met the outage (its puts fail and are retried) ...
+        until(
+            &format!("the sink retrying while PostgreSQL is down (restart {restart})"),
+            Duration::from_secs(60),
+            || async { (w.counter("ursa_records_retried_total").unwrap_or(0) > retried).then_some(()) },
+        )
+        .await;
+        // ... which does not fail the connector: it waits for the database.
+        let (_, status) = w.get(&format!("/connectors/{}/status", s.name())).unwrap();
+        assert!(!status.contains("FAILED"), "{status}");
+        pg.start_server().unwrap();
+        eprintln!(
+            "restart {restart}: PostgreSQL back, {} produced",
+            sent.load(Ordering::Relaxed)
+        );
+    }
+    producer.join().unwrap();
+    let client = s.client().await;
+    until(
+        "every record in the table",
+        Duration::from_secs(300),
+        || async { (s.rows(&client).await >= TOTAL as i64).then_some(()) },
+    )
+    .await;
+    s.assert_exactly_once(&client, TOTAL).await;
+    assert!(w.terminate().unwrap(), "a clean stop");
+    s.assert_verifies(TOTAL / 50);
 }

@@ -12,10 +12,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
-use ursa_testkit::{Kafka, WorkerProcess, create_topic, unique_name};
+use ursa_testkit::{Kafka, WorkerProcess, create_topic, group_assignments, unique_name};
 
 /// How long any condition may take.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -100,48 +99,9 @@ fn values(out: &Path) -> Vec<String> {
     v
 }
 
-/// The partitions each member of consumer group `group` is assigned (Kafka's consumer protocol assignment:
-/// version, then per topic its name and partitions).
+/// The partitions each member of consumer group `group` is assigned.
 fn assignments(group: &str) -> Vec<Vec<(String, i32)>> {
-    let consumer: BaseConsumer = Kafka::apache().config().create().unwrap();
-    let list = consumer
-        .fetch_group_list(Some(group), Duration::from_secs(10))
-        .unwrap();
-    let mut out = Vec::new();
-    for g in list.groups() {
-        for m in g.members() {
-            let Some(bytes) = m.assignment() else {
-                continue;
-            };
-            out.push(parse_assignment(bytes));
-        }
-    }
-    out
-}
-
-fn parse_assignment(b: &[u8]) -> Vec<(String, i32)> {
-    let i16_at = |i: usize| i16::from_be_bytes([b[i], b[i + 1]]);
-    let i32_at = |i: usize| i32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
-    let mut out = Vec::new();
-    if b.len() < 6 {
-        return out;
-    }
-    let mut at = 2; // version
-    let topics = i32_at(at);
-    at += 4;
-    for _ in 0..topics {
-        let len = i16_at(at) as usize;
-        at += 2;
-        let topic = String::from_utf8_lossy(&b[at..at + len]).into_owned();
-        at += len;
-        let partitions = i32_at(at);
-        at += 4;
-        for _ in 0..partitions {
-            out.push((topic.clone(), i32_at(at)));
-            at += 4;
-        }
-    }
-    out
+    group_assignments(Kafka::apache(), group)
 }
 
 /// The `worker_id`s of the connector's tasks, through `url`.
@@ -187,15 +147,17 @@ async fn two_workers_share_connectors_through_kafka() {
     let out = dir.path().join("out.jsonl");
     let name = unique_name("shared");
     let client = reqwest::Client::new();
+    let mut config = file_sink(&topic, &out);
+    config["tasks.max"] = json!("2");
     let created = client
         .post(format!("{url_a}/connectors"))
-        .json(&json!({"name": name, "config": file_sink(&topic, &out)}))
+        .json(&json!({"name": name, "config": config}))
         .send()
         .await
         .unwrap();
     assert_eq!(created.status(), 201, "{}", created.text().await.unwrap());
 
-    // Worker B knows it, and both run a task of it, each under its configured id.
+    // Worker B knows it, and both run a task of it (two tasks, two workers), each under its configured id.
     until("two RUNNING tasks, one per worker", async || {
         let (_, v) = get(format!("{url_b}/connectors/{name}/status")).await;
         let tasks = v["tasks"].as_array()?;
@@ -456,15 +418,18 @@ async fn a_stopped_or_killed_workers_statuses_go_away() {
     );
     let a = start(&toml_a, &[]);
     let name = unique_name("leave");
+    let mut config = file_sink(&topic, &dir.path().join("out.jsonl"));
+    config["tasks.max"] = json!("2");
     let r = reqwest::Client::new()
         .post(format!("{}/connectors", a.url))
-        .json(&json!({"name": name, "config": file_sink(&topic, &dir.path().join("out.jsonl"))}))
+        .json(&json!({"name": name, "config": config}))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
     let both = vec![format!("{group}-a"), format!("{group}-b")];
-    let only_a = vec![format!("{group}-a")];
+    // Alone, A runs both tasks.
+    let only_a = vec![format!("{group}-a"), format!("{group}-a")];
     for stop in ["terminate", "kill -9"] {
         let mut b = start(&toml_b, &[]);
         until("a task on each worker", async || {
@@ -481,6 +446,98 @@ async fn a_stopped_or_killed_workers_statuses_go_away() {
         })
         .await;
     }
+}
+
+/// The `(task id, worker id)` of each task of the connector, through `url`.
+async fn placement(url: &str, name: &str) -> Vec<(u64, String)> {
+    let (_, s) = get(format!("{url}/connectors/{name}/status")).await;
+    s["tasks"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter(|t| t["state"] == "RUNNING")
+                .map(|t| {
+                    (
+                        t["id"].as_u64().unwrap_or(u64::MAX),
+                        t["worker_id"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `tasks.max` as in Kafka Connect, without a consensus of our own: task t runs on the live worker ranked
+/// t mod (live workers); each task is one member of the connector's group, so Kafka splits the partitions
+/// among the tasks, not the workers. Three tasks on two workers: two on A, one on B, three members. One task:
+/// one member, on A; A killed: B runs it and owns every partition.
+#[tokio::test(flavor = "multi_thread")]
+async fn tasks_max_places_that_many_tasks_across_the_live_workers() {
+    let kafka = Kafka::apache();
+    let topic = unique_name("dist-tasks");
+    create_topic(kafka, &topic, 4).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let group = unique_name("tasks");
+    let (id_a, id_b) = (format!("{group}-a"), format!("{group}-b"));
+    let toml_a = worker_toml(dir.path(), "a.toml", &group, &format!("id = \"{id_a}\""), "");
+    let toml_b = worker_toml(dir.path(), "b.toml", &group, &format!("id = \"{id_b}\""), "");
+    let (a, b) = (start(&toml_a, &[]), start(&toml_b, &[]));
+    let name = unique_name("tasks");
+    let mut config = file_sink(&topic, &dir.path().join("out.jsonl"));
+    config["tasks.max"] = json!("3");
+    let client = reqwest::Client::new();
+    let r = client
+        .put(format!("{}/connectors/{name}/config", a.url))
+        .json(&config)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let three = vec![(0, id_a.clone()), (1, id_b.clone()), (2, id_a.clone())];
+    until("tasks 0 and 2 on A, 1 on B, seen from either worker", async || {
+        (placement(&a.url, &name).await == three && placement(&b.url, &name).await == three)
+            .then_some(())
+    })
+    .await;
+    let group_id = format!("connect-{name}");
+    let split = until("three members of the group sharing the four partitions", async || {
+        let m = assignments(&group_id);
+        let mut all: Vec<(String, i32)> = m.iter().flatten().cloned().collect();
+        all.sort();
+        (m.len() == 3 && all == (0..4).map(|p| (topic.clone(), p)).collect::<Vec<_>>()).then_some(m)
+    })
+    .await;
+    assert!(split.iter().all(|m| !m.is_empty()), "{split:?}");
+    let (_, tasks) = get(format!("{}/connectors/{name}/tasks", b.url)).await;
+    assert_eq!(tasks.as_array().unwrap().len(), 3, "{tasks}");
+
+    // One task: only A (rank 0) runs it; B's consumers leave the group.
+    config["tasks.max"] = json!("1");
+    let r = client
+        .put(format!("{}/connectors/{name}/config", b.url))
+        .json(&config)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    until("one task, on A, one member with every partition", async || {
+        let m = assignments(&group_id);
+        (placement(&b.url, &name).await == vec![(0, id_a.clone())]
+            && m.len() == 1
+            && m[0].len() == 4)
+            .then_some(())
+    })
+    .await;
+    // A dies for good: B runs the task once A's heartbeat is gone, and owns every partition.
+    a.kill9().unwrap();
+    until("task 0 on B, owning every partition", async || {
+        let m = assignments(&group_id);
+        (placement(&b.url, &name).await == vec![(0, id_b.clone())]
+            && m.len() == 1
+            && m[0].len() == 4)
+            .then_some(())
+    })
+    .await;
 }
 
 /// The config and status topics are created with the broker's default replication factor, or the one

@@ -19,7 +19,7 @@ mod bench_publish;
 /// Arguments of `cargo xtask bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The suite: `codegen`, `schema-check`, `registry`, `runtime`, `commit-interval` or `publish`.
+    /// The suite: `codegen`, `schema-check`, `registry`, `runtime`, `commit-interval`, `audit` or `publish`.
     suite: String,
     /// Keep the working directory (datum bytes, schemas, criterion estimates) and print its path.
     #[arg(long)]
@@ -36,10 +36,11 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         "registry" => crate::bench_governance::registry(),
         "runtime" => crate::bench_runtime::run(),
         "commit-interval" => crate::bench_runtime::commit_interval(),
+        "audit" => crate::bench_audit::run(),
         "publish" => bench_publish::run(),
         other => {
             bail!(
-                "unknown benchmark suite `{other}` (known: codegen, schema-check, registry, runtime, commit-interval, publish)"
+                "unknown benchmark suite `{other}` (known: codegen, schema-check, registry, runtime, commit-interval, audit, publish)"
             )
         }
     }

@@ -45,7 +45,7 @@ const PARTITIONS: u32 = 3;
 const STALL: Duration = Duration::from_secs(120);
 
 /// A child process stopped (SIGKILL) when dropped.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -81,13 +81,13 @@ impl Measure {
     }
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
 }
 
-fn wait_port(port: u16, what: &str) -> Result<()> {
+pub(crate) fn wait_port(port: u16, what: &str) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > deadline {
@@ -98,7 +98,7 @@ fn wait_port(port: u16, what: &str) -> Result<()> {
     Ok(())
 }
 
-fn python() -> String {
+pub(crate) fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
@@ -121,7 +121,22 @@ fn nisshi() -> Result<PathBuf> {
         .context("the nisshi broker is not installed (`cargo xtask test` installs it)")
 }
 
-fn release_ursa(root: &Path) -> Result<PathBuf> {
+/// The dev registry (`ursa registry serve`) on a free port: the process and its URL.
+pub(crate) fn start_registry(ursa: &Path) -> Result<(Proc, String)> {
+    let port = free_port()?;
+    let registry = Command::new(ursa)
+        .args(["registry", "serve", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting the dev registry")?;
+    let registry = Proc(registry);
+    wait_port(port, "the dev registry")?;
+    Ok((registry, format!("http://127.0.0.1:{port}")))
+}
+
+pub(crate) fn release_ursa(root: &Path) -> Result<PathBuf> {
     crate::test::cargo(&["build", "--release", "--quiet", "-p", "ursa"])?;
     let target =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
@@ -131,12 +146,17 @@ fn release_ursa(root: &Path) -> Result<PathBuf> {
 /// `MessageReceived::SCHEMA` (the self-contained writer schema of the generated type), read from the generated
 /// source so that xtask needs no dependency on `ursa-events`.
 fn message_received_schema(root: &Path) -> Result<String> {
-    let path = root.join("schemas/src/generated/com/teddy/conversation.rs");
+    generated_schema(root, "conversation", "MessageReceived")
+}
+
+/// The self-contained writer schema (`SCHEMA`) of the generated type `ty` in `com.teddy.<module>`.
+pub(crate) fn generated_schema(root: &Path, module: &str, ty: &str) -> Result<String> {
+    let path = root.join(format!("schemas/src/generated/com/teddy/{module}.rs"));
     let src =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let at = src
-        .find("AvroRecord for MessageReceived")
-        .context("no `impl AvroRecord for MessageReceived` in the generated code")?;
+        .find(&format!("AvroRecord for {ty} "))
+        .with_context(|| format!("no `impl AvroRecord for {ty}` in the generated code"))?;
     let marker = "const SCHEMA: &'static str = ";
     let start = src[at..]
         .find(marker)
@@ -150,14 +170,14 @@ fn message_received_schema(root: &Path) -> Result<String> {
     let schema: String = serde_json::from_str(&src[start..end])
         .context("the SCHEMA const is not a plain string literal")?;
     let doc: Value = serde_json::from_str(&schema).context("the SCHEMA const is not JSON")?;
-    if doc["name"] != "com.teddy.conversation.MessageReceived" {
+    if doc["name"] != format!("com.teddy.{module}.{ty}").as_str() {
         bail!("unexpected schema name {}", doc["name"]);
     }
     Ok(schema)
 }
 
 /// Runs the Python peer; its stdout is one JSON object.
-fn peer(script: &Path, args: &[&str]) -> Result<Value> {
+pub(crate) fn peer(script: &Path, args: &[&str]) -> Result<Value> {
     let out = Command::new(python())
         .arg(script)
         .args(args)
@@ -285,7 +305,7 @@ fn shell_time(t: &str) -> Option<f64> {
     Some(m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
 }
 
-fn clock_ticks() -> f64 {
+pub(crate) fn clock_ticks() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -295,7 +315,7 @@ fn clock_ticks() -> f64 {
 }
 
 /// utime + stime of a process, in seconds (every thread).
-fn cpu_of(pid: u32, ticks: f64) -> Option<f64> {
+pub(crate) fn cpu_of(pid: u32, ticks: f64) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command (which may hold spaces) start after the last ')'.
     let rest = &stat[stat.rfind(')')? + 2..];
@@ -307,7 +327,7 @@ fn cpu_of(pid: u32, ticks: f64) -> Option<f64> {
 }
 
 /// VmHWM (peak resident set) of a process, in MiB.
-fn peak_of(pid: u32) -> Option<f64> {
+pub(crate) fn peak_of(pid: u32) -> Option<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -461,7 +481,7 @@ fn first_line_note(at: Option<f64>) -> String {
     at.map_or_else(String::new, |s| format!("; first line at {s:.2} s"))
 }
 
-fn fmt_opt(v: Option<f64>, digits: usize) -> String {
+pub(crate) fn fmt_opt(v: Option<f64>, digits: usize) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{v:.digits$}"))
 }
 
@@ -469,7 +489,7 @@ fn verdict(ok: bool) -> &'static str {
     if ok { "PASS" } else { "MISS" }
 }
 
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = Command::new("lscpu")
         .output()
         .ok()
@@ -529,17 +549,7 @@ fn run_in(root: &Path, ursa: &Path, work: &Path, n: u64) -> Result<ExitCode> {
     let _broker = Proc(broker);
     wait_port(broker_port, "nisshi")?;
     let bootstrap = format!("127.0.0.1:{broker_port}");
-    let registry_port = free_port()?;
-    let registry = Command::new(ursa)
-        .args(["registry", "serve", "--listen"])
-        .arg(format!("127.0.0.1:{registry_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting the dev registry")?;
-    let _registry = Proc(registry);
-    wait_port(registry_port, "the dev registry")?;
-    let registry_url = format!("http://127.0.0.1:{registry_port}");
+    let (_registry, registry_url) = start_registry(ursa)?;
 
     // Production.
     let topic = format!("bench-message-received-{}", std::process::id());
@@ -790,7 +800,7 @@ const JVM_OPTS: [&str; 4] = [
 
 /// Apache Kafka from `target/peers/kafka` (the testkit's broker, without its SASL_SSL listener): a KRaft node,
 /// PLAINTEXT on a free port. Returns it and its bootstrap address once it listens.
-fn start_apache_kafka(peers: &Path, work: &Path) -> Result<(Proc, String)> {
+pub(crate) fn start_apache_kafka(peers: &Path, work: &Path) -> Result<(Proc, String)> {
     let dir = work.join("kafka");
     std::fs::create_dir_all(dir.join("data"))?;
     let (plain, controller) = (free_port()?, free_port()?);
@@ -879,7 +889,7 @@ fn start_apache_kafka(peers: &Path, work: &Path) -> Result<(Proc, String)> {
 }
 
 /// One HTTP/1.0 request: the status and the body.
-fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> Result<(u16, String)> {
+pub(crate) fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> Result<(u16, String)> {
     use std::io::Write as _;
     let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -907,6 +917,18 @@ fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> Result<(u16
 /// on its plugin.path and JsonConverter without schemas; returns it, its pid and its REST address once it
 /// lists FileStreamSinkConnector.
 fn start_connect(peers: &Path, work: &Path, bootstrap: &str) -> Result<(Proc, u32, String)> {
+    start_connect_with(peers, work, bootstrap, &[], "FileStreamSinkConnector")
+}
+
+/// Kafka Connect (distributed, a group of one) with `connect/plugins` and `plugin_dirs` on its plugin path,
+/// once `/connector-plugins` lists `expect`: the process, its pid and its REST address.
+pub(crate) fn start_connect_with(
+    peers: &Path,
+    work: &Path,
+    bootstrap: &str,
+    plugin_dirs: &[PathBuf],
+    expect: &str,
+) -> Result<(Proc, u32, String)> {
     let dir = work.join("connect");
     std::fs::create_dir_all(&dir)?;
     let port = free_port()?;
@@ -932,7 +954,11 @@ fn start_connect(peers: &Path, work: &Path, bootstrap: &str) -> Result<(Proc, u3
             ("value.converter.schemas.enable", "false".into()),
             (
                 "plugin.path",
-                peers.join("connect/plugins").display().to_string(),
+                std::iter::once(peers.join("connect/plugins"))
+                    .chain(plugin_dirs.iter().cloned())
+                    .map(|d| d.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
             ),
             ("listeners", format!("http://127.0.0.1:{port}")),
             ("rest.advertised.host.name", "127.0.0.1".into()),
@@ -955,7 +981,7 @@ fn start_connect(peers: &Path, work: &Path, bootstrap: &str) -> Result<(Proc, u3
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         if let Ok((200, plugins)) = http(&addr, "GET", "/connector-plugins", None)
-            && plugins.contains("FileStreamSinkConnector")
+            && plugins.contains(expect)
         {
             break;
         }
@@ -964,7 +990,7 @@ fn start_connect(peers: &Path, work: &Path, bootstrap: &str) -> Result<(Proc, u3
         }
         if Instant::now() > deadline {
             bail!(
-                "Kafka Connect did not list FileStreamSinkConnector (log in {})",
+                "Kafka Connect did not list {expect} (log in {})",
                 dir.display()
             );
         }
@@ -1218,10 +1244,11 @@ fn commit_interval_in(
         for (i, ms) in INTERVALS_MS.iter().enumerate() {
             eprintln!("round {}: offset.flush.interval.ms = {ms}", round + 1);
             let ms = ms.to_string();
+            // A label per run: each run is a connector (a consumer group) of its own, from the beginning.
             runs[i].push(ursa_run(
                 ursa,
                 work,
-                &format!("interval {ms} ms"),
+                &format!("interval {ms} ms round {round}"),
                 &bootstrap,
                 &topic,
                 n,

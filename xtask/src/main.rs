@@ -1,6 +1,7 @@
 //! `cargo xtask`: the project's tasks — code generation, the full test run with its services, benchmarks.
 
 mod bench;
+mod bench_audit;
 mod bench_governance;
 mod bench_runtime;
 mod codegen;

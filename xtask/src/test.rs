@@ -43,6 +43,7 @@ const PYTHON_PACKAGES: &[&str] = &[
     "prometheus_client==0.24.1",
     "aiosmtpd==1.4.6",
     "standardwebhooks==1.1.0",
+    "psycopg[binary]==3.3.9",
 ];
 
 fn python() -> String {

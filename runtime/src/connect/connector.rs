@@ -56,52 +56,122 @@ pub struct Status {
     pub restarts: u32,
 }
 
-/// A running (or stopped, or failed) connector.
+/// A running (or stopped, or failed) connector: the tasks of it this worker runs (Kafka Connect's
+/// `tasks.max`), each a consumer of the connector's group with a sink of its own, all following one target.
 pub struct ConnectorHandle {
     /// Its config.
     pub config: ConnectorConfig,
     target: watch::Sender<Target>,
+    tasks: Vec<TaskHandle>,
+}
+
+/// One task of a connector on this worker.
+struct TaskHandle {
+    id: u32,
     restart: mpsc::Sender<()>,
     status: Arc<Mutex<Status>>,
     task: JoinHandle<()>,
 }
 
-impl ConnectorHandle {
-    /// Starts supervising a connector in the given target state.
-    pub fn spawn(config: ConnectorConfig, env: Arc<Env>, initial: Target) -> ConnectorHandle {
-        let (target, target_rx) = watch::channel(initial);
-        let (restart, restart_rx) = mpsc::channel(4);
-        let status = Arc::new(Mutex::new(Status {
-            state: State::Unassigned,
-            trace: None,
-            restarts: 0,
-        }));
-        let task = tokio::spawn(supervise(
-            config.clone(),
-            env,
-            target_rx,
-            restart_rx,
-            Arc::clone(&status),
-        ));
-        ConnectorHandle {
-            config,
-            target,
-            restart,
-            status,
-            task,
-        }
-    }
-
-    /// The current status.
-    pub fn status(&self) -> Status {
+impl TaskHandle {
+    fn status(&self) -> Status {
         self.status.lock().map(|s| s.clone()).unwrap_or(Status {
             state: State::Failed,
             trace: Some("status lock poisoned".into()),
             restarts: 0,
         })
     }
+}
 
-    /// Sets the target state.
+impl ConnectorHandle {
+    /// Starts supervising every task of a connector (`0..tasks.max`: a standalone worker runs them all) in
+    /// the given target state.
+    pub fn spawn(config: ConnectorConfig, env: Arc<Env>, initial: Target) -> ConnectorHandle {
+        let ids = (0..config.tasks_max).collect();
+        Self::spawn_tasks(config, env, initial, ids)
+    }
+
+    /// Starts supervising the tasks `ids` of a connector (those placed on this worker) in `initial`.
+    pub fn spawn_tasks(
+        config: ConnectorConfig,
+        env: Arc<Env>,
+        initial: Target,
+        ids: Vec<u32>,
+    ) -> ConnectorHandle {
+        let (target, _) = watch::channel(initial);
+        // One registry of sink metrics per connector, shared by its tasks (their counters add up).
+        let metrics = SinkMetrics::new(&config.name, SinkMetrics::DEFAULT_CAP);
+        env.telemetry
+            .add_sink_metrics(&config.name, metrics.clone());
+        let tasks = ids
+            .into_iter()
+            .map(|id| {
+                let (restart, restart_rx) = mpsc::channel(4);
+                let status = Arc::new(Mutex::new(Status {
+                    state: State::Unassigned,
+                    trace: None,
+                    restarts: 0,
+                }));
+                let task = tokio::spawn(supervise(
+                    config.clone(),
+                    Arc::clone(&env),
+                    id,
+                    metrics.clone(),
+                    target.subscribe(),
+                    restart_rx,
+                    Arc::clone(&status),
+                ));
+                TaskHandle {
+                    id,
+                    restart,
+                    status,
+                    task,
+                }
+            })
+            .collect();
+        ConnectorHandle {
+            config,
+            target,
+            tasks,
+        }
+    }
+
+    /// The ids of the tasks this worker runs, in order.
+    pub fn task_ids(&self) -> Vec<u32> {
+        self.tasks.iter().map(|t| t.id).collect()
+    }
+
+    /// Each task's status, by id.
+    pub fn task_statuses(&self) -> Vec<(u32, Status)> {
+        self.tasks.iter().map(|t| (t.id, t.status())).collect()
+    }
+
+    /// The connector's status here, summed up: a FAILED task's (the first), else a restarting one's, else the
+    /// first task's; with no task on this worker, what its target says.
+    pub fn status(&self) -> Status {
+        let all: Vec<Status> = self.tasks.iter().map(TaskHandle::status).collect();
+        let restarts = all.iter().map(|s| s.restarts).sum();
+        let pick = all
+            .iter()
+            .find(|s| s.state == State::Failed)
+            .or_else(|| all.iter().find(|s| s.state == State::Restarting))
+            .or_else(|| all.first())
+            .cloned();
+        match pick {
+            Some(s) => Status { restarts, ..s },
+            None => Status {
+                state: match self.target() {
+                    Target::Running => State::Running,
+                    Target::Paused => State::Paused,
+                    Target::Stopped => State::Stopped,
+                },
+                trace: None,
+                restarts: 0,
+            },
+        }
+    }
+
+    /// Sets the target state (of every task).
     pub fn set_target(&self, t: Target) {
         let _ = self.target.send(t);
     }
@@ -111,16 +181,31 @@ impl ConnectorHandle {
         *self.target.borrow()
     }
 
-    /// Restarts now (also clears a FAILED state's backoff).
+    /// Restarts every task now (also clears a FAILED state's backoff).
     pub fn restart(&self) {
-        let _ = self.restart.try_send(());
+        for t in &self.tasks {
+            let _ = t.restart.try_send(());
+        }
     }
 
-    /// Stops and waits for the drain to finish.
+    /// Restarts task `id`; false if this worker does not run it.
+    pub fn restart_task(&self, id: u32) -> bool {
+        match self.tasks.iter().find(|t| t.id == id) {
+            Some(t) => {
+                let _ = t.restart.try_send(());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops every task and waits for their drains to finish.
     pub async fn shutdown(self) {
         let _ = self.target.send(Target::Stopped);
         drop(self.target);
-        let _ = self.task.await;
+        for t in self.tasks {
+            let _ = t.task.await;
+        }
     }
 }
 
@@ -161,6 +246,8 @@ pub fn dlq_producer(
 fn build(
     config: &ConnectorConfig,
     env: &Env,
+    task: u32,
+    metrics: &SinkMetrics,
     fatal: mpsc::Sender<Fatal>,
 ) -> Result<(Arc<ConnectorCtx>, mpsc::UnboundedReceiver<Request>), Fatal> {
     let errors = config.plugin.validate(&config.parsed);
@@ -177,10 +264,11 @@ fn build(
             ),
         });
     }
-    let metrics = SinkMetrics::new(&config.name, SinkMetrics::DEFAULT_CAP);
-    env.telemetry
-        .add_sink_metrics(&config.name, metrics.clone());
-    let (context, requests) = SinkContext::new(&config.name, format!("{}-0", config.name), metrics);
+    let (context, requests) = SinkContext::new(
+        &config.name,
+        format!("{}-{task}", config.name),
+        metrics.clone(),
+    );
     let sink = config
         .plugin
         .build(&config.parsed, context)
@@ -236,13 +324,17 @@ fn build(
 async fn run_once(
     config: &ConnectorConfig,
     env: &Env,
+    task: u32,
+    metrics: &SinkMetrics,
     target: watch::Receiver<Target>,
 ) -> Result<(), Fatal> {
     let (fatal_tx, fatal_rx) = mpsc::channel(1);
-    let (ctx, requests) = build(config, env, fatal_tx)?;
-    // Static group membership: the consumer's instance id comes from the worker's (issue 13).
+    let (ctx, requests) = build(config, env, task, metrics, fatal_tx)?;
+    // Static group membership: the consumer's instance id comes from the worker's and the task's (issue 13).
     let mut kafka = env.kafka.clone();
-    if let Some(id) = super::config::worker::static_instance_id(&env.worker_id, &config.name) {
+    if let Some(id) =
+        super::config::worker::static_instance_id(&env.worker_id, &config.name, task)
+    {
         kafka.set("group.instance.id", id);
     }
     // The pipeline closes every partition and stops the sink within the drain deadline.
@@ -260,6 +352,8 @@ async fn run_once(
 async fn supervise(
     config: ConnectorConfig,
     env: Arc<Env>,
+    task: u32,
+    metrics: SinkMetrics,
     mut target: watch::Receiver<Target>,
     mut restart: mpsc::Receiver<()>,
     status: Arc<Mutex<Status>>,
@@ -292,7 +386,7 @@ async fn supervise(
         // commits and closes the sink like a stop does.
         let (run_tx, run_rx) = watch::channel(t);
         let started = Instant::now();
-        let run = run_once(&config, &env, run_rx);
+        let run = run_once(&config, &env, task, &metrics, run_rx);
         tokio::pin!(run);
         let mut restarting = false;
         let mut detached = false;

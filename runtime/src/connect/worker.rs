@@ -27,7 +27,9 @@ use super::config::connector::{Hidden, definitions, validate as validate_config}
 use super::config::references::is_reference;
 use super::config::{ConnectorConfig, FieldErrors, Secret, Subscription};
 use super::connector::{ConnectorHandle, Env, Status};
-use super::distributed::{ConfigRecord, STATUS_HEARTBEAT, StatusValue, Store, now_ms};
+use super::distributed::{
+    ConfigRecord, STATUS_HEARTBEAT, StatusValue, Store, WORKER_HEARTBEAT, now_ms, placed_tasks,
+};
 use super::pipeline::Target;
 use super::sink::SinkPlugin;
 use super::sinks;
@@ -153,6 +155,14 @@ impl Slot {
         }
     }
 
+    /// Each local task's status (none while changing).
+    fn task_statuses(&self) -> Vec<(u32, Status)> {
+        match self {
+            Slot::Live(h) => h.task_statuses(),
+            Slot::Changing { .. } => Vec::new(),
+        }
+    }
+
     fn status(&self) -> Status {
         match self {
             Slot::Live(h) => h.status(),
@@ -187,6 +197,26 @@ impl Slot {
 /// The connectors of a worker. A `std` mutex: its guard cannot be held across an `.await` in the worker's
 /// (`Send`) futures, so nothing ever waits on a connector while holding it.
 type Slots = Arc<StdMutex<BTreeMap<String, Slot>>>;
+
+/// The tasks of a connector with `tasks_max` tasks this worker runs: all of them standalone; in distributed
+/// mode its share among the live workers ([`placed_tasks`]).
+fn local_tasks(store: Option<&Store>, me: &str, tasks_max: u32) -> Vec<u32> {
+    match store {
+        None => (0..tasks_max).collect(),
+        Some(store) => placed_tasks(tasks_max, &store.live_workers(), me),
+    }
+}
+
+/// Starts this worker's tasks of a connector.
+fn spawn_local(
+    store: Option<&Store>,
+    env: &Arc<Env>,
+    config: ConnectorConfig,
+    target: Target,
+) -> ConnectorHandle {
+    let ids = local_tasks(store, &env.worker_id, config.tasks_max);
+    ConnectorHandle::spawn_tasks(config, Arc::clone(env), target, ids)
+}
 
 fn lock<T>(m: &StdMutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
@@ -282,13 +312,16 @@ impl Worker {
         });
         let w = Arc::downgrade(&worker);
         tokio::spawn(async move {
-            // What this worker last published per connector, and when.
-            let mut published: BTreeMap<String, (StatusValue, Instant)> = BTreeMap::new();
+            // What this worker last published per (connector, task), and when; its last heartbeat; the live
+            // workers it last placed tasks by.
+            let mut published: BTreeMap<(String, u32), (StatusValue, Instant)> = BTreeMap::new();
+            let mut heartbeat: Option<Instant> = None;
+            let mut placed_by: Vec<String> = Vec::new();
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             loop {
                 tick.tick().await;
                 let Some(worker) = w.upgrade() else { return };
-                // Shutting down: `shutdown` removes this worker's statuses.
+                // Shutting down: `shutdown` removes this worker's statuses and heartbeat.
                 if !worker.ready.load(Ordering::Acquire) {
                     return;
                 }
@@ -296,37 +329,61 @@ impl Worker {
                     return;
                 };
                 let worker_id = worker.env.worker_id.clone();
-                let now: BTreeMap<String, StatusValue> = lock(&worker.slots)
+                // The live set changed (a worker came or went): place the tasks again.
+                let live = worker.live_workers();
+                if live != placed_by {
+                    placed_by = live;
+                    worker.kick.notify_one();
+                }
+                let now: BTreeMap<(String, u32), StatusValue> = lock(&worker.slots)
                     .iter()
                     .filter(|(_, slot)| slot.visible())
-                    .map(|(n, slot)| {
-                        let s = slot.status();
-                        (
-                            n.clone(),
-                            StatusValue {
-                                state: s.state,
-                                trace: s.trace.map(|t| slot.config().scrub(&t)),
-                                worker_id: worker_id.clone(),
-                                updated_ms: 0,
-                            },
-                        )
+                    .flat_map(|(n, slot)| {
+                        let scrub = |t: String| slot.config().scrub(&t);
+                        slot.task_statuses()
+                            .into_iter()
+                            .map(|(task, s)| {
+                                (
+                                    (n.clone(), task),
+                                    StatusValue {
+                                        state: s.state,
+                                        trace: s.trace.map(scrub),
+                                        worker_id: worker_id.clone(),
+                                        updated_ms: 0,
+                                        connector: Some(n.clone()),
+                                        task,
+                                    },
+                                )
+                            })
+                            .collect::<Vec<_>>()
                     })
                     .collect();
                 drop(worker);
-                // Connectors this worker no longer runs: their statuses go.
-                let gone: Vec<String> = published
+                if heartbeat.is_none_or(|at| at.elapsed() >= WORKER_HEARTBEAT) {
+                    match store.publish_worker(&worker_id, true).await {
+                        Ok(()) => heartbeat = Some(Instant::now()),
+                        Err(e) => tracing::warn!(error = %e, "publishing the worker's heartbeat failed"),
+                    }
+                }
+                // Tasks this worker no longer runs: their statuses go.
+                let gone: Vec<(String, u32)> = published
                     .keys()
-                    .filter(|n| !now.contains_key(*n))
+                    .filter(|k| !now.contains_key(*k))
                     .cloned()
                     .collect();
-                for name in gone {
-                    if store.publish_status(&name, &worker_id, None).await.is_ok() {
-                        published.remove(&name);
+                for (name, task) in gone {
+                    if store
+                        .publish_status(&name, &worker_id, task, None)
+                        .await
+                        .is_ok()
+                    {
+                        published.remove(&(name, task));
                     }
                 }
                 // Changed ones at once, the others as heartbeats.
-                for (name, status) in now {
-                    let due = published.get(&name).is_none_or(|(last, at)| {
+                for ((name, task), status) in now {
+                    let key = (name, task);
+                    let due = published.get(&key).is_none_or(|(last, at)| {
                         *last != status || at.elapsed() >= STATUS_HEARTBEAT
                     });
                     if !due {
@@ -336,12 +393,15 @@ impl Worker {
                         updated_ms: now_ms(),
                         ..status.clone()
                     };
-                    match store.publish_status(&name, &worker_id, Some(&sent)).await {
+                    match store
+                        .publish_status(&key.0, &worker_id, task, Some(&sent))
+                        .await
+                    {
                         Ok(()) => {
-                            published.insert(name, (status, Instant::now()));
+                            published.insert(key, (status, Instant::now()));
                         }
                         Err(e) => {
-                            tracing::warn!(connector = %name, error = %e, "publishing status failed")
+                            tracing::warn!(connector = %key.0, task, error = %e, "publishing status failed")
                         }
                     }
                 }
@@ -359,6 +419,7 @@ impl Worker {
         let env = Arc::clone(&self.env);
         let ready = Arc::clone(&self.ready);
         let kick = Arc::clone(&self.kick);
+        let store = self.store.clone();
         let task = tokio::spawn(async move {
             old.shutdown().await;
             {
@@ -371,7 +432,7 @@ impl Worker {
                     }) if ready.load(Ordering::Acquire) => {
                         s.insert(
                             name,
-                            Slot::Live(ConnectorHandle::spawn(config, Arc::clone(&env), target)),
+                            Slot::Live(spawn_local(store.as_deref(), &env, config, target)),
                         );
                     }
                     Some(live @ Slot::Live(_)) => {
@@ -430,6 +491,19 @@ impl Worker {
             for (name, d) in &desired {
                 let fresh = parsed.remove(name);
                 match s.get_mut(name) {
+                    Some(Slot::Live(h))
+                        if h.config.raw == d.config
+                            && h.task_ids()
+                                != local_tasks(
+                                    Some(store),
+                                    &self.env.worker_id,
+                                    h.config.tasks_max,
+                                ) =>
+                    {
+                        // The live workers changed: this worker's share of the tasks did too.
+                        let next = Some((h.config.clone(), d.target));
+                        Self::retire(&mut s, name, next, &mut drains);
+                    }
                     Some(Slot::Live(h)) if h.config.raw == d.config => {
                         if h.target() != d.target {
                             h.set_target(d.target);
@@ -460,9 +534,10 @@ impl Worker {
                         if let Some(c) = fresh {
                             s.insert(
                                 name.clone(),
-                                Slot::Live(ConnectorHandle::spawn(
+                                Slot::Live(spawn_local(
+                                    self.store.as_deref(),
+                                    &self.env,
                                     c,
-                                    Arc::clone(&self.env),
                                     d.target,
                                 )),
                             );
@@ -478,9 +553,14 @@ impl Worker {
                 if r.count > before
                     && mine
                     && let Some(Slot::Live(h)) = s.get(&name)
-                    && (!r.only_failed || h.status().state == State::Failed)
                 {
-                    h.restart();
+                    for (task, status) in h.task_statuses() {
+                        if r.task.is_none_or(|t| t == task)
+                            && (!r.only_failed || status.state == State::Failed)
+                        {
+                            h.restart_task(task);
+                        }
+                    }
                 }
             }
         }
@@ -600,7 +680,7 @@ impl Worker {
                 }
                 None => {
                     let info = self.info(&parsed, initial);
-                    let handle = ConnectorHandle::spawn(parsed, Arc::clone(&self.env), initial);
+                    let handle = spawn_local(self.store.as_deref(), &self.env, parsed, initial);
                     s.insert(name, Slot::Live(handle));
                     return Ok((true, info));
                 }
@@ -713,10 +793,12 @@ impl Worker {
             tasks: if target == Target::Stopped {
                 Vec::new()
             } else {
-                vec![TaskId {
-                    connector: config.name.clone(),
-                    task: 0,
-                }]
+                (0..config.tasks_max)
+                    .map(|task| TaskId {
+                        connector: config.name.clone(),
+                        task,
+                    })
+                    .collect()
             },
             kind: "sink".into(),
         }
@@ -732,13 +814,36 @@ impl Worker {
         let s = slot.status();
         let config = slot.config();
         let version = Some(env!("CARGO_PKG_VERSION").to_owned());
-        let info = StateInfo {
-            state: s.state,
+        let info = |st: Status| StateInfo {
+            state: st.state,
             worker_id: self.env.worker_id.clone(),
-            trace: s.trace.map(|t| config.scrub(&t)),
+            trace: st.trace.map(|t| config.scrub(&t)),
             version: version.clone(),
         };
         let stopped = s.state == State::Stopped && slot.target() == Target::Stopped;
+        let tasks = match slot {
+            _ if stopped => Vec::new(),
+            Slot::Live(h) => h
+                .task_statuses()
+                .into_iter()
+                .map(|(id, st)| TaskStatus {
+                    id,
+                    state: info(st),
+                })
+                .collect(),
+            // Draining towards a restart: this worker's tasks are restarting.
+            Slot::Changing { .. } => local_tasks(
+                self.store.as_deref(),
+                &self.env.worker_id,
+                config.tasks_max,
+            )
+            .into_iter()
+            .map(|id| TaskStatus {
+                id,
+                state: info(s.clone()),
+            })
+            .collect(),
+        };
         ConnectorStatus {
             name: config.name.clone(),
             connector: StateInfo {
@@ -747,15 +852,24 @@ impl Worker {
                     State::Failed | State::Restarting => State::Running,
                     other => other,
                 },
-                ..info.clone()
+                ..info(s.clone())
             },
-            tasks: if stopped {
-                Vec::new()
-            } else {
-                vec![TaskStatus { id: 0, state: info }]
-            },
+            tasks,
             kind: "sink".into(),
         }
+    }
+
+    /// The live workers of the group, this one included, by id (standalone: this one).
+    fn live_workers(&self) -> Vec<String> {
+        let mut live = self
+            .store
+            .as_ref()
+            .map(|s| s.live_workers())
+            .unwrap_or_default();
+        live.push(self.env.worker_id.clone());
+        live.sort_unstable();
+        live.dedup();
+        live
     }
 
     /// Stops every connector, each draining within the worker's deadline, committing and leaving its group;
@@ -777,13 +891,12 @@ impl Worker {
         for w in waits.into_iter().chain(drains) {
             let _ = w.await;
         }
-        // Distributed: this worker's statuses go, so the others do not report its tasks any more.
-        if let Some(store) = &self.store {
-            for name in store.connectors().keys() {
-                if let Err(e) = store.publish_status(name, &self.env.worker_id, None).await {
-                    tracing::warn!(connector = %name, error = %e, "removing this worker's status failed");
-                }
-            }
+        // Distributed: this worker's statuses and heartbeat go, so the others do not report its tasks any more
+        // and take them over at once.
+        if let Some(store) = &self.store
+            && let Err(e) = store.remove_own(&self.env.worker_id).await
+        {
+            tracing::warn!(error = %e, "removing this worker's statuses failed");
         }
     }
 
@@ -925,13 +1038,14 @@ impl ConnectApi for Worker {
                             only_failed: false,
                             nonce: nonce(),
                             worker: Some(found.state.worker_id.clone()),
+                            task: Some(task),
                         },
                     )
                     .await;
             }
             self.with_slot(&name, |slot| {
                 if let Slot::Live(h) = slot {
-                    h.restart();
+                    h.restart_task(task);
                 }
             })
         })
@@ -974,30 +1088,38 @@ impl ConnectApi for Worker {
         Box::pin(async move {
             let mut status = self.with_slot(&name, |slot| self.status_of(slot))?;
             if let Some(store) = &self.store {
-                // Every worker's task, numbered in the order of the workers' ids (the same on every worker):
-                // this worker's from its live state, the others' as they last published them (a stopped
-                // worker removed its own; a killed one's expire).
-                let mut tasks: Vec<StateInfo> = status.tasks.drain(..).map(|t| t.state).collect();
-                tasks.extend(
-                    store
-                        .statuses(&name)
-                        .into_iter()
-                        .filter(|s| s.worker_id != self.env.worker_id && s.state != State::Stopped)
-                        .map(|s| StateInfo {
-                            state: s.state,
-                            worker_id: s.worker_id,
-                            trace: s.trace,
-                            version: Some(env!("CARGO_PKG_VERSION").to_owned()),
-                        }),
-                );
-                tasks.sort_by(|a, b| a.worker_id.cmp(&b.worker_id));
+                // Every task that runs, by id: this worker's from their live state, the others' as their
+                // workers last published them (a stopped worker removed its own; a killed one's expire). While
+                // two workers briefly both run a task (one joining or leaving), this worker's wins, else the
+                // fresher.
+                let mut tasks: BTreeMap<u32, (u64, StateInfo)> = status
+                    .tasks
+                    .drain(..)
+                    .map(|t| (t.id, (u64::MAX, t.state)))
+                    .collect();
+                for s in store.statuses(&name) {
+                    if s.worker_id == self.env.worker_id || s.state == State::Stopped {
+                        continue;
+                    }
+                    let fresher = tasks.get(&s.task).is_none_or(|(at, _)| *at < s.updated_ms);
+                    if fresher {
+                        tasks.insert(
+                            s.task,
+                            (
+                                s.updated_ms,
+                                StateInfo {
+                                    state: s.state,
+                                    worker_id: s.worker_id,
+                                    trace: s.trace,
+                                    version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+                                },
+                            ),
+                        );
+                    }
+                }
                 status.tasks = tasks
                     .into_iter()
-                    .enumerate()
-                    .map(|(i, state)| TaskStatus {
-                        id: u32::try_from(i).unwrap_or(u32::MAX),
-                        state,
-                    })
+                    .map(|(id, (_, state))| TaskStatus { id, state })
                     .collect();
             }
             Ok(status)
@@ -1058,15 +1180,18 @@ impl ConnectApi for Worker {
                             only_failed: failed_only,
                             nonce: nonce(),
                             worker: None,
+                            task: None,
                         },
                     )
                     .await?;
                 } else {
                     self.with_slot(&name, |slot| {
-                        if let Slot::Live(h) = slot
-                            && (!failed_only || h.status().state == State::Failed)
-                        {
-                            h.restart();
+                        if let Slot::Live(h) = slot {
+                            for (task, s) in h.task_statuses() {
+                                if !failed_only || s.state == State::Failed {
+                                    h.restart_task(task);
+                                }
+                            }
                         }
                     })?;
                 }

@@ -9,6 +9,7 @@
 mod apache_kafka;
 mod apicurio;
 mod connect;
+mod groups;
 mod kafka;
 mod names;
 mod peers;
@@ -20,6 +21,7 @@ mod wait;
 pub use apache_kafka::{SCRAM_USER, SaslSsl};
 pub use apicurio::{APICURIO_GLOBAL_COMPATIBILITY, Apicurio};
 pub use connect::{FILE_STREAM_SINK, KafkaConnect};
+pub use groups::group_assignments;
 pub use kafka::{Backend, Kafka, create_topic, free_port};
 pub use names::unique_name;
 pub use peers::{FETCH_PEERS, classpath, java, java_peers_available, peer, peers_dir};

@@ -33,6 +33,19 @@ const SYSTEM_USER: &str = "postgres";
 pub struct Postgres {
     url: String,
     service: Option<Service>,
+    /// How to start a private cluster's server again after [`Postgres::stop_server`].
+    server: Option<ServerCommand>,
+    /// Holds a private cluster's directory: removed when this handle drops (or the test process dies), not when
+    /// the server stops, so that the cluster can be restarted.
+    _janitor: Option<Service>,
+}
+
+/// The command line of a private cluster's server.
+struct ServerCommand {
+    program: PathBuf,
+    args: Vec<String>,
+    dir: PathBuf,
+    port: u16,
 }
 
 impl Postgres {
@@ -80,6 +93,8 @@ impl Postgres {
         Ok(Postgres {
             url: url.to_owned(),
             service: None,
+            server: None,
+            _janitor: None,
         })
     }
 
@@ -100,9 +115,35 @@ impl Postgres {
         &self.url
     }
 
-    /// The private cluster's process, if this handle started one.
+    /// The private cluster's process, if this handle started one (and it is not stopped).
     pub fn service(&self) -> Option<&Service> {
         self.service.as_ref()
+    }
+
+    /// Stops a private cluster's server with a fast shutdown (clients see their connections end, new ones are
+    /// refused), keeping its data; [`Postgres::start_server`] starts it again. An error for `DATABASE_URL`'s
+    /// server, which this process does not own.
+    pub fn stop_server(&mut self) -> Result<()> {
+        if self.server.is_none() {
+            bail!("only a private cluster the tests started can be stopped (DATABASE_URL's server cannot)");
+        }
+        if let Some(service) = self.service.take() {
+            fast_shutdown(&service)?;
+        }
+        Ok(())
+    }
+
+    /// Starts a stopped private cluster's server again, on the same port with the same data; returns once it
+    /// accepts connections.
+    pub fn start_server(&mut self) -> Result<()> {
+        let Some(server) = &self.server else {
+            bail!("only a private cluster the tests started can be started again");
+        };
+        if self.service.is_some() {
+            return Ok(());
+        }
+        self.service = Some(spawn_server(server, &self.url)?);
+        Ok(())
     }
 
     /// A client of the maintenance database; its connection runs on the current tokio runtime.
@@ -135,19 +176,25 @@ impl Drop for Postgres {
     /// Stops a private cluster with a fast shutdown (so it leaves no shared memory behind), then lets the
     /// [`Service`] kill what remains and remove the directory.
     fn drop(&mut self) {
-        if let Some(service) = &self.service {
-            let pid = service.pid().to_string();
-            let sent = Command::new("kill")
-                .args(["-s", "INT", &pid])
-                .status()
-                .is_ok_and(|s| s.success());
-            if sent {
-                let _ = wait_until("PostgreSQL to shut down", Duration::from_secs(20), || {
-                    (!service.is_running()).then_some(())
-                });
-            }
+        if let Some(service) = self.service.take() {
+            let _ = fast_shutdown(&service);
         }
     }
+}
+
+/// Sends the server a fast shutdown (SIGINT) and waits up to 20 s for it to exit.
+fn fast_shutdown(service: &Service) -> Result<()> {
+    let pid = service.pid().to_string();
+    let sent = Command::new("kill")
+        .args(["-s", "INT", &pid])
+        .status()
+        .is_ok_and(|s| s.success());
+    if sent {
+        wait_until("PostgreSQL to shut down", Duration::from_secs(20), || {
+            (!service.is_running()).then_some(())
+        })?;
+    }
+    Ok(())
 }
 
 /// A database of one test, on [`Postgres::shared`] (or another [`Postgres`]). Dropped with `WITH (FORCE)` when
@@ -466,16 +513,43 @@ fn start_in(bin: &Path, runner: &Runner, dir: &Path) -> Result<Postgres> {
     ] {
         args.extend(["-c".into(), setting.into()]);
     }
-    let service = Service::spawn(
-        "PostgreSQL",
-        &program,
-        &args,
-        // A fast shutdown (SIGINT) first: a killed postmaster leaves its SysV shared memory segment behind.
-        &[(crate::STOP_SIGNAL_ENV, std::ffi::OsStr::new("INT"))],
-        &dir.join("server.log"),
+    // The directory outlives a stopped server (it can be started again) but not this handle or this process.
+    let janitor = Service::spawn(
+        "PostgreSQL's directory",
+        "sleep",
+        ["2147483647"],
+        &[],
+        &dir.join("janitor.log"),
         Some(dir),
     )?;
+    let server = ServerCommand {
+        program,
+        args,
+        dir: dir.to_owned(),
+        port,
+    };
     let url = format!("postgres://{SUPERUSER}@127.0.0.1:{port}/postgres");
+    let service = spawn_server(&server, &url)?;
+    Ok(Postgres {
+        url,
+        service: Some(service),
+        server: Some(server),
+        _janitor: Some(janitor),
+    })
+}
+
+/// Starts the server as a [`Service`] and waits until it accepts connections at `url`.
+fn spawn_server(server: &ServerCommand, url: &str) -> Result<Service> {
+    let service = Service::spawn(
+        "PostgreSQL",
+        &server.program,
+        &server.args,
+        // A fast shutdown (SIGINT) first: a killed postmaster leaves its SysV shared memory segment behind.
+        &[(crate::STOP_SIGNAL_ENV, std::ffi::OsStr::new("INT"))],
+        &server.dir.join("server.log"),
+        None,
+    )?;
+    let port = server.port;
     let ready = wait_until(
         &format!("PostgreSQL accepting connections on 127.0.0.1:{port}"),
         Duration::from_secs(60),
@@ -483,7 +557,7 @@ fn start_in(bin: &Path, runner: &Runner, dir: &Path) -> Result<Postgres> {
             if !service.is_running() {
                 return Some(Err(anyhow!("PostgreSQL exited")));
             }
-            let url = url.clone();
+            let url = url.to_owned();
             let answered = block_on(async move {
                 connect(&url).await?.simple_query("SELECT 1").await?;
                 anyhow::Ok(())
@@ -498,10 +572,7 @@ fn start_in(bin: &Path, runner: &Runner, dir: &Path) -> Result<Postgres> {
             "PostgreSQL did not come up; the end of its log:\n{tail}"
         )));
     }
-    Ok(Postgres {
-        url,
-        service: Some(service),
-    })
+    Ok(service)
 }
 
 #[cfg(test)]

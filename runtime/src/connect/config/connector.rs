@@ -44,7 +44,7 @@ pub fn common_keys() -> Vec<Key> {
             Kind::Int,
             "1",
             "common",
-            "Accepted for Kafka Connect compatibility; partitions are processed concurrently within a worker.",
+            "The most tasks (consumers of the connector's group, each with its own sink) the worker group runs, as in Kafka Connect: a standalone worker runs them all; in distributed mode task t runs on the live worker ranked t mod (live workers) by id. Partitions are also processed concurrently within a task; the in-flight bounds are per task.",
         ),
         Key::optional(
             "topics",
@@ -278,6 +278,8 @@ pub struct ConnectorConfig {
     pub max_in_flight_bytes: usize,
     /// Records per sink call.
     pub batch_max_records: usize,
+    /// The most tasks of the connector in the worker group (`tasks.max`).
+    pub tasks_max: u32,
     /// Commit interval.
     pub flush_interval: Duration,
     /// `consumer.override.*` properties for the connector's consumer (references resolved).
@@ -289,6 +291,9 @@ pub struct ConnectorConfig {
     /// The values that must never be shown (resolved references, literal credentials).
     pub hidden: Hidden,
 }
+
+/// The largest `tasks.max`: each task is a consumer and a sink of its own.
+pub const MAX_TASKS: usize = 256;
 
 impl std::fmt::Debug for ConnectorConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -452,6 +457,14 @@ impl ConnectorConfig {
         let max_in_flight_records = positive("consumer.max.in.flight.records", &mut errors);
         let max_in_flight_bytes = positive("consumer.max.in.flight.bytes", &mut errors);
         let batch_max_records = positive("batch.max.records", &mut errors);
+        let tasks_max = positive("tasks.max", &mut errors);
+        if tasks_max > MAX_TASKS {
+            errors
+                .entry("tasks.max".into())
+                .or_default()
+                .push(format!("must be at most {MAX_TASKS}"));
+        }
+        let tasks_max = u32::try_from(tasks_max.min(MAX_TASKS)).unwrap_or(1);
         let name = parsed.string("name").unwrap_or_default().to_owned();
         let registry_url = raw
             .get("value.converter.schema.registry.url")
@@ -493,6 +506,7 @@ impl ConnectorConfig {
             max_in_flight_records,
             max_in_flight_bytes,
             batch_max_records,
+            tasks_max,
             flush_interval: d("offset.flush.interval.ms"),
             consumer_overrides: raw
                 .iter()

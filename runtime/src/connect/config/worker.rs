@@ -204,12 +204,13 @@ fn hostname() -> String {
 /// The `group.instance.id` (static group membership, KIP-345) of a connector's consumer on the worker
 /// `worker_id`: derived from the worker's id and the connector's name, so the same worker restarted with
 /// the same id gets the same instance id (and its partitions back at once, without a rebalance), and unique
-/// per task (one consumer per connector per worker). `None` for a worker whose id is not stable across
-/// restarts (no `id` and an OS-chosen REST port: `<host>:0#<pid>`): its consumers join dynamically.
+/// per task: task 0 is `ursa.<worker>.<connector>`, task t > 0 `ursa.<worker>.<connector>.<t>`. `None` for a
+/// worker whose id is not stable across restarts (no `id` and an OS-chosen REST port: `<host>:0#<pid>`): its
+/// consumers join dynamically.
 ///
-/// Kafka allows only `[a-zA-Z0-9._-]` and 249 characters: other characters are escaped as `_XX` (hex),
-/// `.` separates the parts, and a longer id keeps a prefix and a hash of the whole.
-pub fn static_instance_id(worker_id: &str, connector: &str) -> Option<String> {
+/// Kafka allows only `[a-zA-Z0-9._-]` and 249 characters: other characters (`.` included) are escaped as `_XX`
+/// (hex), `.` separates the parts, and a longer id keeps a prefix and a hash of the whole.
+pub fn static_instance_id(worker_id: &str, connector: &str, task: u32) -> Option<String> {
     if let Some((_, pid)) = worker_id.rsplit_once(":0#")
         && !pid.is_empty()
         && pid.bytes().all(|b| b.is_ascii_digit())
@@ -227,7 +228,10 @@ pub fn static_instance_id(worker_id: &str, connector: &str) -> Option<String> {
         }
         out
     };
-    let id = format!("ursa.{}.{}", escape(worker_id), escape(connector));
+    let mut id = format!("ursa.{}.{}", escape(worker_id), escape(connector));
+    if task > 0 {
+        id.push_str(&format!(".{task}"));
+    }
     if id.len() <= 249 {
         return Some(id);
     }
@@ -354,21 +358,30 @@ mod tests {
 
     #[test]
     fn static_instance_ids_are_stable_legal_and_distinct() {
-        let a = static_instance_id("w-1", "orders").unwrap();
+        let a = static_instance_id("w-1", "orders", 0).unwrap();
         assert_eq!(a, "ursa.w-1.orders");
-        assert_eq!(static_instance_id("w-1", "orders").unwrap(), a);
-        let b = static_instance_id("host:8083", "orders.sink").unwrap();
+        assert_eq!(static_instance_id("w-1", "orders", 0).unwrap(), a);
+        let b = static_instance_id("host:8083", "orders.sink", 0).unwrap();
         assert_eq!(b, "ursa.host_3a8083.orders_2esink");
         assert_ne!(
-            static_instance_id("a.b", "c"),
-            static_instance_id("a", "b.c")
+            static_instance_id("a.b", "c", 0),
+            static_instance_id("a", "b.c", 0)
         );
-        assert!(static_instance_id("host:0#1234", "orders").is_none());
-        let long = static_instance_id(&"x".repeat(300), "orders").unwrap();
+        // One id per task; a task's suffix cannot be mistaken for a connector name (dots are escaped).
+        assert_eq!(
+            static_instance_id("w-1", "orders", 2).unwrap(),
+            "ursa.w-1.orders.2"
+        );
+        assert_ne!(
+            static_instance_id("w-1", "orders", 2),
+            static_instance_id("w-1", "orders.2", 0)
+        );
+        assert!(static_instance_id("host:0#1234", "orders", 0).is_none());
+        let long = static_instance_id(&"x".repeat(300), "orders", 0).unwrap();
         assert!(long.len() <= 249);
         assert_ne!(
             long,
-            static_instance_id(&"x".repeat(301), "orders").unwrap()
+            static_instance_id(&"x".repeat(301), "orders", 0).unwrap()
         );
         for id in [a, b, long] {
             assert!(

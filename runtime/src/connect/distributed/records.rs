@@ -1,7 +1,9 @@
 //! The records of the config and status topics (Kafka Connect's key names): `connector-<name>` holds a
 //! connector's config (a tombstone deletes it), `target-state-<name>` its target state (kept apart from the
 //! config: after compaction it may come first; a tombstone clears it), `restart-<name>` the latest restart
-//! request, and `status-task-<name>-<worker>` each worker's task status (a tombstone: the worker left).
+//! request. In the status topic, `status-task-<name>-<worker>-<task>` is each worker's status of each task of
+//! a connector it runs (a tombstone: it stopped running it), and `worker-<worker>` a worker's heartbeat (a
+//! tombstone: it stopped), from which every worker knows the live ones and so where each task runs.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +30,8 @@ pub enum ConfigRecord {
         nonce: u64,
         /// Only this worker's task (`POST …/tasks/{t}/restart`); `None`: every worker's.
         worker: Option<String>,
+        /// Only this task of it; `None`: every task.
+        task: Option<u32>,
     },
     /// A connector's target state.
     Target {
@@ -54,6 +58,8 @@ struct RestartValue {
     nonce: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     worker: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    task: Option<u32>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -72,6 +78,21 @@ pub struct StatusValue {
     pub worker_id: String,
     /// When the worker last published it (ms since the epoch; 0 from older workers: never fresh).
     #[serde(default)]
+    pub updated_ms: u64,
+    /// The connector (older workers left it to the key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connector: Option<String>,
+    /// The task's id.
+    #[serde(default)]
+    pub task: u32,
+}
+
+/// A worker's heartbeat in the status topic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerValue {
+    /// The worker.
+    pub worker_id: String,
+    /// When it last published it (ms since the epoch).
     pub updated_ms: u64,
 }
 
@@ -98,12 +119,14 @@ impl ConfigRecord {
                 only_failed,
                 nonce,
                 worker,
+                task,
             } => (
                 format!("restart-{name}"),
                 serde_json::to_vec(&RestartValue {
                     only_failed: *only_failed,
                     nonce: *nonce,
                     worker: worker.clone(),
+                    task: *task,
                 })
                 .ok(),
             ),
@@ -137,6 +160,7 @@ impl ConfigRecord {
                 only_failed: v.only_failed,
                 nonce: v.nonce,
                 worker: v.worker,
+                task: v.task,
             });
         }
         if let Some(name) = key.strip_prefix("target-state-") {
@@ -162,8 +186,32 @@ impl ConfigRecord {
 }
 
 /// The status-topic key of a worker's task of a connector.
-pub fn status_key(connector: &str, worker: &str) -> String {
-    format!("status-task-{connector}-{worker}")
+pub fn status_key(connector: &str, worker: &str, task: u32) -> String {
+    format!("status-task-{connector}-{worker}-{task}")
+}
+
+/// The status-topic key of a worker's heartbeat.
+pub fn worker_key(worker: &str) -> String {
+    format!("worker-{worker}")
+}
+
+/// The tasks of a connector with `tasks_max` tasks that worker `me` runs, given the live workers (`me`
+/// counts as live): task t runs on the live worker ranked t mod (live workers) by id, the same answer on
+/// every worker that sees the same live set. Kafka's group protocol keeps a partition with one task even
+/// while two workers briefly disagree (a worker joining or leaving).
+pub fn placed_tasks(tasks_max: u32, live: &[String], me: &str) -> Vec<u32> {
+    let mut all: Vec<&str> = live.iter().map(String::as_str).collect();
+    if !all.contains(&me) {
+        all.push(me);
+    }
+    all.sort_unstable();
+    all.dedup();
+    let Some(rank) = all.iter().position(|w| *w == me) else {
+        return Vec::new();
+    };
+    let workers = u32::try_from(all.len()).unwrap_or(u32::MAX);
+    let rank = u32::try_from(rank).unwrap_or(u32::MAX);
+    (0..tasks_max).filter(|t| t % workers == rank).collect()
 }
 
 #[cfg(test)]
@@ -193,5 +241,32 @@ mod tests {
             })
         );
         assert_eq!(ConfigRecord::decode("commit-x", Some(b"{}")), None);
+        let r = ConfigRecord::Restart {
+            name: "a".into(),
+            only_failed: false,
+            nonce: 7,
+            worker: Some("w1".into()),
+            task: Some(2),
+        };
+        let (k, v) = r.encode();
+        assert_eq!(ConfigRecord::decode(&k, v.as_deref()), Some(r));
+    }
+
+    #[test]
+    fn tasks_are_placed_once_across_the_live_workers() {
+        let live: Vec<String> = ["w-b", "w-a", "w-c"].map(String::from).into();
+        let mut all: Vec<u32> = live
+            .iter()
+            .flat_map(|w| placed_tasks(5, &live, w))
+            .collect();
+        all.sort_unstable();
+        assert_eq!(all, vec![0, 1, 2, 3, 4], "each task on exactly one worker");
+        assert_eq!(placed_tasks(5, &live, "w-a"), vec![0, 3]);
+        assert_eq!(placed_tasks(5, &live, "w-c"), vec![2]);
+        // More workers than tasks: some run none.
+        assert_eq!(placed_tasks(1, &live, "w-b"), Vec::<u32>::new());
+        // A worker that does not see itself among the live ones (its own heartbeat not read back yet)
+        // counts itself; alone, it runs everything.
+        assert_eq!(placed_tasks(3, &[], "w-z"), vec![0, 1, 2]);
     }
 }

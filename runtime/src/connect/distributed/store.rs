@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use crate::connect::api::FlatConfig;
 use crate::connect::pipeline::Target;
 
-use super::records::{ConfigRecord, StatusValue};
+use super::records::{ConfigRecord, StatusValue, WorkerValue};
 
 /// The desired state of one connector, as the config topic says.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +40,8 @@ pub struct RestartRequest {
     pub only_failed: bool,
     /// Only this worker's task.
     pub worker: Option<String>,
+    /// Only this task.
+    pub task: Option<u32>,
 }
 
 /// What the topics hold, as applied so far.
@@ -50,8 +52,11 @@ pub struct View {
     /// Target states by connector, kept apart from the configs: compaction can leave a target state before
     /// its connector's config, and it must still apply.
     pub targets: BTreeMap<String, Target>,
-    /// Task statuses by status-topic key (`status-task-<connector>-<worker>`), with their connector.
+    /// Task statuses by status-topic key (`status-task-<connector>-<worker>-<task>`), with their connector.
     pub statuses: BTreeMap<String, (String, StatusValue)>,
+    /// Workers' heartbeats: when each last published one (ms since the epoch, its clock) and when this worker
+    /// read it (its own clock).
+    pub workers: BTreeMap<String, (u64, Instant)>,
     /// Restart requests by connector.
     pub restarts: BTreeMap<String, RestartRequest>,
 }
@@ -62,6 +67,14 @@ pub const STATUS_HEARTBEAT: Duration = Duration::from_secs(2);
 /// A status not republished for this long is a gone worker's: it is not reported (clocks of the workers
 /// may differ by less than this).
 pub const STATUS_TTL: Duration = Duration::from_secs(15);
+
+/// How often a worker publishes its heartbeat.
+pub const WORKER_HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// A worker whose heartbeat was not read for this long is gone: its tasks are placed on the others. With the
+/// consumers' session timeout (6 s by default) running meanwhile, a task of a killed worker runs elsewhere
+/// within about 6 s.
+pub const WORKER_TTL: Duration = Duration::from_secs(5);
 
 /// How long a worker may take to read the topics to their ends when it starts.
 const CATCH_UP: Duration = Duration::from_secs(60);
@@ -83,6 +96,8 @@ pub struct Store {
     applied: watch::Receiver<i64>,
     /// Bumped on every applied config change.
     changed: watch::Receiver<u64>,
+    /// The status keys this worker published (and has not removed).
+    own: Mutex<std::collections::BTreeSet<String>>,
 }
 
 /// Creates `name` (one partition, compacted) unless it exists: with `replication` replicas, or the broker's
@@ -213,7 +228,21 @@ impl Store {
                 };
                 let offset = m.offset();
                 let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
-                if let Some(key) = key
+                if let Some(key) = &key
+                    && let Some(worker) = key.strip_prefix("worker-")
+                    && let Ok(mut view) = v.lock()
+                {
+                    match m.payload().map(serde_json::from_slice::<WorkerValue>) {
+                        None => {
+                            view.workers.remove(worker);
+                        }
+                        Some(Ok(value)) => {
+                            view.workers
+                                .insert(value.worker_id, (value.updated_ms, Instant::now()));
+                        }
+                        Some(Err(_)) => {}
+                    }
+                } else if let Some(key) = key
                     && key.starts_with("status-task-")
                     && let Ok(mut view) = v.lock()
                 {
@@ -223,12 +252,14 @@ impl Store {
                             view.statuses.remove(&key);
                         }
                         Some(Ok(value)) => {
-                            // The key is status-task-<connector>-<worker>; the worker id is in the value.
-                            let rest = key.trim_start_matches("status-task-");
-                            let connector = rest
-                                .strip_suffix(&format!("-{}", value.worker_id))
-                                .unwrap_or(rest)
-                                .to_owned();
+                            // The connector is in the value (older workers: the key is
+                            // status-task-<connector>-<worker>).
+                            let connector = value.connector.clone().unwrap_or_else(|| {
+                                let rest = key.trim_start_matches("status-task-");
+                                rest.strip_suffix(&format!("-{}", value.worker_id))
+                                    .unwrap_or(rest)
+                                    .to_owned()
+                            });
                             view.statuses.insert(key, (connector, value));
                         }
                         Some(Err(_)) => {}
@@ -246,6 +277,7 @@ impl Store {
             view,
             applied,
             changed,
+            own: Mutex::default(),
         }))
     }
 
@@ -275,15 +307,81 @@ impl Store {
         &self,
         connector: &str,
         worker_id: &str,
+        task: u32,
         status: Option<&StatusValue>,
     ) -> Result<(), String> {
-        let key = super::records::status_key(connector, worker_id);
+        let key = super::records::status_key(connector, worker_id, task);
         let value = status
             .map(serde_json::to_vec)
             .transpose()
             .map_err(|e| e.to_string())?;
+        let present = value.is_some();
+        self.send_status(&key, value).await?;
+        if let Ok(mut own) = self.own.lock() {
+            if present {
+                own.insert(key);
+            } else {
+                own.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every status this worker published and its heartbeat (it stops): the others stop reporting its
+    /// tasks and place them among themselves at once.
+    pub async fn remove_own(&self, worker_id: &str) -> Result<(), String> {
+        let keys: Vec<String> = self
+            .own
+            .lock()
+            .map(|own| own.iter().cloned().collect())
+            .unwrap_or_default();
+        for key in keys {
+            self.send_status(&key, None).await?;
+            if let Ok(mut own) = self.own.lock() {
+                own.remove(&key);
+            }
+        }
+        self.publish_worker(worker_id, false).await
+    }
+
+    /// Publishes this worker's heartbeat (`alive`), or removes it (it stops).
+    pub async fn publish_worker(&self, worker_id: &str, alive: bool) -> Result<(), String> {
+        let key = super::records::worker_key(worker_id);
+        let value = alive
+            .then(|| {
+                serde_json::to_vec(&WorkerValue {
+                    worker_id: worker_id.to_owned(),
+                    updated_ms: now_ms(),
+                })
+            })
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        self.send_status(&key, value).await
+    }
+
+    /// The live workers, by id: those whose last heartbeat this worker read less than [`WORKER_TTL`] ago (its
+    /// own clock, so the workers' clocks may differ), and which was published less than [`STATUS_TTL`]
+    /// before this worker's now (so a heartbeat of long ago, read while catching up, does not count).
+    pub fn live_workers(&self) -> Vec<String> {
+        let published_since =
+            now_ms().saturating_sub(u64::try_from(STATUS_TTL.as_millis()).unwrap_or(0));
+        self.view
+            .lock()
+            .map(|v| {
+                v.workers
+                    .iter()
+                    .filter(|(_, (at, seen))| {
+                        *at >= published_since && seen.elapsed() < WORKER_TTL
+                    })
+                    .map(|(w, _)| w.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    async fn send_status(&self, key: &str, value: Option<Vec<u8>>) -> Result<(), String> {
         let mut record: FutureRecord<'_, str, [u8]> =
-            FutureRecord::to(&self.status_topic).key(&key);
+            FutureRecord::to(&self.status_topic).key(key);
         if let Some(v) = &value {
             record = record.payload(v.as_slice());
         }
@@ -362,6 +460,7 @@ fn apply(view: &mut View, record: ConfigRecord) {
             name,
             only_failed,
             worker,
+            task,
             ..
         } => {
             let count = view.restarts.get(&name).map_or(0, |r| r.count) + 1;
@@ -371,6 +470,7 @@ fn apply(view: &mut View, record: ConfigRecord) {
                     count,
                     only_failed,
                     worker,
+                    task,
                 },
             );
         }
