@@ -3,14 +3,14 @@
 
 Usage:
 
-    runtime_peer.py produce BOOTSTRAP REGISTRY_URL TOPIC PARTITIONS SCHEMA_FILE COUNT
+    runtime_peer.py produce BOOTSTRAP REGISTRY_URL TOPIC PARTITIONS SCHEMA_FILE COUNT [KEYS]
     runtime_peer.py raw     BOOTSTRAP TOPIC COUNT
     runtime_peer.py job     BOOTSTRAP REGISTRY_URL TOPIC COUNT OUT_FILE
 
 - produce: creates TOPIC, serializes DISTINCT records generated from the schema (the generator of
   runtime/tests/python/produce_avro.py) with confluent-kafka's AvroSerializer (which registers the schema),
-  then produces COUNT records cycling through those pre-serialized values (key = the record's index), so
-  production is fast;
+  then produces COUNT records cycling through those pre-serialized values (key = the record's index, or
+  the index modulo KEYS when given), so production is fast;
 - raw: the floor of any consumer: confluent-kafka `consume(500)` from the beginning, doing nothing with the
   records, until COUNT have arrived;
 - job: what `ursa run` does with the file sink and the Avro converter, in Python: `consume(500)`, strip the
@@ -56,7 +56,7 @@ def report(**fields):
     print(json.dumps(fields))
 
 
-def produce(bootstrap, registry, topic, partitions, schema_file, count):
+def produce(bootstrap, registry, topic, partitions, schema_file, count, keys=None):
     from confluent_kafka.schema_registry import SchemaRegistryClient
     from confluent_kafka.schema_registry.avro import AvroSerializer
     from confluent_kafka.serialization import MessageField, SerializationContext
@@ -94,7 +94,8 @@ def produce(bootstrap, registry, topic, partitions, schema_file, count):
         total_bytes += len(value)
         while True:
             try:
-                producer.produce(topic, key=str(i).encode(), value=value, on_delivery=on_delivery)
+                key = str(i if keys is None else i % int(keys)).encode()
+                producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
                 break
             except BufferError:
                 producer.poll(0.01)
@@ -220,7 +221,12 @@ def job(bootstrap, registry, topic, count, out_file):
 
 def main():
     commands = {"produce": (produce, 6), "raw": (raw, 3), "job": (job, 5)}
-    if len(sys.argv) < 2 or sys.argv[1] not in commands or len(sys.argv) != commands[sys.argv[1]][1] + 2:
+    optional = {"produce": 1}
+    if (
+        len(sys.argv) < 2
+        or sys.argv[1] not in commands
+        or not 0 <= len(sys.argv) - commands[sys.argv[1]][1] - 2 <= optional.get(sys.argv[1], 0)
+    ):
         sys.exit(__doc__)
     fn, _ = commands[sys.argv[1]]
     fn(*sys.argv[2:])

@@ -494,7 +494,9 @@ async fn postgresql_restarted_mid_stream_the_sink_retries_and_loses_nothing() {
         until(
             &format!("the sink retrying while PostgreSQL is down (restart {restart})"),
             Duration::from_secs(60),
-            || async { (w.counter("ursa_records_retried_total").unwrap_or(0) > retried).then_some(()) },
+            || async {
+                (w.counter("ursa_records_retried_total").unwrap_or(0) > retried).then_some(())
+            },
         )
         .await;
         // ... which does not fail the connector: it waits for the database.

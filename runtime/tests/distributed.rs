@@ -479,8 +479,20 @@ async fn tasks_max_places_that_many_tasks_across_the_live_workers() {
     let dir = tempfile::tempdir().unwrap();
     let group = unique_name("tasks");
     let (id_a, id_b) = (format!("{group}-a"), format!("{group}-b"));
-    let toml_a = worker_toml(dir.path(), "a.toml", &group, &format!("id = \"{id_a}\""), "");
-    let toml_b = worker_toml(dir.path(), "b.toml", &group, &format!("id = \"{id_b}\""), "");
+    let toml_a = worker_toml(
+        dir.path(),
+        "a.toml",
+        &group,
+        &format!("id = \"{id_a}\""),
+        "",
+    );
+    let toml_b = worker_toml(
+        dir.path(),
+        "b.toml",
+        &group,
+        &format!("id = \"{id_b}\""),
+        "",
+    );
     let (a, b) = (start(&toml_a, &[]), start(&toml_b, &[]));
     let name = unique_name("tasks");
     let mut config = file_sink(&topic, &dir.path().join("out.jsonl"));
@@ -494,18 +506,25 @@ async fn tasks_max_places_that_many_tasks_across_the_live_workers() {
         .unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     let three = vec![(0, id_a.clone()), (1, id_b.clone()), (2, id_a.clone())];
-    until("tasks 0 and 2 on A, 1 on B, seen from either worker", async || {
-        (placement(&a.url, &name).await == three && placement(&b.url, &name).await == three)
-            .then_some(())
-    })
+    until(
+        "tasks 0 and 2 on A, 1 on B, seen from either worker",
+        async || {
+            (placement(&a.url, &name).await == three && placement(&b.url, &name).await == three)
+                .then_some(())
+        },
+    )
     .await;
     let group_id = format!("connect-{name}");
-    let split = until("three members of the group sharing the four partitions", async || {
-        let m = assignments(&group_id);
-        let mut all: Vec<(String, i32)> = m.iter().flatten().cloned().collect();
-        all.sort();
-        (m.len() == 3 && all == (0..4).map(|p| (topic.clone(), p)).collect::<Vec<_>>()).then_some(m)
-    })
+    let split = until(
+        "three members of the group sharing the four partitions",
+        async || {
+            let m = assignments(&group_id);
+            let mut all: Vec<(String, i32)> = m.iter().flatten().cloned().collect();
+            all.sort();
+            (m.len() == 3 && all == (0..4).map(|p| (topic.clone(), p)).collect::<Vec<_>>())
+                .then_some(m)
+        },
+    )
     .await;
     assert!(split.iter().all(|m| !m.is_empty()), "{split:?}");
     let (_, tasks) = get(format!("{}/connectors/{name}/tasks", b.url)).await;
@@ -520,13 +539,16 @@ async fn tasks_max_places_that_many_tasks_across_the_live_workers() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    until("one task, on A, one member with every partition", async || {
-        let m = assignments(&group_id);
-        (placement(&b.url, &name).await == vec![(0, id_a.clone())]
-            && m.len() == 1
-            && m[0].len() == 4)
-            .then_some(())
-    })
+    until(
+        "one task, on A, one member with every partition",
+        async || {
+            let m = assignments(&group_id);
+            (placement(&b.url, &name).await == vec![(0, id_a.clone())]
+                && m.len() == 1
+                && m[0].len() == 4)
+                .then_some(())
+        },
+    )
     .await;
     // A dies for good: B runs the task once A's heartbeat is gone, and owns every partition.
     a.kill9().unwrap();

@@ -80,9 +80,7 @@ async fn three_tasks_are_three_members_of_the_group_and_are_reported_so() {
             .await;
     }
     eventually("every record delivered", DEADLINE, || {
-        recorder
-            .all_delivered(&name, &[20, 20, 20])
-            .then_some(())
+        recorder.all_delivered(&name, &[20, 20, 20]).then_some(())
     })
     .await;
     Committed::of_connector(&name, &topic, PARTITIONS)
@@ -93,7 +91,11 @@ async fn three_tasks_are_three_members_of_the_group_and_are_reported_so() {
         .iter()
         .map(|d| d.generation)
         .collect();
-    assert_eq!(delivering.len(), 3, "each task delivered its partition's records");
+    assert_eq!(
+        delivering.len(),
+        3,
+        "each task delivered its partition's records"
+    );
 
     // Restarting task 1 rebuilds one sink: a fourth build, the other two tasks untouched.
     let before = builds(&recorder, &name);
@@ -108,8 +110,15 @@ async fn three_tasks_are_three_members_of_the_group_and_are_reported_so() {
         .filter(|(c, _)| *c == name)
         .map(|(_, g)| *g)
         .collect();
-    assert_eq!(closed.len(), 1, "only the restarted task's sink closed: {closed:?}");
+    assert_eq!(
+        closed.len(),
+        1,
+        "only the restarted task's sink closed: {closed:?}"
+    );
     assert!(before.is_superset(&closed));
-    assert!(worker.restart_task(name.clone(), 7).await.is_err(), "no task 7");
+    assert!(
+        worker.restart_task(name.clone(), 7).await.is_err(),
+        "no task 7"
+    );
     worker.shutdown().await;
 }

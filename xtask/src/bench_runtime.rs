@@ -889,7 +889,12 @@ pub(crate) fn start_apache_kafka(peers: &Path, work: &Path) -> Result<(Proc, Str
 }
 
 /// One HTTP/1.0 request: the status and the body.
-pub(crate) fn http(addr: &str, method: &str, path: &str, body: Option<&str>) -> Result<(u16, String)> {
+pub(crate) fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, String)> {
     use std::io::Write as _;
     let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;

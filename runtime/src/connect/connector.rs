@@ -332,8 +332,7 @@ async fn run_once(
     let (ctx, requests) = build(config, env, task, metrics, fatal_tx)?;
     // Static group membership: the consumer's instance id comes from the worker's and the task's (issue 13).
     let mut kafka = env.kafka.clone();
-    if let Some(id) =
-        super::config::worker::static_instance_id(&env.worker_id, &config.name, task)
+    if let Some(id) = super::config::worker::static_instance_id(&env.worker_id, &config.name, task)
     {
         kafka.set("group.instance.id", id);
     }

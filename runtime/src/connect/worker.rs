@@ -362,7 +362,9 @@ impl Worker {
                 if heartbeat.is_none_or(|at| at.elapsed() >= WORKER_HEARTBEAT) {
                     match store.publish_worker(&worker_id, true).await {
                         Ok(()) => heartbeat = Some(Instant::now()),
-                        Err(e) => tracing::warn!(error = %e, "publishing the worker's heartbeat failed"),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "publishing the worker's heartbeat failed")
+                        }
                     }
                 }
                 // Tasks this worker no longer runs: their statuses go.
@@ -832,17 +834,15 @@ impl Worker {
                 })
                 .collect(),
             // Draining towards a restart: this worker's tasks are restarting.
-            Slot::Changing { .. } => local_tasks(
-                self.store.as_deref(),
-                &self.env.worker_id,
-                config.tasks_max,
-            )
-            .into_iter()
-            .map(|id| TaskStatus {
-                id,
-                state: info(s.clone()),
-            })
-            .collect(),
+            Slot::Changing { .. } => {
+                local_tasks(self.store.as_deref(), &self.env.worker_id, config.tasks_max)
+                    .into_iter()
+                    .map(|id| TaskStatus {
+                        id,
+                        state: info(s.clone()),
+                    })
+                    .collect()
+            }
         };
         ConnectorStatus {
             name: config.name.clone(),

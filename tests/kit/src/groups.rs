@@ -71,7 +71,9 @@ mod tests {
 
     #[test]
     fn decodes_an_assignment() {
-        let mut b = vec![0, 1, 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 5];
+        let mut b = vec![
+            0, 1, 0, 0, 0, 1, 0, 1, b't', 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 5,
+        ];
         assert_eq!(
             parse_assignment(&b),
             vec![("t".to_owned(), 3), ("t".to_owned(), 5)]

@@ -125,7 +125,9 @@ impl Postgres {
     /// server, which this process does not own.
     pub fn stop_server(&mut self) -> Result<()> {
         if self.server.is_none() {
-            bail!("only a private cluster the tests started can be stopped (DATABASE_URL's server cannot)");
+            bail!(
+                "only a private cluster the tests started can be stopped (DATABASE_URL's server cannot)"
+            );
         }
         if let Some(service) = self.service.take() {
             fast_shutdown(&service)?;

@@ -8,6 +8,6 @@ mod store;
 
 pub use records::{ConfigRecord, StatusValue, WorkerValue, placed_tasks, status_key, worker_key};
 pub use store::{
-    Desired, RestartRequest, STATUS_HEARTBEAT, STATUS_TTL, Store, View, WORKER_HEARTBEAT, WORKER_TTL,
-    now_ms,
+    Desired, RestartRequest, STATUS_HEARTBEAT, STATUS_TTL, Store, View, WORKER_HEARTBEAT,
+    WORKER_TTL, now_ms,
 };

@@ -370,9 +370,7 @@ impl Store {
             .map(|v| {
                 v.workers
                     .iter()
-                    .filter(|(_, (at, seen))| {
-                        *at >= published_since && seen.elapsed() < WORKER_TTL
-                    })
+                    .filter(|(_, (at, seen))| *at >= published_since && seen.elapsed() < WORKER_TTL)
                     .map(|(w, _)| w.clone())
                     .collect()
             })
@@ -380,8 +378,7 @@ impl Store {
     }
 
     async fn send_status(&self, key: &str, value: Option<Vec<u8>>) -> Result<(), String> {
-        let mut record: FutureRecord<'_, str, [u8]> =
-            FutureRecord::to(&self.status_topic).key(key);
+        let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&self.status_topic).key(key);
         if let Some(v) = &value {
             record = record.payload(v.as_slice());
         }
