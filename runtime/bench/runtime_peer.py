@@ -56,22 +56,28 @@ def report(**fields):
     print(json.dumps(fields))
 
 
-def produce(bootstrap, registry, topic, partitions, schema_file, count, keys=None):
-    from confluent_kafka.schema_registry import SchemaRegistryClient
-    from confluent_kafka.schema_registry.avro import AvroSerializer
-    from confluent_kafka.serialization import MessageField, SerializationContext
-
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "python"))
-    import produce_avro  # the schema-driven value generator of the tests
-
+def create_topic(bootstrap, topic, partitions):
+    """Creates TOPIC with PARTITIONS partitions (replication factor 1), retrying while the broker elects its
+    controller."""
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(topic, num_partitions=int(partitions), replication_factor=1)]).values():
-        f.result(30)
-    schema_text = open(schema_file, encoding="utf-8").read()
-    schema = json.loads(schema_text)
-    serializer = AvroSerializer(SchemaRegistryClient({"url": registry}), schema_text)
-    ctx = SerializationContext(topic, MessageField.VALUE)
-    values = [serializer(produce_avro.value(schema), ctx) for _ in range(DISTINCT)]
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            for f in admin.create_topics([NewTopic(topic, num_partitions=int(partitions), replication_factor=1)]).values():
+                f.result(30)
+            return
+        except Exception as e:  # the broker may still be electing its controller
+            if "TOPIC_ALREADY_EXISTS" in str(e):
+                return
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def produce_cycling(bootstrap, topic, values, count, keys=None):
+    """Produces COUNT records to TOPIC cycling through the pre-serialized VALUES (key = the index, or the index
+    modulo KEYS), as fast as the producer takes them; returns (seconds, value bytes produced). Exits on any
+    delivery error."""
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -90,11 +96,11 @@ def produce(bootstrap, registry, topic, partitions, schema_file, count, keys=Non
     start = time.monotonic()
     total_bytes = 0
     for i in range(int(count)):
-        value = values[i % DISTINCT]
+        value = values[i % len(values)]
         total_bytes += len(value)
+        key = str(i if keys is None else i % int(keys)).encode()
         while True:
             try:
-                key = str(i if keys is None else i % int(keys)).encode()
                 producer.produce(topic, key=key, value=value, on_delivery=on_delivery)
                 break
             except BufferError:
@@ -105,6 +111,24 @@ def produce(bootstrap, registry, topic, partitions, schema_file, count, keys=Non
     seconds = time.monotonic() - start
     if errors or left:
         sys.exit(f"delivery failed: {errors[:5]} ({left} undelivered)")
+    return seconds, total_bytes
+
+
+def produce(bootstrap, registry, topic, partitions, schema_file, count, keys=None):
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "python"))
+    import produce_avro  # the schema-driven value generator of the tests
+
+    create_topic(bootstrap, topic, partitions)
+    schema_text = open(schema_file, encoding="utf-8").read()
+    schema = json.loads(schema_text)
+    serializer = AvroSerializer(SchemaRegistryClient({"url": registry}), schema_text)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    values = [serializer(produce_avro.value(schema), ctx) for _ in range(DISTINCT)]
+    seconds, total_bytes = produce_cycling(bootstrap, topic, values, count, keys)
     report(records=int(count), seconds=seconds, bytes=total_bytes, avg_value_bytes=total_bytes / int(count))
 
 

@@ -284,6 +284,24 @@ impl Setup {
         )
     }
 
+    /// Waits (up to `timeout`) until the table holds `total` rows, checks each is there exactly once, stops the
+    /// worker cleanly and verifies the store.
+    async fn finish(
+        &self,
+        client: &Client,
+        w: &mut WorkerProcess,
+        total: usize,
+        timeout: Duration,
+    ) {
+        until("every record in the table", timeout, || async {
+            (self.rows(client).await >= total as i64).then_some(())
+        })
+        .await;
+        self.assert_exactly_once(client, total).await;
+        assert!(w.terminate().unwrap(), "a clean stop");
+        self.assert_verifies(total / 50);
+    }
+
     /// `ursa audit verify` with the published checkpoints, and `ursa audit show` of one subject.
     fn assert_verifies(&self, per_child: usize) {
         let url = format!("${{file:{}:url}}", self.secrets.display());
@@ -387,15 +405,8 @@ async fn kill9_ten_times_during_a_100k_stream_writes_each_record_exactly_once() 
     }
     let mut w = s.start();
     producer.join().unwrap();
-    until(
-        "every record in the table",
-        Duration::from_secs(600),
-        || async { (s.rows(&client).await >= TOTAL as i64).then_some(()) },
-    )
-    .await;
-    s.assert_exactly_once(&client, TOTAL).await;
-    assert!(w.terminate().unwrap(), "a clean stop");
-    s.assert_verifies(TOTAL / 50);
+    s.finish(&client, &mut w, TOTAL, Duration::from_secs(600))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -510,13 +521,6 @@ async fn postgresql_restarted_mid_stream_the_sink_retries_and_loses_nothing() {
     }
     producer.join().unwrap();
     let client = s.client().await;
-    until(
-        "every record in the table",
-        Duration::from_secs(300),
-        || async { (s.rows(&client).await >= TOTAL as i64).then_some(()) },
-    )
-    .await;
-    s.assert_exactly_once(&client, TOTAL).await;
-    assert!(w.terminate().unwrap(), "a clean stop");
-    s.assert_verifies(TOTAL / 50);
+    s.finish(&client, &mut w, TOTAL, Duration::from_secs(300))
+        .await;
 }

@@ -44,8 +44,8 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::bench_runtime::{
-    Proc, clock_ticks, cpu_of, fmt_opt, generated_schema, http, machine, peak_of, peer, python,
-    release_ursa, start_apache_kafka, start_connect_with, start_registry,
+    Measure, Proc, clock_ticks, cpu_of, generated_schema, http, machine, peak_of, peer, python,
+    release_ursa, start_apache_kafka, start_connect_with, start_registry, write_row,
 };
 
 const DEFAULT_RECORDS: u64 = 500_000;
@@ -53,33 +53,6 @@ const PARTITIONS: u32 = 3;
 /// Distinct record keys: an event without a child has its key as its data subject, so the events have
 /// about 1,500 subjects (the 500 distinct values' child ids and these keys), as a day of a deployment might.
 const KEYS: u64 = 1000;
-
-/// One row of the table.
-#[derive(Default, Clone)]
-struct Row {
-    name: String,
-    rows: u64,
-    seconds: f64,
-    cpu_seconds: Option<f64>,
-    peak_mib: Option<f64>,
-    note: String,
-}
-
-impl Row {
-    fn rate(&self) -> f64 {
-        if self.seconds > 0.0 {
-            self.rows as f64 / self.seconds
-        } else {
-            0.0
-        }
-    }
-
-    fn per_cpu(&self) -> Option<f64> {
-        self.cpu_seconds
-            .filter(|c| *c > 0.0)
-            .map(|c| self.rows as f64 / c)
-    }
-}
 
 /// The run's fixed parts.
 struct Bench<'a> {
@@ -301,26 +274,10 @@ fn run_in(root: &Path, ursa: &Path, server_url: &str, work: &Path, n: u64) -> Re
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_row(out: &mut String, r: &Row) -> Result<()> {
-    writeln!(
-        out,
-        "| {} | {} | {:.2} | {:.0} | {} | {} | {} | {} |",
-        r.name,
-        r.rows,
-        r.seconds,
-        r.rate(),
-        fmt_opt(r.cpu_seconds, 2),
-        fmt_opt(r.per_cpu(), 0),
-        fmt_opt(r.peak_mib, 0),
-        r.note
-    )?;
-    Ok(())
-}
-
-fn peer_row(name: &str, v: &Value, note: String) -> Row {
-    Row {
+fn peer_row(name: &str, v: &Value, note: String) -> Measure {
+    Measure {
         name: name.into(),
-        rows: v["rows"].as_u64().unwrap_or(0),
+        records: v["rows"].as_u64().unwrap_or(0),
         seconds: v["seconds"].as_f64().unwrap_or(0.0),
         cpu_seconds: v["cpu_seconds"].as_f64(),
         peak_mib: v["peak_rss_mib"].as_f64(),
@@ -363,7 +320,7 @@ fn host_port_user(url: &str) -> Result<(String, String)> {
 
 impl Bench<'_> {
     /// (c): Kafka Connect with Debezium's JDBC sink on JSON-with-schema records.
-    fn connect_row(&self, root: &Path, schema: &Path) -> Result<Row> {
+    fn connect_row(&self, root: &Path, schema: &Path) -> Result<Measure> {
         let peers = root.join("target/peers");
         let plugin = peers.join("debezium-jdbc");
         if !plugin.join("debezium-connector-jdbc").is_dir() {
@@ -466,10 +423,10 @@ impl Bench<'_> {
                 self.n
             );
         }
-        Ok(Row {
+        Ok(Measure {
             name: "(c) Kafka Connect 4.3.1 + Debezium JDBC sink 3.5.0 (JSON with schema, Flatten SMT, 3 tasks)"
                 .into(),
-            rows: self.n,
+            records: self.n,
             seconds,
             cpu_seconds: cpu_before.zip(cpu_after).map(|(b, a)| a - b),
             peak_mib: peak,
@@ -498,7 +455,7 @@ impl Bench<'_> {
         label: &str,
         topic: &str,
         sealed: bool,
-    ) -> Result<(Row, String, String, String)> {
+    ) -> Result<(Measure, String, String, String)> {
         let tag = if sealed { "sealed" } else { "plain" };
         let db = self.database(tag)?;
         let keys = Command::new(self.ursa)
@@ -586,9 +543,9 @@ impl Bench<'_> {
             );
         }
         Ok((
-            Row {
+            Measure {
                 name: label.into(),
-                rows: self.n,
+                records: self.n,
                 seconds,
                 cpu_seconds: cpu,
                 peak_mib: peak,

@@ -54,19 +54,36 @@ impl Drop for Proc {
     }
 }
 
-/// One consumer's measurement.
+/// One consumer's (or writer's) measurement.
 #[derive(Default, Clone)]
-struct Measure {
-    name: String,
-    records: u64,
-    seconds: f64,
-    cpu_seconds: Option<f64>,
-    peak_mib: Option<f64>,
-    note: String,
+pub(crate) struct Measure {
+    pub(crate) name: String,
+    pub(crate) records: u64,
+    pub(crate) seconds: f64,
+    pub(crate) cpu_seconds: Option<f64>,
+    pub(crate) peak_mib: Option<f64>,
+    pub(crate) note: String,
+}
+
+/// One table row: name, records, seconds, records/s, CPU s, records/CPU-s, peak RSS MiB, note.
+pub(crate) fn write_row(out: &mut String, m: &Measure) -> Result<()> {
+    writeln!(
+        out,
+        "| {} | {} | {:.2} | {:.0} | {} | {} | {} | {} |",
+        m.name,
+        m.records,
+        m.seconds,
+        m.rate(),
+        fmt_opt(m.cpu_seconds, 2),
+        fmt_opt(m.per_cpu(), 0),
+        fmt_opt(m.peak_mib, 0),
+        m.note
+    )?;
+    Ok(())
 }
 
 impl Measure {
-    fn rate(&self) -> f64 {
+    pub(crate) fn rate(&self) -> f64 {
         if self.seconds > 0.0 {
             self.records as f64 / self.seconds
         } else {
@@ -74,7 +91,7 @@ impl Measure {
         }
     }
 
-    fn per_cpu(&self) -> Option<f64> {
+    pub(crate) fn per_cpu(&self) -> Option<f64> {
         self.cpu_seconds
             .filter(|c| *c > 0.0)
             .map(|c| self.records as f64 / c)
@@ -661,18 +678,7 @@ fn run_in(root: &Path, ursa: &Path, work: &Path, n: u64) -> Result<ExitCode> {
     let mut rows: Vec<&Measure> = floors.iter().collect();
     rows.extend([&b, &c, &c2]);
     for m in rows {
-        writeln!(
-            out,
-            "| {} | {} | {:.2} | {:.0} | {} | {} | {} | {} |",
-            m.name,
-            m.records,
-            m.seconds,
-            m.rate(),
-            fmt_opt(m.cpu_seconds, 2),
-            fmt_opt(m.per_cpu(), 0),
-            fmt_opt(m.peak_mib, 0),
-            m.note
-        )?;
+        write_row(&mut out, m)?;
     }
     writeln!(out, "\n(a) = {} ({:.0} records/s)", a.name, a.rate())?;
     writeln!(out, "\nGoals (informational):")?;
@@ -712,52 +718,19 @@ fn run_in(root: &Path, ursa: &Path, work: &Path, n: u64) -> Result<ExitCode> {
 
 /// Produces the JSON records: the same generated `MessageReceived` values as the Avro rows, as JSON text.
 const PRODUCE_JSON: &str = r#"
-import json, sys, time
+import json, sys
 root, bootstrap, topic, partitions, schema_file, count = sys.argv[1:7]
 sys.path[:0] = [root + "/runtime/bench", root + "/runtime/tests/python"]
 import produce_avro, runtime_peer
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, NewTopic
 count = int(count)
-admin = AdminClient({"bootstrap.servers": bootstrap})
-deadline = time.monotonic() + 60
-while True:
-    try:
-        for f in admin.create_topics([NewTopic(topic, num_partitions=int(partitions), replication_factor=1)]).values():
-            f.result(30)
-        break
-    except Exception as e:  # the broker may still be electing its controller
-        if "TOPIC_ALREADY_EXISTS" in str(e):
-            break
-        if time.monotonic() > deadline:
-            raise
-        time.sleep(0.2)
+runtime_peer.create_topic(bootstrap, topic, partitions)
 schema = json.load(open(schema_file, encoding="utf-8"))
 values = [
     json.dumps(runtime_peer.jsonable(produce_avro.value(schema)), separators=(",", ":")).encode()
     for _ in range(runtime_peer.DISTINCT)
 ]
-producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1000000,
-                     "queue.buffering.max.messages": 1000000, "queue.buffering.max.kbytes": 1048576})
-errors = []
-start = time.monotonic()
-total = 0
-for i in range(count):
-    value = values[i % len(values)]
-    total += len(value)
-    while True:
-        try:
-            producer.produce(topic, key=str(i).encode(), value=value,
-                             on_delivery=lambda err, _m: err and errors.append(err))
-            break
-        except BufferError:
-            producer.poll(0.01)
-    if i % 10000 == 0:
-        producer.poll(0)
-left = producer.flush(120)
-if errors or left:
-    sys.exit(f"delivery failed: {errors[:5]} ({left} undelivered)")
-print(json.dumps({"records": count, "seconds": time.monotonic() - start, "avg_value_bytes": total / count}))
+seconds, total = runtime_peer.produce_cycling(bootstrap, topic, values, count)
+print(json.dumps({"records": count, "seconds": seconds, "avg_value_bytes": total / count}))
 "#;
 
 /// The `java` to run: `$JAVA`, else `$JAVA_HOME/bin/java`, else `java` on the PATH (as the testkit's).
@@ -1167,18 +1140,7 @@ fn json_rows(root: &Path, ursa: &Path, work: &Path, schema: &Path, n: u64) -> Re
     )?;
     writeln!(table, "|---|---:|---:|---:|---:|---:|---:|---|")?;
     for m in &rows {
-        writeln!(
-            table,
-            "| {} | {} | {:.2} | {:.0} | {} | {} | {} | {} |",
-            m.name,
-            m.records,
-            m.seconds,
-            m.rate(),
-            fmt_opt(m.cpu_seconds, 2),
-            fmt_opt(m.per_cpu(), 0),
-            fmt_opt(m.peak_mib, 0),
-            m.note
-        )?;
+        write_row(&mut table, m)?;
     }
     let best_connect = rows[..2]
         .iter()

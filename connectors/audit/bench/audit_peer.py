@@ -38,12 +38,17 @@ Each command prints one JSON object on stdout: rows, seconds, cpu_seconds (this 
 import datetime
 import io
 import json
+import os
 import resource
 import sys
 import threading
 import time
 import urllib.request
 import uuid
+
+_ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
+sys.path[:0] = [os.path.join(_ROOT, "runtime", "bench"), os.path.join(_ROOT, "runtime", "tests", "python")]
+import runtime_peer  # noqa: E402  (the runtime bench's producers and JSON conversion)
 
 
 def usage():
@@ -205,20 +210,6 @@ def columns(schema, named, path=()):
     return [("__".join(path), LOGICAL.get(logical, PG_TYPES.get(t, "text")), path, False)]
 
 
-def jsonable(v):
-    if isinstance(v, dict):
-        return {k: jsonable(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [jsonable(x) for x in v]
-    if isinstance(v, (datetime.datetime, datetime.date, datetime.time)):
-        return v.isoformat()
-    if isinstance(v, uuid.UUID):
-        return str(v)
-    if isinstance(v, bytes):
-        return v.decode("latin-1")
-    return v
-
-
 def leaf(value, path):
     for p in path:
         if not isinstance(value, dict):
@@ -296,7 +287,7 @@ def job(db_url, bootstrap, registry, topic, count):
                 typed = []
                 for _, _, path, is_json in cols:
                     v = leaf(value, path)
-                    typed.append(Jsonb(jsonable(v)) if is_json and v is not None else v)
+                    typed.append(Jsonb(runtime_peer.jsonable(v)) if is_json and v is not None else v)
                 rows.append(
                     [
                         m.topic(),
@@ -307,7 +298,7 @@ def job(db_url, bootstrap, registry, topic, count):
                         Jsonb(headers),
                         schema_id,
                         payload,
-                        Jsonb(jsonable(value)),
+                        Jsonb(runtime_peer.jsonable(value)),
                     ]
                     + typed
                 )
@@ -405,42 +396,16 @@ def connect_payload(v):
 
 
 def produce_connect(bootstrap, topic, partitions, schema_file, count):
-    import os
-
-    from confluent_kafka import Producer
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "runtime", "tests", "python"))
     import produce_avro
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for f in admin.create_topics([NewTopic(topic, num_partitions=int(partitions), replication_factor=1)]).values():
-        f.result(30)
+    runtime_peer.create_topic(bootstrap, topic, partitions)
     avro = json.load(open(schema_file, encoding="utf-8"))
     schema = connect_schema(avro, {})
-    values = []
-    for _ in range(500):
-        payload = connect_payload(produce_avro.value(avro))
-        values.append(json.dumps({"schema": schema, "payload": payload}, separators=(",", ":")).encode())
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.size": 1000000,
-                         "queue.buffering.max.messages": 1000000, "queue.buffering.max.kbytes": 1048576})
-    errors = []
-    total = 0
-    for i in range(int(count)):
-        value = values[i % len(values)]
-        total += len(value)
-        while True:
-            try:
-                producer.produce(topic, key=str(i).encode(), value=value,
-                                 on_delivery=lambda err, _m: err and errors.append(err))
-                break
-            except BufferError:
-                producer.poll(0.01)
-        if i % 10000 == 0:
-            producer.poll(0)
-    left = producer.flush(120)
-    if errors or left:
-        sys.exit(f"delivery failed: {errors[:5]} ({left} undelivered)")
+    values = [
+        json.dumps({"schema": schema, "payload": connect_payload(produce_avro.value(avro))}, separators=(",", ":")).encode()
+        for _ in range(runtime_peer.DISTINCT)
+    ]
+    _, total = runtime_peer.produce_cycling(bootstrap, topic, values, count)
     report(rows=int(count), avg_value_bytes=total / int(count))
 
 

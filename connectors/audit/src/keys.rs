@@ -120,6 +120,93 @@ impl KeyStore {
         Ok(key)
     }
 
+    /// Caches the sealing keys of `subjects` (as [`KeyStore::for_subject`] would, one by one): the newest live
+    /// key of each subject not cached yet in one query, and new keys for those that have none in one insert.
+    pub async fn prefetch(&self, client: &Client, subjects: &[&str]) -> Result<(), AuditError> {
+        let mut missing: Vec<&str> = {
+            let Ok(cached) = self.by_subject.lock() else {
+                return Ok(());
+            };
+            subjects
+                .iter()
+                .copied()
+                .filter(|s| !cached.contains_key(*s))
+                .collect()
+        };
+        missing.sort_unstable();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let t = self.table();
+        let found = client
+            .query(
+                &format!(
+                    "SELECT DISTINCT ON (subject) subject, key_id, wrapped_key, master_key_id FROM {t} \
+                     WHERE subject = ANY($1) AND wrapped_key IS NOT NULL ORDER BY subject, key_id DESC"
+                ),
+                &[&missing],
+            )
+            .await?;
+        let mut keys: Vec<(String, DataKey)> = Vec::with_capacity(missing.len());
+        for row in &found {
+            let subject: String = row.get(0);
+            let id: i64 = row.get(1);
+            let wrapped: Vec<u8> = row.get(2);
+            let master_id: Vec<u8> = row.get(3);
+            let key = self
+                .master
+                .unwrap(&subject, id, &wrapped, &master_id)
+                .map_err(|e| AuditError::Config(e.to_string()))?;
+            keys.push((subject, key));
+        }
+        let new: Vec<&str> = missing
+            .iter()
+            .copied()
+            .filter(|s| !keys.iter().any(|(k, _)| k == s))
+            .collect();
+        if !new.is_empty() {
+            let mut raws = Vec::with_capacity(new.len());
+            let mut wrapped = Vec::with_capacity(new.len());
+            for subject in &new {
+                let (raw, w) = self
+                    .master
+                    .new_data_key(subject)
+                    .map_err(|e| AuditError::Config(e.to_string()))?;
+                raws.push(raw);
+                wrapped.push(w);
+            }
+            let rows = client
+                .query(
+                    &format!(
+                        "INSERT INTO {t} (subject, wrapped_key, master_key_id) \
+                         SELECT s, w, $3 FROM unnest($1::text[], $2::bytea[]) AS n(s, w) RETURNING key_id, subject"
+                    ),
+                    &[&new, &wrapped, &&self.master.id()[..]],
+                )
+                .await?;
+            for row in &rows {
+                let id: i64 = row.get(0);
+                let subject: String = row.get(1);
+                let Some(at) = new.iter().position(|s| *s == subject) else {
+                    continue;
+                };
+                let key =
+                    DataKey::new(id, &raws[at]).map_err(|e| AuditError::Config(e.to_string()))?;
+                keys.push((subject, key));
+            }
+        }
+        if let Ok(mut m) = self.by_subject.lock() {
+            if m.len() + keys.len() > CACHE {
+                m.clear();
+            }
+            for (subject, key) in keys {
+                m.insert(subject, Arc::new(key));
+            }
+        }
+        Ok(())
+    }
+
     /// Forgets cached keys (destroyed by `forget`).
     pub fn evict(&self, ids: &[i64]) {
         if let Ok(mut m) = self.by_subject.lock() {

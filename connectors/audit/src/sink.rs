@@ -241,8 +241,23 @@ impl Inner {
         records: &[SinkRecord],
     ) -> Result<(Vec<Prepared>, Option<(usize, String)>), SinkError> {
         let mut rows = Vec::with_capacity(records.len());
-        for (i, r) in records.iter().enumerate() {
-            let key = match (self.preparer.sealing_subject(r), &self.keys) {
+        let subjects: Vec<Result<Option<String>, PrepareError>> = records
+            .iter()
+            .map(|r| self.preparer.sealing_subject(r))
+            .collect();
+        // Every subject's key at once: one query for the batch's subjects not cached yet, one insert for the new
+        // ones (not a round trip per record).
+        if let Some(keys) = &self.keys {
+            let wanted: Vec<&str> = subjects
+                .iter()
+                .filter_map(|s| s.as_ref().ok().and_then(Option::as_deref))
+                .collect();
+            keys.prefetch(conn.client(), &wanted)
+                .await
+                .map_err(sink_error)?;
+        }
+        for (i, (r, subject)) in records.iter().zip(subjects).enumerate() {
+            let key = match (subject, &self.keys) {
                 (Ok(None), _) | (Ok(Some(_)), None) => None,
                 (Ok(Some(subject)), Some(keys)) => Some(
                     keys.for_subject(conn.client(), &subject)

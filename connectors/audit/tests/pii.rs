@@ -238,6 +238,35 @@ async fn pii_is_sealed_shown_and_forgotten() -> Result<()> {
         "the new record has a new key"
     );
     assert_eq!(shown[0].value["text"], "<erased>");
+
+    // A batch's keys at once (the sink's path): a sink that starts cold finds each subject's newest live key,
+    // and makes one key for a new subject however often it appears, and none again the next time.
+    let cold = KeyStore::new(MasterKey::parse(&master)?, "public");
+    cold.prefetch(conn.client(), &["child-1", "child-2", "child-3", "child-3"])
+        .await?;
+    for subject in ["child-1", "child-2"] {
+        assert_eq!(
+            cold.for_subject(conn.client(), subject).await?.id(),
+            keys.for_subject(conn.client(), subject).await?.id(),
+            "{subject}: the live key, not a new one"
+        );
+    }
+    cold.prefetch(conn.client(), &["child-3"]).await?;
+    let fresh = KeyStore::new(MasterKey::parse(&master)?, "public");
+    fresh.prefetch(conn.client(), &["child-3"]).await?;
+    let child3: i64 = conn
+        .client()
+        .query_one(
+            "SELECT count(*) FROM ursa_audit_subject_keys WHERE subject = 'child-3'",
+            &[],
+        )
+        .await?
+        .get(0);
+    assert_eq!(child3, 1, "one key for the new subject");
+    assert_eq!(
+        fresh.for_subject(conn.client(), "child-3").await?.id(),
+        cold.for_subject(conn.client(), "child-3").await?.id()
+    );
     conn.release();
     Ok(())
 }
