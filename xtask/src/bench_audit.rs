@@ -50,8 +50,10 @@ use crate::bench_runtime::{
 
 const DEFAULT_RECORDS: u64 = 500_000;
 const PARTITIONS: u32 = 3;
-/// Distinct record keys: an event without a child has its key as its data subject, so the events have
-/// about 1,500 subjects (the 500 distinct values' child ids and these keys), as a day of a deployment might.
+/// Distinct record keys by default: an event without a child has its key as its data subject, so the events
+/// have about 1,500 subjects (the 500 distinct values' child ids and these keys), as a day of a deployment
+/// might. `URSA_BENCH_AUDIT_KEYS` sets another number; `0` makes every key distinct (a new subject per
+/// event without a child: the worst case for the subjects' keys).
 const KEYS: u64 = 1000;
 
 /// The run's fixed parts.
@@ -129,6 +131,14 @@ fn run_in(root: &Path, ursa: &Path, server_url: &str, work: &Path, n: u64) -> Re
         (format!("bench-audit-pii-{pid}"), &sealed),
         (format!("bench-audit-plain-{pid}"), &plain),
     ];
+    let keys: u64 = match std::env::var("URSA_BENCH_AUDIT_KEYS") {
+        Ok(v) => v
+            .parse()
+            .context("URSA_BENCH_AUDIT_KEYS must be a number")?,
+        Err(_) => KEYS,
+    };
+    // 0: every key distinct (the producer's default, key = the index).
+    let keys = if keys == 0 { n } else { keys };
     let mut avg_bytes = 0.0;
     for (topic, schema) in &topics {
         eprintln!("producing {n} Avro AuditLog events to {topic} ({PARTITIONS} partitions)");
@@ -142,7 +152,7 @@ fn run_in(root: &Path, ursa: &Path, server_url: &str, work: &Path, n: u64) -> Re
                 &PARTITIONS.to_string(),
                 schema.to_str().context("schema path")?,
                 &n.to_string(),
-                &KEYS.to_string(),
+                &keys.to_string(),
             ],
         )?;
         avg_bytes = produced["avg_value_bytes"].as_f64().unwrap_or(0.0);
@@ -208,7 +218,7 @@ fn run_in(root: &Path, ursa: &Path, server_url: &str, work: &Path, n: u64) -> Re
     let mut out = String::new();
     writeln!(
         out,
-        "{n} Avro AuditLog events per topic ({avg_bytes:.0} bytes per value on average), {PARTITIONS} partitions, Apache Kafka 4.4 (local KRaft JVM), PostgreSQL {}; machine before: {machine_before}; after: {}\n",
+        "{n} Avro AuditLog events per topic ({avg_bytes:.0} bytes per value on average, {keys} distinct keys), {PARTITIONS} partitions, Apache Kafka 4.4 (local KRaft JVM), PostgreSQL {}; machine before: {machine_before}; after: {}\n",
         postgres_version(&bench.server_url),
         machine()
     )?;
