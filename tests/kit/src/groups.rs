@@ -78,7 +78,7 @@ mod tests {
             parse_assignment(&b),
             vec![("t".to_owned(), 3), ("t".to_owned(), 5)]
         );
-        b.truncate(15);
+        b.truncate(17);
         assert_eq!(parse_assignment(&b), vec![("t".to_owned(), 3)]);
     }
 }
