@@ -269,6 +269,7 @@ mod tests {
                 ("prometheus_client", "0.24.1"),
                 ("aiosmtpd", "1.4.6"),
                 ("standardwebhooks", "1.1.0"),
+                ("psycopg", "3.3.9"),
             ]
         );
     }
