@@ -67,65 +67,40 @@ impl KeyStore {
         client: &Client,
         subject: &str,
     ) -> Result<Arc<DataKey>, AuditError> {
-        if let Some(k) = self
-            .by_subject
+        if let Some(k) = self.cached(subject) {
+            return Ok(k);
+        }
+        match self.load(client, &[subject]).await?.pop() {
+            Some((_, k)) => Ok(k),
+            // Another batch cached it meanwhile.
+            None => self
+                .cached(subject)
+                .ok_or_else(|| AuditError::Config(format!("no data key for subject {subject}"))),
+        }
+    }
+
+    fn cached(&self, subject: &str) -> Option<Arc<DataKey>> {
+        self.by_subject
             .lock()
             .ok()
             .and_then(|m| m.get(subject).cloned())
-        {
-            return Ok(k);
-        }
-        let t = self.table();
-        let found = client
-            .query_opt(
-                &format!(
-                    "SELECT key_id, wrapped_key, master_key_id FROM {t} WHERE subject = $1 AND wrapped_key IS NOT NULL \
-                     ORDER BY key_id DESC LIMIT 1"
-                ),
-                &[&subject],
-            )
-            .await?;
-        let key = match found {
-            Some(row) => {
-                let id: i64 = row.get(0);
-                let wrapped: Vec<u8> = row.get(1);
-                let master_id: Vec<u8> = row.get(2);
-                self.master
-                    .unwrap(subject, id, &wrapped, &master_id)
-                    .map_err(|e| AuditError::Config(e.to_string()))?
-            }
-            None => {
-                let (raw, wrapped) = self
-                    .master
-                    .new_data_key(subject)
-                    .map_err(|e| AuditError::Config(e.to_string()))?;
-                let row = client
-                    .query_one(
-                        &format!(
-                            "INSERT INTO {t} (subject, wrapped_key, master_key_id) VALUES ($1, $2, $3) RETURNING key_id"
-                        ),
-                        &[&subject, &wrapped, &&self.master.id()[..]],
-                    )
-                    .await?;
-                DataKey::new(row.get(0), &raw).map_err(|e| AuditError::Config(e.to_string()))?
-            }
-        };
-        let key = Arc::new(key);
-        if let Ok(mut m) = self.by_subject.lock() {
-            if m.len() >= CACHE {
-                m.clear();
-            }
-            m.insert(subject.to_owned(), Arc::clone(&key));
-        }
-        Ok(key)
     }
 
     /// Caches the sealing keys of `subjects` (as [`KeyStore::for_subject`] would, one by one): the newest live
     /// key of each subject not cached yet in one query, and new keys for those that have none in one insert.
     pub async fn prefetch(&self, client: &Client, subjects: &[&str]) -> Result<(), AuditError> {
+        self.load(client, subjects).await.map(drop)
+    }
+
+    /// The keys of those of `subjects` not cached (found, or made), now cached too.
+    async fn load(
+        &self,
+        client: &Client,
+        subjects: &[&str],
+    ) -> Result<Vec<(String, Arc<DataKey>)>, AuditError> {
         let mut missing: Vec<&str> = {
             let Ok(cached) = self.by_subject.lock() else {
-                return Ok(());
+                return Ok(Vec::new());
             };
             subjects
                 .iter()
@@ -136,7 +111,7 @@ impl KeyStore {
         missing.sort_unstable();
         missing.dedup();
         if missing.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let t = self.table();
         let found = client
@@ -196,15 +171,17 @@ impl KeyStore {
                 keys.push((subject, key));
             }
         }
+        let keys: Vec<(String, Arc<DataKey>)> =
+            keys.into_iter().map(|(s, k)| (s, Arc::new(k))).collect();
         if let Ok(mut m) = self.by_subject.lock() {
             if m.len() + keys.len() > CACHE {
                 m.clear();
             }
-            for (subject, key) in keys {
-                m.insert(subject, Arc::new(key));
+            for (subject, key) in &keys {
+                m.insert(subject.clone(), Arc::clone(key));
             }
         }
-        Ok(())
+        Ok(keys)
     }
 
     /// Forgets cached keys (destroyed by `forget`).

@@ -188,6 +188,17 @@ impl ConnectorHandle {
         }
     }
 
+    /// Restarts task `task` (every task when `None`), only if FAILED when `only_failed`.
+    pub fn restart_where(&self, task: Option<u32>, only_failed: bool) {
+        for t in &self.tasks {
+            if task.is_none_or(|id| id == t.id)
+                && (!only_failed || t.status().state == State::Failed)
+            {
+                let _ = t.restart.try_send(());
+            }
+        }
+    }
+
     /// Restarts task `id`; false if this worker does not run it.
     pub fn restart_task(&self, id: u32) -> bool {
         match self.tasks.iter().find(|t| t.id == id) {

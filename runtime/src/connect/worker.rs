@@ -556,13 +556,7 @@ impl Worker {
                     && mine
                     && let Some(Slot::Live(h)) = s.get(&name)
                 {
-                    for (task, status) in h.task_statuses() {
-                        if r.task.is_none_or(|t| t == task)
-                            && (!r.only_failed || status.state == State::Failed)
-                        {
-                            h.restart_task(task);
-                        }
-                    }
+                    h.restart_where(r.task, r.only_failed);
                 }
             }
         }
@@ -1187,11 +1181,7 @@ impl ConnectApi for Worker {
                 } else {
                     self.with_slot(&name, |slot| {
                         if let Slot::Live(h) = slot {
-                            for (task, s) in h.task_statuses() {
-                                if !failed_only || s.state == State::Failed {
-                                    h.restart_task(task);
-                                }
-                            }
+                            h.restart_where(None, failed_only);
                         }
                     })?;
                 }
