@@ -41,6 +41,7 @@ async fn peak_memory_stays_under_the_bound_with_a_stalled_sink_and_large_records
             .config()
             .set("linger.ms", "5")
             .set("compression.type", "none")
+            .set("message.timeout.ms", "60000")
             .create()
             .unwrap();
         // Incompressible values (a cheap xorshift), so that no layer can make them smaller.
@@ -62,8 +63,9 @@ async fn peak_memory_stays_under_the_bound_with_a_stalled_sink_and_large_records
                     Duration::from_secs(30),
                 )
                 .await
-                .map_err(|(e, _)| e)
-                .unwrap();
+                .unwrap_or_else(|(e, _)| {
+                    panic!("producing the records: {e}\n{}", kafka().diagnose())
+                });
         }
     }
     let recorder = Recorder::new();

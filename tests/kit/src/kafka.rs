@@ -249,6 +249,32 @@ impl Kafka {
         Ok(())
     }
 
+    /// What a test shows when the broker stops answering: whether its process still runs, the end of its log
+    /// (Apache Kafka) and the free space where brokers keep their data.
+    pub fn diagnose(&self) -> String {
+        let mut out = format!("{:?} broker at {}", self.backend, self.bootstrap);
+        if let Some(service) = &self._service {
+            let state = if service.is_running() {
+                "running"
+            } else {
+                "exited"
+            };
+            out.push_str(&format!(
+                " ({state}); the end of its log:\n{}",
+                service.log_tail(30)
+            ));
+        }
+        let tmp = std::env::temp_dir();
+        let df = Command::new("df")
+            .arg("-h")
+            .arg(&tmp)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_else(|e| format!("df failed: {e}"));
+        out.push_str(&format!("\nfree space of {}:\n{df}", tmp.display()));
+        out
+    }
+
     /// A client config with `bootstrap.servers` set.
     pub fn config(&self) -> ClientConfig {
         let mut c = ClientConfig::new();
