@@ -20,7 +20,7 @@ use ursa::connect::sink::{
 };
 use ursa::connect::telemetry::Telemetry;
 use ursa::connect::worker::Worker;
-use ursa_connect::BoxFuture;
+use ursa_connect::{BoxFuture, Conversion};
 
 /// Rows with the offsets (and the writer's generation) stored beside them.
 #[derive(Default)]
@@ -110,8 +110,8 @@ impl Sink for Db {
         })
     }
 
-    fn wants_json(&self) -> bool {
-        false
+    fn conversion(&self) -> Conversion {
+        Conversion::OnDemand
     }
 }
 

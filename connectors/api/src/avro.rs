@@ -59,6 +59,12 @@ impl AvroWriter {
         ursa_avro::value::decode_json(&self.set, self.set.last_root(), datum)
     }
 
+    /// Appends a datum's (without the Confluent header) JSON text to `out`: the text of [`Self::decode_json`]'s
+    /// value, written without building it. On an error `out` is left as it was.
+    pub fn write_json(&self, datum: &[u8], out: &mut Vec<u8>) -> Result<(), ursa_avro::Error> {
+        ursa_avro::value::write_json(&self.set, self.set.last_root(), datum, out)
+    }
+
     /// Decodes a Confluent-framed payload into the generated type `T` (schema resolution from this writer
     /// schema; the plan is made once per type).
     pub fn decode_typed<T: AvroRecord>(&self, framed: &[u8]) -> Result<T, ursa_avro::Error> {

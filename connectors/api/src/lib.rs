@@ -37,7 +37,7 @@ pub use outcome::{Outcome, SinkError};
 pub use record::{
     DecodeError, Format, Header, Offsets, Payload, SinkRecord, TimestampType, TopicPartition,
 };
-pub use sink::{Sink, SinkPlugin};
+pub use sink::{Conversion, Sink, SinkPlugin};
 
 /// Where a sink wants partitions to start (see [`Sink::starting_offsets`]).
 pub type StartingOffsets = Offsets;

@@ -154,6 +154,8 @@ struct Inner {
     bytes: Bytes,
     format: Format,
     json: OnceLock<Result<Value, DecodeError>>,
+    /// The compact JSON text, when the runtime built it ([`crate::Conversion::JsonText`]).
+    text: Option<Bytes>,
 }
 
 impl fmt::Debug for Payload {
@@ -165,6 +167,7 @@ impl fmt::Debug for Payload {
                 .field("format", &i.format.as_str())
                 .field("len", &i.bytes.len())
                 .field("json", &i.json.get())
+                .field("text", &i.text.as_ref().map(Bytes::len))
                 .finish(),
         }
     }
@@ -182,7 +185,30 @@ impl Payload {
             bytes,
             format,
             json: OnceLock::new(),
+            text: None,
         })))
+    }
+
+    /// Bytes whose compact JSON text is known already (the runtime wrote it eagerly, see
+    /// [`crate::Conversion::JsonText`]); the tree is built from the bytes if asked for.
+    pub fn with_json_text(bytes: Bytes, format: Format, text: Bytes) -> Payload {
+        Payload(Some(Arc::new(Inner {
+            bytes,
+            format,
+            json: OnceLock::new(),
+            text: Some(text),
+        })))
+    }
+
+    /// The payload's JSON text as [`Payload::write_json`] writes it, built into a new buffer (`null` for a
+    /// null payload).
+    pub fn json_text(&self) -> Result<Bytes, DecodeError> {
+        if let Some(text) = self.0.as_ref().and_then(|i| i.text.as_ref()) {
+            return Ok(text.clone());
+        }
+        let mut out = Vec::with_capacity(self.bytes().map_or(4, |b| b.len() * 2));
+        self.write_json(&mut out)?;
+        Ok(Bytes::from(out))
     }
 
     /// Bytes whose JSON form is known already (the runtime converted them eagerly).
@@ -193,6 +219,7 @@ impl Payload {
             bytes,
             format,
             json: cell,
+            text: None,
         })))
     }
 
@@ -225,6 +252,11 @@ impl Payload {
         }
     }
 
+    /// Whether the JSON text was built before the sink got the payload.
+    pub fn has_json_text(&self) -> bool {
+        self.0.as_ref().is_some_and(|i| i.text.is_some())
+    }
+
     /// Whether the JSON form has been built.
     pub fn has_json(&self) -> bool {
         self.0.as_ref().is_some_and(|i| i.json.get().is_some())
@@ -241,6 +273,54 @@ impl Payload {
             .get_or_init(|| to_json(&inner.bytes, &inner.format))
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// Appends the JSON text of [`Payload::json`]'s value to `out` (compact), without building the value when
+    /// it is not built yet: Avro is written straight from the datum, text and bytes as strings. On an error
+    /// `out` is left as it was.
+    pub fn write_json(&self, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+        let Some(inner) = &self.0 else {
+            out.extend_from_slice(b"null");
+            return Ok(());
+        };
+        if let Some(text) = &inner.text {
+            out.extend_from_slice(text);
+            return Ok(());
+        }
+        if let Some(json) = inner.json.get() {
+            let v = json.as_ref().map_err(Clone::clone)?;
+            // Writing into a `Vec` cannot fail.
+            let _ = serde_json::to_writer(&mut *out, v);
+            return Ok(());
+        }
+        match &inner.format {
+            Format::Avro(writer) => {
+                let datum = inner
+                    .bytes
+                    .get(ursa_avro::wire::HEADER_LEN..)
+                    .unwrap_or_default();
+                writer
+                    .write_json(datum, out)
+                    .map_err(|e| DecodeError::MalformedAvro {
+                        id: writer.id(),
+                        message: e.to_string(),
+                    })
+            }
+            Format::String => match std::str::from_utf8(&inner.bytes) {
+                Ok(s) => {
+                    ursa_avro::value::write_json_str(out, s);
+                    Ok(())
+                }
+                Err(e) => Err(DecodeError::InvalidUtf8 {
+                    offset: e.valid_up_to(),
+                }),
+            },
+            Format::Json | Format::Bytes => {
+                let v = self.json()?;
+                let _ = serde_json::to_writer(&mut *out, v);
+                Ok(())
+            }
+        }
     }
 
     /// Decodes an Avro payload into the generated type `T` straight from the bytes (schema resolution from
@@ -279,6 +359,7 @@ impl Payload {
             None => 0,
             Some(i) => {
                 i.bytes.len()
+                    + i.text.as_ref().map_or(0, Bytes::len)
                     + match i.json.get() {
                         Some(Ok(v)) => json_size(v),
                         _ => 0,

@@ -96,13 +96,29 @@ pub trait Sink: Send + Sync + 'static {
         Box::pin(async {})
     }
 
-    /// Whether the runtime should build every record's JSON form before `put` (so that a value that does
-    /// not decode is a converter failure, dead-lettered with stage `VALUE_CONVERTER`). Typed sinks that
-    /// decode with [`SinkRecord::value_as`], and sinks that only need the bytes, answer `false`: the JSON
-    /// form is then built only if they ask for it.
-    fn wants_json(&self) -> bool {
-        true
+    /// What the runtime builds from every record's key and value before `put` (see [`Conversion`]); a
+    /// payload that does not decode into it is a converter failure, dead-lettered with stage
+    /// `KEY_CONVERTER`/`VALUE_CONVERTER`. The default, [`Conversion::JsonTree`], suits sinks that read
+    /// fields of generic values.
+    fn conversion(&self) -> Conversion {
+        Conversion::JsonTree
     }
+}
+
+/// What the runtime builds from each key and value before a sink's `put` ([`Sink::conversion`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Conversion {
+    /// The JSON tree ([`crate::Payload::json`]): for sinks that read fields of generic values.
+    #[default]
+    JsonTree,
+    /// The JSON text ([`crate::Payload::write_json`]): for sinks that write JSON out (a JSON-lines file, an
+    /// HTTP body). Avro is written straight into text, no tree is built; [`crate::Payload::json`] still
+    /// builds the tree if asked.
+    JsonText,
+    /// Nothing beyond checking the framing (and resolving Avro writer schemas): for typed sinks that decode
+    /// with [`crate::SinkRecord::value_as`] and sinks that use the bytes. Either JSON form is built if asked
+    /// for, and a payload that does not decode is then the sink's to report.
+    OnDemand,
 }
 
 /// A kind of sink: its name, its config keys, its own checks, and how to build it.

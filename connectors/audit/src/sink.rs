@@ -16,7 +16,8 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::OnceCell;
 use tokio::time::Instant;
 use ursa_connect::{
-    BoxFuture, Offsets, Outcome, Sink, SinkContext, SinkError, SinkRecord, TopicPartition,
+    BoxFuture, Conversion, Offsets, Outcome, Sink, SinkContext, SinkError, SinkRecord,
+    TopicPartition,
 };
 
 use crate::config::AuditConfig;
@@ -535,7 +536,7 @@ impl Sink for AuditSink {
         })
     }
 
-    fn wants_json(&self) -> bool {
-        false
+    fn conversion(&self) -> Conversion {
+        Conversion::OnDemand
     }
 }

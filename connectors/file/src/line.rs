@@ -1,66 +1,58 @@
-//! The JSON line written for a record.
+//! The JSON line written for a record, straight into the output buffer: the value and key are written from
+//! their bytes (Avro without a JSON tree), headers as UTF-8 text or base64.
 
+use ursa_avro::value::write_json_str;
 use ursa_connect::{DecodeError, SinkRecord};
 
-#[derive(serde::Serialize)]
-struct Header<'a> {
-    key: &'a str,
-    value: Option<std::borrow::Cow<'a, str>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    encoding: Option<&'static str>,
-}
-
-#[derive(serde::Serialize)]
-struct Line<'a> {
-    topic: &'a str,
-    partition: i32,
-    offset: i64,
-    timestamp: Option<i64>,
-    headers: Vec<Header<'a>>,
-    key: &'a serde_json::Value,
-    value: &'a serde_json::Value,
-}
-
 /// Appends `record` as one JSON line (with the trailing newline) to `out`, without copying its values; fails
-/// only when the key or value does not decode.
+/// only when the key or value does not decode, and then leaves `out` as it was.
 pub fn json_line(record: &SinkRecord, out: &mut Vec<u8>) -> Result<(), DecodeError> {
-    let key = record.key.json()?;
-    let value = record.value.json()?;
-    let headers = record
-        .headers
-        .iter()
-        .map(|h| match &h.value {
-            None => Header {
-                key: &h.key,
-                value: None,
-                encoding: None,
-            },
+    let start = out.len();
+    let written = write_line(record, out);
+    if written.is_err() {
+        out.truncate(start);
+    }
+    written
+}
+
+fn write_line(record: &SinkRecord, out: &mut Vec<u8>) -> Result<(), DecodeError> {
+    let mut n = itoa::Buffer::new();
+    out.extend_from_slice(b"{\"topic\":");
+    write_json_str(out, &record.topic);
+    out.extend_from_slice(b",\"partition\":");
+    out.extend_from_slice(n.format(record.partition).as_bytes());
+    out.extend_from_slice(b",\"offset\":");
+    out.extend_from_slice(n.format(record.offset).as_bytes());
+    out.extend_from_slice(b",\"timestamp\":");
+    match record.timestamp {
+        Some(t) => out.extend_from_slice(n.format(t).as_bytes()),
+        None => out.extend_from_slice(b"null"),
+    }
+    out.extend_from_slice(b",\"headers\":[");
+    for (i, h) in record.headers.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"key\":");
+        write_json_str(out, &h.key);
+        out.extend_from_slice(b",\"value\":");
+        match &h.value {
+            None => out.extend_from_slice(b"null"),
             Some(bytes) => match std::str::from_utf8(bytes) {
-                Ok(s) => Header {
-                    key: &h.key,
-                    value: Some(s.into()),
-                    encoding: None,
-                },
-                Err(_) => Header {
-                    key: &h.key,
-                    value: Some(ursa_avro::value::encode_base64(bytes).into()),
-                    encoding: Some("base64"),
-                },
+                Ok(s) => write_json_str(out, s),
+                Err(_) => {
+                    write_json_str(out, &ursa_avro::value::encode_base64(bytes));
+                    out.extend_from_slice(b",\"encoding\":\"base64\"");
+                }
             },
-        })
-        .collect();
-    let line = Line {
-        topic: &record.topic,
-        partition: record.partition,
-        offset: record.offset,
-        timestamp: record.timestamp,
-        headers,
-        key,
-        value,
-    };
-    // Serializing these types into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, &line);
-    out.push(b'\n');
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"],\"key\":");
+    record.key.write_json(out)?;
+    out.extend_from_slice(b",\"value\":");
+    record.value.write_json(out)?;
+    out.extend_from_slice(b"}\n");
     Ok(())
 }
 

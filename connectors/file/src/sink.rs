@@ -7,7 +7,7 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use ursa_connect::{BoxFuture, Offsets, Outcome, Sink, SinkError, SinkRecord};
+use ursa_connect::{BoxFuture, Conversion, Offsets, Outcome, Sink, SinkError, SinkRecord};
 
 use crate::line::json_line;
 
@@ -92,6 +92,10 @@ impl Sink for FileSink {
             // fsync made it durable; records dead-lettered or skipped are not ours to write.
             Ok(done.clone())
         })
+    }
+
+    fn conversion(&self) -> Conversion {
+        Conversion::JsonText
     }
 
     fn health(&self) -> BoxFuture<'_, Result<(), SinkError>> {

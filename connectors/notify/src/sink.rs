@@ -18,7 +18,8 @@ use tokio::sync::Notify;
 use ursa_connect::context::BoundedCounters;
 use ursa_connect::limit::{LimitConfig, Limiter};
 use ursa_connect::{
-    BoxFuture, Format, Outcome, Sink, SinkContext, SinkError, SinkRecord, TopicPartition,
+    BoxFuture, Conversion, Format, Outcome, Sink, SinkContext, SinkError, SinkRecord,
+    TopicPartition,
 };
 
 use crate::audit::{self, AuditConfig, Publisher};
@@ -1617,7 +1618,7 @@ impl Sink for NotifySink {
         })
     }
 
-    fn wants_json(&self) -> bool {
-        true
+    fn conversion(&self) -> Conversion {
+        Conversion::JsonTree
     }
 }

@@ -1,6 +1,7 @@
 //! Standard-alphabet base64 with `=` padding (RFC 4648 §4), the JSON form of `bytes` and `fixed`.
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+pub(super) const ALPHABET: &[u8; 64] =
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /// Encodes `bytes` as standard base64 with padding (what Kafka Connect's `JsonConverter` writes for bytes).
 pub fn encode_base64(bytes: &[u8]) -> String {

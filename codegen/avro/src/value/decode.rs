@@ -102,12 +102,12 @@ fn non_finite(v: f64) -> Value {
     )
 }
 
-fn double(v: f64) -> Value {
+pub(super) fn double(v: f64) -> Value {
     Number::from_f64(v).map_or_else(|| non_finite(v), Value::Number)
 }
 
 /// A `float` as the shortest decimal that reads back as the same `f32` (`0.1`, not `0.10000000149011612`).
-fn float(v: f32) -> Value {
+pub(super) fn float(v: f32) -> Value {
     if !v.is_finite() {
         return non_finite(f64::from(v));
     }

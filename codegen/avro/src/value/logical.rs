@@ -58,6 +58,69 @@ pub(super) fn long(logical: Option<LogicalType>, v: i64) -> Value {
     text.map_or_else(|| Value::from(v), Value::String)
 }
 
+/// Appends a `long` with a logical type as JSON: what serializing [`long`]'s value gives. Timestamps in
+/// milliseconds and microseconds (the common case in events) are written without allocating.
+pub(super) fn write_long(out: &mut Vec<u8>, logical: Option<LogicalType>, v: i64) {
+    let written = match logical {
+        Some(LogicalType::TimestampMillis) => logical::timestamp_from_millis(v)
+            .ok()
+            .is_some_and(|t| write_instant(out, &t, 3)),
+        Some(LogicalType::TimestampMicros) => logical::timestamp_from_micros(v)
+            .ok()
+            .is_some_and(|t| write_instant(out, &t, 6)),
+        _ => false,
+    };
+    if !written {
+        let _ = serde_json::to_writer(&mut *out, &long(logical, v));
+    }
+}
+
+/// `"YYYY-MM-DDTHH:MM:SS.fffZ"` with `digits` (3 or 6) fractional digits, as `to_rfc3339_opts` writes it;
+/// false (nothing written) for a year RFC 3339 cannot write or a leap second.
+fn write_instant(out: &mut Vec<u8>, t: &DateTime<Utc>, digits: u32) -> bool {
+    use chrono::Timelike;
+    let nanos = t.nanosecond();
+    if !plain_year(t.year()) || nanos >= 1_000_000_000 {
+        return false;
+    }
+    let (y, mo, d) = (t.year() as u32, t.month(), t.day());
+    let (h, mi, s) = (t.hour(), t.minute(), t.second());
+    let frac = nanos / 10u32.pow(9 - digits);
+    // Quote, date, `T`, time, fraction, `Z`, quote.
+    let mut text = [0u8; 32];
+    let mut n = 0;
+    let mut put = |v: u32, width: u32| {
+        for i in (0..width).rev() {
+            text[n] = b'0' + ((v / 10u32.pow(i)) % 10) as u8;
+            n += 1;
+        }
+    };
+    put(y, 4);
+    put(mo, 2);
+    put(d, 2);
+    put(h, 2);
+    put(mi, 2);
+    put(s, 2);
+    put(frac, digits);
+    let digits = digits as usize;
+    out.push(b'"');
+    out.extend_from_slice(&text[0..4]);
+    out.push(b'-');
+    out.extend_from_slice(&text[4..6]);
+    out.push(b'-');
+    out.extend_from_slice(&text[6..8]);
+    out.push(b'T');
+    out.extend_from_slice(&text[8..10]);
+    out.push(b':');
+    out.extend_from_slice(&text[10..12]);
+    out.push(b':');
+    out.extend_from_slice(&text[12..14]);
+    out.push(b'.');
+    out.extend_from_slice(&text[14..14 + digits]);
+    out.extend_from_slice(b"Z\"");
+    true
+}
+
 fn date(d: NaiveDate) -> Option<String> {
     plain_year(d.year()).then(|| d.format("%Y-%m-%d").to_string())
 }

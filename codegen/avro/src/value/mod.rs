@@ -31,6 +31,7 @@
 mod base64;
 mod decode;
 mod logical;
+mod write;
 
 #[cfg(test)]
 mod tests;
@@ -47,6 +48,39 @@ use crate::schema::{Schema, SchemaSet};
 /// Decodes exactly one datum written with `root` (a schema of `set`) into JSON, with the default [`Limits`].
 pub fn decode_json(set: &SchemaSet, root: &Schema, datum: &[u8]) -> Result<Value, Error> {
     decode_json_with_limits(set, root, datum, Limits::default())
+}
+
+/// Appends the JSON text of exactly one datum written with `root` to `out`: the same text as serializing
+/// [`decode_json`]'s value (compact), written straight from the datum without building the value. On an
+/// error `out` is left as it was.
+pub fn write_json(
+    set: &SchemaSet,
+    root: &Schema,
+    datum: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let start = out.len();
+    let mut r = Reader::with_limits(datum, Limits::default());
+    let walked = write::value(set, root, &mut r, out).and_then(|()| Ok(r.finish()?));
+    match walked {
+        Ok(()) => Ok(()),
+        Err(write::Stop::Avro(e)) => {
+            out.truncate(start);
+            Err(e)
+        }
+        Err(write::Stop::RepeatedKey) => {
+            out.truncate(start);
+            let v = decode_json(set, root, datum)?;
+            // Writing into a `Vec` cannot fail.
+            let _ = serde_json::to_writer(&mut *out, &v);
+            Ok(())
+        }
+    }
+}
+
+/// Appends `s` as a JSON string, escaped as [`write_json`] escapes strings.
+pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    write::string(out, s);
 }
 
 /// [`decode_json`] with explicit depth and item limits.

@@ -3,14 +3,34 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::{decode_json, decode_json_resolved, decode_json_with_limits};
+use super::{decode_json, decode_json_resolved, decode_json_with_limits, write_json};
 use crate::binary::Limits;
 use crate::schema::SchemaSet;
 use crate::{Decimal, Error};
 
 fn decode(schema: &str, datum: &[u8]) -> Result<Value, Error> {
     let set = SchemaSet::parse_str(schema).unwrap();
-    decode_json(&set, set.last_root(), datum)
+    let tree = decode_json(&set, set.last_root(), datum);
+    same_as_streamed(&set, datum, &tree);
+    tree
+}
+
+/// The streaming writer gives the tree's text, or the tree's error, and leaves the buffer as it was on error.
+fn same_as_streamed(set: &SchemaSet, datum: &[u8], tree: &Result<Value, Error>) {
+    let mut out = b"prefix".to_vec();
+    let streamed = write_json(set, set.last_root(), datum, &mut out);
+    match (tree, streamed) {
+        (Ok(v), Ok(())) => assert_eq!(
+            String::from_utf8(out[6..].to_vec()).unwrap(),
+            serde_json::to_string(v).unwrap(),
+            "the streamed text differs from the tree's"
+        ),
+        (Err(a), Err(b)) => {
+            assert_eq!(a.to_string(), b.to_string());
+            assert_eq!(out, b"prefix");
+        }
+        (a, b) => panic!("tree {a:?}, streamed {b:?}"),
+    }
 }
 
 fn ok(schema: &str, datum: &[u8]) -> Value {
@@ -576,6 +596,10 @@ const FUZZ_SCHEMAS: &[&str] = &[
         {"name":"tm","type":{"type":"int","logicalType":"time-millis"}},
         {"name":"tu","type":{"type":"long","logicalType":"time-micros"}},
         {"name":"u","type":{"type":"string","logicalType":"uuid"}}]}}"#,
+    r#"{"type":"map","values":{"type":"record","name":"T","fields":[
+        {"name":"ms","type":["null",{"type":"long","logicalType":"timestamp-millis"}]},
+        {"name":"us","type":{"type":"long","logicalType":"timestamp-micros"}},
+        {"name":"m","type":{"type":"map","values":["int","string","bytes"]}}]}}"#,
 ];
 
 proptest! {
@@ -585,7 +609,20 @@ proptest! {
     fn random_bytes_never_panic(which in 0..FUZZ_SCHEMAS.len(), bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
         let set = SchemaSet::parse_str(FUZZ_SCHEMAS[which]).unwrap();
         // The default limits, as generated code and the connectors use them.
-        let _ = decode_json_with_limits(&set, set.last_root(), &bytes, Limits::default());
+        let tree = decode_json_with_limits(&set, set.last_root(), &bytes, Limits::default());
+        same_as_streamed(&set, &bytes, &tree);
+    }
+
+    #[test]
+    fn timestamps_stream_as_the_tree_writes_them(v in any::<i64>(), small in -70_000_000_000_000i64..300_000_000_000_000) {
+        for logical in ["timestamp-millis", "timestamp-micros", "timestamp-nanos", "local-timestamp-millis", "time-micros"] {
+            let set = SchemaSet::parse_str(&format!(r#"{{"type":"long","logicalType":"{logical}"}}"#)).unwrap();
+            for x in [v, small, small / 1000] {
+                let datum = B::new().long(x).done();
+                let tree = decode_json(&set, set.last_root(), &datum);
+                same_as_streamed(&set, &datum, &tree);
+            }
+        }
     }
 
     #[test]
@@ -596,6 +633,8 @@ proptest! {
             b = b.long(*n).str(s);
         }
         let set = SchemaSet::parse_str(FUZZ_SCHEMAS[which]).unwrap();
-        let _ = decode_json(&set, set.last_root(), &b.done());
+        let datum = b.done();
+        let tree = decode_json(&set, set.last_root(), &datum);
+        same_as_streamed(&set, &datum, &tree);
     }
 }

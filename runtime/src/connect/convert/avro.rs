@@ -7,7 +7,7 @@ use std::sync::{Arc, RwLock};
 use bytes::Bytes;
 use ursa_avro::schema::{LogicalTypes, ParseOptions, SchemaSet, SourceFile};
 use ursa_avro::wire;
-use ursa_connect::{AvroWriter, Format, Payload};
+use ursa_connect::{AvroWriter, Conversion, Format, Payload};
 use ursa_registry::{Reference, RegistryClient, VersionId};
 
 use super::error::not_avro_hint;
@@ -30,23 +30,37 @@ impl AvroConverter {
         }
     }
 
-    /// Checks the framing and resolves the writer schema (from the registry, once per id); with `eager`,
-    /// also decodes the datum into its JSON form (so a malformed datum is a converter failure).
+    /// Checks the framing and resolves the writer schema (from the registry, once per id); decodes the
+    /// datum into its JSON tree or text as `conversion` asks (so a malformed datum is a converter failure).
     pub(super) async fn payload(
         &self,
         at: Origin,
         bytes: Bytes,
-        eager: bool,
+        conversion: Conversion,
     ) -> Result<Payload, ConvertError> {
         let (id, datum) = split(&at, &bytes)?;
         let writer = self.writer(&at, id).await?;
-        if !eager {
-            return Ok(Payload::new(bytes, Format::Avro(writer)));
+        match conversion {
+            Conversion::OnDemand => Ok(Payload::new(bytes, Format::Avro(writer))),
+            Conversion::JsonTree => {
+                let json = writer
+                    .decode_json(datum)
+                    .map_err(|source| ConvertError::MalformedAvro { at, id, source })?;
+                Ok(Payload::with_json(bytes, Format::Avro(writer), json))
+            }
+            Conversion::JsonText => {
+                // Text is about twice the datum (field names, quotes); one allocation in the common case.
+                let mut text = Vec::with_capacity(datum.len() * 2 + 64);
+                writer
+                    .write_json(datum, &mut text)
+                    .map_err(|source| ConvertError::MalformedAvro { at, id, source })?;
+                Ok(Payload::with_json_text(
+                    bytes,
+                    Format::Avro(writer),
+                    Bytes::from(text),
+                ))
+            }
         }
-        let json = writer
-            .decode_json(datum)
-            .map_err(|source| ConvertError::MalformedAvro { at, id, source })?;
-        Ok(Payload::with_json(bytes, Format::Avro(writer), json))
     }
 
     /// The parsed writer schema `id` (fetched and parsed on first use).

@@ -25,7 +25,7 @@ mod tests;
 
 use std::sync::Arc;
 
-use ursa_connect::{Format, Payload};
+use ursa_connect::{Conversion, Format, Payload};
 use ursa_registry::RegistryClient;
 
 pub use converted::Converted;
@@ -95,7 +95,11 @@ impl Converter {
     ) -> Result<Converted, ConvertError> {
         let at = self.origin(topic);
         let payload = self
-            .payload(topic, bytes.map(bytes::Bytes::copy_from_slice), true)
+            .payload(
+                topic,
+                bytes.map(bytes::Bytes::copy_from_slice),
+                Conversion::JsonTree,
+            )
             .await?;
         Ok(Converted::new(payload, at, self.kind))
     }
@@ -109,13 +113,14 @@ impl Converter {
 
     /// The payload a sink gets for these bytes (shared, not copied). The framing is checked and Avro writer
     /// schemas are resolved in any case (registry trouble is retried, a bad frame is the record's fault);
-    /// with `eager`, the JSON form is built too, so a payload that does not decode fails here, at the
-    /// converter stage. Without it, the JSON form is built only if the sink asks for it.
+    /// the JSON tree or text is built too as `conversion` asks, so a payload that does not decode fails
+    /// here, at the converter stage. With [`Conversion::OnDemand`] either form is built only if the sink
+    /// asks for it.
     pub async fn payload(
         &self,
         topic: &str,
         bytes: Option<bytes::Bytes>,
-        eager: bool,
+        conversion: Conversion,
     ) -> Result<Payload, ConvertError> {
         let Some(bytes) = bytes else {
             return Ok(Payload::null());
@@ -123,29 +128,42 @@ impl Converter {
         let at = self.origin(topic);
         match self.kind {
             ConverterKind::Avro => match &self.avro {
-                Some(avro) => avro.payload(at, bytes, eager).await,
+                Some(avro) => avro.payload(at, bytes, conversion).await,
                 None => Err(ConvertError::Config(
                     "the avro converter has no schema registry".into(),
                 )),
             },
-            ConverterKind::Json if eager => {
-                let json = plain::json(&at, &bytes)?;
-                Ok(Payload::with_json(bytes, Format::Json, json))
-            }
-            ConverterKind::Json => Ok(Payload::new(bytes, Format::Json)),
-            ConverterKind::String if eager => {
-                let json = plain::string(&at, &bytes)?;
-                Ok(Payload::with_json(bytes, Format::String, json))
-            }
-            ConverterKind::String => {
-                plain::check_utf8(&at, &bytes)?;
-                Ok(Payload::new(bytes, Format::String))
-            }
-            ConverterKind::Bytes if eager => {
-                let json = plain::bytes(&bytes);
-                Ok(Payload::with_json(bytes, Format::Bytes, json))
-            }
-            ConverterKind::Bytes => Ok(Payload::new(bytes, Format::Bytes)),
+            ConverterKind::Json => match conversion {
+                Conversion::JsonTree => {
+                    let json = plain::json(&at, &bytes)?;
+                    Ok(Payload::with_json(bytes, Format::Json, json))
+                }
+                Conversion::JsonText => {
+                    let text = plain::json_text(&at, &bytes)?;
+                    Ok(Payload::with_json_text(bytes, Format::Json, text))
+                }
+                Conversion::OnDemand => Ok(Payload::new(bytes, Format::Json)),
+            },
+            ConverterKind::String => match conversion {
+                Conversion::JsonTree => {
+                    let json = plain::string(&at, &bytes)?;
+                    Ok(Payload::with_json(bytes, Format::String, json))
+                }
+                Conversion::JsonText | Conversion::OnDemand => {
+                    plain::check_utf8(&at, &bytes)?;
+                    // A string's JSON text is one escape pass away: written when the sink asks.
+                    Ok(Payload::new(bytes, Format::String))
+                }
+            },
+            ConverterKind::Bytes => match conversion {
+                Conversion::JsonTree => {
+                    let json = plain::bytes(&bytes);
+                    Ok(Payload::with_json(bytes, Format::Bytes, json))
+                }
+                Conversion::JsonText | Conversion::OnDemand => {
+                    Ok(Payload::new(bytes, Format::Bytes))
+                }
+            },
         }
     }
 }

@@ -17,6 +17,15 @@ pub(super) fn json(at: &Origin, bytes: &[u8]) -> Result<Value, ConvertError> {
     })
 }
 
+/// JSON text, checked and rewritten compact (what serializing [`json`]'s value gives).
+pub(super) fn json_text(at: &Origin, bytes: &[u8]) -> Result<bytes::Bytes, ConvertError> {
+    let v = json(at, bytes)?;
+    let mut out = Vec::with_capacity(bytes.len());
+    // Writing into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut out, &v);
+    Ok(out.into())
+}
+
 /// UTF-8 text as a JSON string.
 pub(super) fn string(at: &Origin, bytes: &[u8]) -> Result<Value, ConvertError> {
     match std::str::from_utf8(bytes) {

@@ -60,6 +60,8 @@ const COMMITTED_TIMEOUT: Duration = Duration::from_secs(5);
 /// (and its partitions handed to the others) after this (librdkafka's default is 45 s). 6 s is the broker's
 /// default `group.min.session.timeout.ms`.
 pub const DEFAULT_SESSION_TIMEOUT_MS: &str = "6000";
+/// librdkafka's `fetch.queue.backoff.ms` unless overridden (see [`consumer`]).
+pub const FETCH_QUEUE_BACKOFF_MS: &str = "10";
 /// The classic protocol's heartbeat interval unless overridden: how soon the survivors hear of a
 /// rebalance. A lost member's partitions move within about the session timeout plus two heartbeats.
 pub const DEFAULT_HEARTBEAT_INTERVAL_MS: &str = "1000";
@@ -676,7 +678,11 @@ fn consumer(ctx: Ctx, kafka: &ClientConfig) -> Result<BaseConsumer<Ctx>, Fatal> 
         .set("partition.assignment.strategy", "cooperative-sticky")
         .set("enable.partition.eof", "false")
         .set("statistics.interval.ms", "5000")
-        .set("queued.max.messages.kbytes", queued_kb.to_string());
+        .set("queued.max.messages.kbytes", queued_kb.to_string())
+        // When the prefetch queue is full, librdkafka waits this long before it fetches that partition again
+        // (1 s by default): a sink that drains the queue in 0.2 s then idled 0.8 s of every second, a quarter
+        // of the throughput it has (`cargo xtask bench runtime`, BENCHMARKS.md).
+        .set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
     for (prop, v) in &c.consumer_overrides {
         config.set(prop, v);
     }

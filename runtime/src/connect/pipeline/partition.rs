@@ -129,18 +129,18 @@ async fn convert(
 ) -> Result<SinkRecord, ConvertFailure> {
     let started = Instant::now();
     let first = SystemTime::now();
-    let eager = ctx.sink.wants_json();
+    let conversion = ctx.sink.conversion();
     let mut attempts = 0u32;
     loop {
         attempts += 1;
         let key = ctx
             .key_converter
-            .payload(&raw.topic, raw.key.clone(), eager)
+            .payload(&raw.topic, raw.key.clone(), conversion)
             .await;
         let value = match &key {
             Ok(_) => Some(
                 ctx.value_converter
-                    .payload(&raw.topic, raw.value.clone(), eager)
+                    .payload(&raw.topic, raw.value.clone(), conversion)
                     .await,
             ),
             Err(_) => None,
