@@ -14,6 +14,10 @@ use ursa_avro::{AvroRecord, ConfluentDecoder};
 pub struct AvroWriter {
     id: u32,
     set: SchemaSet,
+    /// Field keys and enum symbols as JSON text, made on the first JSON write.
+    json_keys: OnceLock<ursa_avro::value::JsonKeys>,
+    /// The length of the last JSON text written, to size the next one's buffer.
+    text_len: std::sync::atomic::AtomicUsize,
     /// The self-contained form (references inlined), made on the first typed decode.
     self_contained: OnceLock<String>,
     typed: TypedDecoders,
@@ -33,6 +37,8 @@ impl AvroWriter {
         AvroWriter {
             id,
             set,
+            json_keys: OnceLock::new(),
+            text_len: std::sync::atomic::AtomicUsize::new(0),
             self_contained: OnceLock::new(),
             typed: TypedDecoders::default(),
         }
@@ -62,7 +68,21 @@ impl AvroWriter {
     /// Appends a datum's (without the Confluent header) JSON text to `out`: the text of [`Self::decode_json`]'s
     /// value, written without building it. On an error `out` is left as it was.
     pub fn write_json(&self, datum: &[u8], out: &mut Vec<u8>) -> Result<(), ursa_avro::Error> {
-        ursa_avro::value::write_json(&self.set, self.set.last_root(), datum, out)
+        let keys = self
+            .json_keys
+            .get_or_init(|| ursa_avro::value::JsonKeys::new(&self.set));
+        ursa_avro::value::write_json_with_keys(&self.set, keys, self.set.last_root(), datum, out)
+    }
+
+    /// A datum's JSON text in a buffer of its own, sized from the last one written with this schema (one
+    /// allocation, no regrowth, for datums of similar size).
+    pub fn json_text(&self, datum: &[u8]) -> Result<Vec<u8>, ursa_avro::Error> {
+        use std::sync::atomic::Ordering;
+        let last = self.text_len.load(Ordering::Relaxed);
+        let mut out = Vec::with_capacity((last + last / 8).max(datum.len() * 2) + 16);
+        self.write_json(datum, &mut out)?;
+        self.text_len.store(out.len(), Ordering::Relaxed);
+        Ok(out)
     }
 
     /// Decodes a Confluent-framed payload into the generated type `T` (schema resolution from this writer

@@ -5,6 +5,7 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ursa_connect::{BoxFuture, Conversion, Offsets, Outcome, Sink, SinkError, SinkRecord};
@@ -16,7 +17,13 @@ pub struct FileSink {
     path: PathBuf,
     fsync: bool,
     file: Arc<Mutex<BufWriter<File>>>,
+    /// The average line length of the last put, to size the next put's buffer.
+    line_len: AtomicUsize,
 }
+
+/// The write buffer: small puts are gathered, a put's text at least this long goes to the file directly
+/// (no copy into the buffer).
+const BUFFER: usize = 128 << 10;
 
 impl FileSink {
     /// Opens (creating if needed) the file for appending.
@@ -34,7 +41,8 @@ impl FileSink {
         Ok(FileSink {
             path,
             fsync,
-            file: Arc::new(Mutex::new(BufWriter::with_capacity(1 << 20, file))),
+            file: Arc::new(Mutex::new(BufWriter::with_capacity(BUFFER, file))),
+            line_len: AtomicUsize::new(256),
         })
     }
 }
@@ -49,7 +57,8 @@ impl Sink for FileSink {
         records: &'a [SinkRecord],
     ) -> BoxFuture<'a, Result<Vec<Outcome>, SinkError>> {
         Box::pin(async move {
-            let mut text = Vec::with_capacity(records.len() * 256);
+            let line = self.line_len.load(Ordering::Relaxed);
+            let mut text = Vec::with_capacity((line + line / 8 + 16) * records.len());
             let outcomes = records
                 .iter()
                 .map(|r| match json_line(r, &mut text) {
@@ -57,6 +66,10 @@ impl Sink for FileSink {
                     Err(e) => Outcome::permanent(e.to_string()),
                 })
                 .collect();
+            if !records.is_empty() {
+                self.line_len
+                    .store(text.len() / records.len(), Ordering::Relaxed);
+            }
             let file = Arc::clone(&self.file);
             let path = self.path.clone();
             // Cancel-safe: a dropped call leaves the write to finish on its blocking thread.

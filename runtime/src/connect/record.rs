@@ -8,6 +8,12 @@ use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Headers};
 use ursa_connect::{Header, TimestampType};
 
+/// The empty header list, shared.
+fn no_headers() -> Arc<[Header]> {
+    static EMPTY: std::sync::OnceLock<Arc<[Header]>> = std::sync::OnceLock::new();
+    Arc::clone(EMPTY.get_or_init(|| Arc::from(Vec::new())))
+}
+
 /// A fetched record.
 #[derive(Debug, Clone)]
 pub struct RawRecord {
@@ -32,17 +38,17 @@ pub struct RawRecord {
 impl RawRecord {
     /// Copies a fetched message.
     pub fn from_message(m: &BorrowedMessage<'_>, topic: Arc<str>) -> RawRecord {
-        let headers: Vec<Header> = m
-            .headers()
-            .map(|hs| {
-                hs.iter()
-                    .map(|h| Header {
-                        key: h.key.to_owned(),
-                        value: h.value.map(Bytes::copy_from_slice),
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let headers: Arc<[Header]> = match m.headers() {
+            Some(hs) if hs.count() > 0 => hs
+                .iter()
+                .map(|h| Header {
+                    key: h.key.to_owned(),
+                    value: h.value.map(Bytes::copy_from_slice),
+                })
+                .collect(),
+            // Most records have none: one shared empty list, no allocation per record.
+            _ => no_headers(),
+        };
         let (timestamp, timestamp_type) = match m.timestamp() {
             rdkafka::Timestamp::NotAvailable => (None, TimestampType::NotAvailable),
             rdkafka::Timestamp::CreateTime(t) => (Some(t), TimestampType::CreateTime),
@@ -54,7 +60,7 @@ impl RawRecord {
             offset: m.offset(),
             timestamp,
             timestamp_type,
-            headers: headers.into(),
+            headers,
             key: m.key().map(Bytes::copy_from_slice),
             value: m.payload().map(Bytes::copy_from_slice),
         }

@@ -62,12 +62,8 @@ pub(super) fn long(logical: Option<LogicalType>, v: i64) -> Value {
 /// milliseconds and microseconds (the common case in events) are written without allocating.
 pub(super) fn write_long(out: &mut Vec<u8>, logical: Option<LogicalType>, v: i64) {
     let written = match logical {
-        Some(LogicalType::TimestampMillis) => logical::timestamp_from_millis(v)
-            .ok()
-            .is_some_and(|t| write_instant(out, &t, 3)),
-        Some(LogicalType::TimestampMicros) => logical::timestamp_from_micros(v)
-            .ok()
-            .is_some_and(|t| write_instant(out, &t, 6)),
+        Some(LogicalType::TimestampMillis) => write_instant(out, v, 1_000, 3),
+        Some(LogicalType::TimestampMicros) => write_instant(out, v, 1_000_000, 6),
         _ => false,
     };
     if !written {
@@ -75,48 +71,54 @@ pub(super) fn write_long(out: &mut Vec<u8>, logical: Option<LogicalType>, v: i64
     }
 }
 
-/// `"YYYY-MM-DDTHH:MM:SS.fffZ"` with `digits` (3 or 6) fractional digits, as `to_rfc3339_opts` writes it;
-/// false (nothing written) for a year RFC 3339 cannot write or a leap second.
-fn write_instant(out: &mut Vec<u8>, t: &DateTime<Utc>, digits: u32) -> bool {
-    use chrono::Timelike;
-    let nanos = t.nanosecond();
-    if !plain_year(t.year()) || nanos >= 1_000_000_000 {
+/// The proleptic Gregorian date of a day count from 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// `v` units (`per_second` to a second) since the epoch as `"YYYY-MM-DDTHH:MM:SS.fffZ"` with `digits`
+/// fractional digits, as `to_rfc3339_opts` writes it; false (nothing written) for a year RFC 3339 cannot
+/// write.
+fn write_instant(out: &mut Vec<u8>, v: i64, per_second: i64, digits: usize) -> bool {
+    let secs = v.div_euclid(per_second);
+    let frac = v.rem_euclid(per_second) as u32;
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    if !(0..=9999).contains(&y) {
         return false;
     }
-    let (y, mo, d) = (t.year() as u32, t.month(), t.day());
-    let (h, mi, s) = (t.hour(), t.minute(), t.second());
-    let frac = nanos / 10u32.pow(9 - digits);
-    // Quote, date, `T`, time, fraction, `Z`, quote.
-    let mut text = [0u8; 32];
-    let mut n = 0;
-    let mut put = |v: u32, width: u32| {
-        for i in (0..width).rev() {
-            text[n] = b'0' + ((v / 10u32.pow(i)) % 10) as u8;
-            n += 1;
-        }
-    };
-    put(y, 4);
-    put(mo, 2);
-    put(d, 2);
-    put(h, 2);
-    put(mi, 2);
-    put(s, 2);
-    put(frac, digits);
-    let digits = digits as usize;
-    out.push(b'"');
-    out.extend_from_slice(&text[0..4]);
-    out.push(b'-');
-    out.extend_from_slice(&text[4..6]);
-    out.push(b'-');
-    out.extend_from_slice(&text[6..8]);
-    out.push(b'T');
-    out.extend_from_slice(&text[8..10]);
-    out.push(b':');
-    out.extend_from_slice(&text[10..12]);
-    out.push(b':');
-    out.extend_from_slice(&text[12..14]);
-    out.push(b'.');
-    out.extend_from_slice(&text[14..14 + digits]);
+    let of_day = secs.rem_euclid(86_400) as u32;
+    let (h, mi, sec) = (of_day / 3600, of_day / 60 % 60, of_day % 60);
+    let y = y as u32;
+    // Two digits of a value below 100.
+    let two = |v: u32| [b'0' + (v / 10) as u8, b'0' + (v % 10) as u8];
+    let [y1, y2] = two(y / 100);
+    let [y3, y4] = two(y % 100);
+    let [mo1, mo2] = two(mo);
+    let [d1, d2] = two(d);
+    let [h1, h2] = two(h);
+    let [mi1, mi2] = two(mi);
+    let [s1, s2] = two(sec);
+    out.extend_from_slice(&[
+        b'"', y1, y2, y3, y4, b'-', mo1, mo2, b'-', d1, d2, b'T', h1, h2, b':', mi1, mi2, b':', s1,
+        s2, b'.',
+    ]);
+    // The fraction, `digits` wide with leading zeros.
+    let mut frac = frac;
+    let mut text = [b'0'; 9];
+    for slot in text[..digits].iter_mut().rev() {
+        *slot = b'0' + (frac % 10) as u8;
+        frac /= 10;
+    }
+    out.extend_from_slice(&text[..digits]);
     out.extend_from_slice(b"Z\"");
     true
 }

@@ -39,6 +39,7 @@ mod tests;
 use serde_json::Value;
 
 pub use base64::encode_base64;
+pub use write::JsonKeys;
 
 use crate::Error;
 use crate::binary::{Limits, Reader};
@@ -53,15 +54,29 @@ pub fn decode_json(set: &SchemaSet, root: &Schema, datum: &[u8]) -> Result<Value
 /// Appends the JSON text of exactly one datum written with `root` to `out`: the same text as serializing
 /// [`decode_json`]'s value (compact), written straight from the datum without building the value. On an
 /// error `out` is left as it was.
+///
+/// Makes the set's [`JsonKeys`] on every call: to write many datums, make them once and use
+/// [`write_json_with_keys`].
 pub fn write_json(
     set: &SchemaSet,
     root: &Schema,
     datum: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), Error> {
+    write_json_with_keys(set, &JsonKeys::new(set), root, datum, out)
+}
+
+/// [`write_json`] with the keys of `set` made once ([`JsonKeys::new`]).
+pub fn write_json_with_keys(
+    set: &SchemaSet,
+    keys: &JsonKeys,
+    root: &Schema,
+    datum: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
     let start = out.len();
     let mut r = Reader::with_limits(datum, Limits::default());
-    let walked = write::value(set, root, &mut r, out).and_then(|()| Ok(r.finish()?));
+    let walked = write::value(set, keys, root, &mut r, out).and_then(|()| Ok(r.finish()?));
     match walked {
         Ok(()) => Ok(()),
         Err(write::Stop::Avro(e)) => {

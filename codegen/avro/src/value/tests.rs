@@ -617,7 +617,9 @@ proptest! {
     fn timestamps_stream_as_the_tree_writes_them(v in any::<i64>(), small in -70_000_000_000_000i64..300_000_000_000_000) {
         for logical in ["timestamp-millis", "timestamp-micros", "timestamp-nanos", "local-timestamp-millis", "time-micros"] {
             let set = SchemaSet::parse_str(&format!(r#"{{"type":"long","logicalType":"{logical}"}}"#)).unwrap();
-            for x in [v, small, small / 1000] {
+            // The years RFC 3339 writes begin at 0000-01-01T00:00:00 and end at 9999-12-31T23:59:59.999….
+            let edges = [-62_167_219_200_000, -62_167_219_200_001, 253_402_300_799_999, 253_402_300_800_000, 0, -1];
+            for x in [v, small, small / 1000].into_iter().chain(edges).chain(edges.map(|e| e * 1000)).chain(edges.map(|e| e * 1000 + 999)) {
                 let datum = B::new().long(x).done();
                 let tree = decode_json(&set, set.last_root(), &datum);
                 same_as_streamed(&set, &datum, &tree);

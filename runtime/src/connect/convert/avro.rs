@@ -49,10 +49,8 @@ impl AvroConverter {
                 Ok(Payload::with_json(bytes, Format::Avro(writer), json))
             }
             Conversion::JsonText => {
-                // Text is about twice the datum (field names, quotes); one allocation in the common case.
-                let mut text = Vec::with_capacity(datum.len() * 2 + 64);
-                writer
-                    .write_json(datum, &mut text)
+                let text = writer
+                    .json_text(datum)
                     .map_err(|source| ConvertError::MalformedAvro { at, id, source })?;
                 Ok(Payload::with_json_text(
                     bytes,

@@ -664,6 +664,44 @@ enum Command {
     Sink(Request),
 }
 
+/// Records read and not yet added to the metrics (see [`consume`]).
+#[derive(Default)]
+struct ReadCount {
+    topic: Option<Arc<str>>,
+    records: u64,
+    bytes: u64,
+}
+
+/// Most records read before the count goes to the metrics.
+const READS_BATCH: u64 = 256;
+
+impl ReadCount {
+    fn add(&mut self, ctx: &ConnectorCtx, topic: &Arc<str>, bytes: usize) {
+        if self.topic.as_ref().is_some_and(|t| t != topic) {
+            self.flush(ctx);
+        }
+        if self.topic.is_none() {
+            self.topic = Some(Arc::clone(topic));
+        }
+        self.records += 1;
+        self.bytes += bytes as u64;
+        if self.records >= READS_BATCH {
+            self.flush(ctx);
+        }
+    }
+
+    fn flush(&mut self, ctx: &ConnectorCtx) {
+        if let Some(topic) = self.topic.take()
+            && self.records > 0
+        {
+            ctx.telemetry
+                .records_read(&ctx.config.name, &topic, self.records, self.bytes);
+        }
+        self.records = 0;
+        self.bytes = 0;
+    }
+}
+
 /// Builds the consumer of a connector.
 fn consumer(ctx: Ctx, kafka: &ClientConfig) -> Result<BaseConsumer<Ctx>, Fatal> {
     let c = &ctx.ctx.config;
@@ -743,6 +781,9 @@ fn consume(
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
     let mut fatal_errors = 0u32;
     let mut result = Ok(());
+    // Reads counted here and added to the metrics every READS_BATCH records, at a topic change and whenever
+    // the poll comes back empty (so a stalled stream's count is exact): one metrics lookup per batch.
+    let mut reads = ReadCount::default();
     'run: loop {
         let mut commit_now = false;
         loop {
@@ -766,7 +807,7 @@ fn consume(
             c.commit(&consumer, &c.owned(), until);
         }
         match consumer.poll(POLL) {
-            None => {}
+            None => reads.flush(&ctx),
             Some(Err(e)) if is_fatal_client_error(&e) => {
                 let reason = c.shared.fatal_reason.lock().ok().and_then(|r| r.clone());
                 fatal_errors += 1;
@@ -793,13 +834,13 @@ fn consume(
                 let key: Key = (Arc::clone(&topic), m.partition());
                 let raw = RawRecord::from_message(&m, topic);
                 drop(m);
-                ctx.telemetry
-                    .record_read(&ctx.config.name, &raw.topic, raw.size());
+                reads.add(&ctx, &raw.topic, raw.size());
                 let fetched = ctx.admit(raw);
                 c.route(&key, fetched);
             }
         }
     }
+    reads.flush(&ctx);
     // Drain: stop fetching; every partition finishes, flushes, commits and closes within the deadline; the sink
     // stops; the group is left (all on this thread).
     tracing::debug!(connector = %ctx.config.name, "draining");

@@ -127,8 +127,8 @@ async fn convert(
     raw: &RawRecord,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<SinkRecord, ConvertFailure> {
-    let started = Instant::now();
-    let first = SystemTime::now();
+    // Read from the clock only once something fails (the common path converts without it).
+    let mut failed_since: Option<(Instant, SystemTime)> = None;
     let conversion = ctx.sink.conversion();
     let mut attempts = 0u32;
     loop {
@@ -165,6 +165,8 @@ async fn convert(
                 return Err(ConvertFailure::Halt(fatal("converter produced no value")));
             }
         };
+        let (started, first) =
+            *failed_since.get_or_insert_with(|| (Instant::now(), SystemTime::now()));
         ctx.telemetry.failed(
             &ctx.config.name,
             &raw.topic,
@@ -313,24 +315,32 @@ async fn process_batch(
     let name = &ctx.config.name;
     let policy = ctx.pipeline.sink_retry;
     let started = Instant::now();
-    let first_failure = SystemTime::now();
+    // When the first failure happened (read from the clock only then).
+    let mut first_failure: Option<SystemTime> = None;
     let mut attempts: u32 = 0;
     // Positions into `records` still to deliver.
     let mut pending: Vec<usize> = (0..records.len()).collect();
     let mut reasons: HashMap<usize, String> = HashMap::new();
     while !pending.is_empty() {
-        // Retries share the records (bytes and JSON are reference-counted), with their attempt count.
-        let subset: Vec<SinkRecord> = pending
-            .iter()
-            .map(|&p| {
-                let mut r = records[p].clone();
-                r.attempt = attempts;
-                r
-            })
-            .collect();
+        // The first call gets every converted record; retries share the records still pending (bytes and
+        // JSON are reference-counted), with their attempt count.
+        let retried: Vec<SinkRecord>;
+        let subset: &[SinkRecord] = if attempts == 0 {
+            &records
+        } else {
+            retried = pending
+                .iter()
+                .map(|&p| {
+                    let mut r = records[p].clone();
+                    r.attempt = attempts;
+                    r
+                })
+                .collect();
+            &retried
+        };
         let topic = Arc::clone(&subset[0].topic);
         let t0 = Instant::now();
-        let result = call(ctx.pipeline.put_timeout, ctx.sink.put(&subset)).await;
+        let result = call(ctx.pipeline.put_timeout, ctx.sink.put(subset)).await;
         let latency = t0.elapsed();
         ctx.telemetry.batch(name, subset.len());
         attempts += 1;
@@ -384,8 +394,14 @@ async fn process_batch(
                 ))),
             );
         }
-        drop(subset);
+        let subset_len = subset.len();
         let mut retry = Vec::new();
+        // One reading of the clock for the batch's end-to-end lags, and one metrics lookup.
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let mut lags: Vec<Duration> = Vec::with_capacity(subset_len);
+        let debug = tracing::enabled!(tracing::Level::DEBUG);
         let mut retry_after: Option<Duration> = None;
         let mut delivered = 0usize;
         for (k, outcome) in outcomes.into_iter().enumerate() {
@@ -396,16 +412,14 @@ async fn process_batch(
                     done[i] = true;
                     delivered += 1;
                     let raw = &batch[i].raw;
-                    record_span(name, &raw.topic, raw.partition, raw.offset, &raw.headers)
-                        .in_scope(|| tracing::debug!(attempts, "record delivered"));
+                    if debug {
+                        record_span(name, &raw.topic, raw.partition, raw.offset, &raw.headers)
+                            .in_scope(|| tracing::debug!(attempts, "record delivered"));
+                    }
                     if let Some(ts) = raw.timestamp {
-                        let now = SystemTime::now()
-                            .duration_since(SystemTime::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_millis() as i64);
-                        ctx.telemetry.end_to_end(
-                            name,
-                            Duration::from_millis(now.saturating_sub(ts).max(0) as u64),
-                        );
+                        lags.push(Duration::from_millis(
+                            now_ms.saturating_sub(ts).max(0) as u64
+                        ));
                     }
                 }
                 Outcome::Permanent { reason, detail } => {
@@ -417,7 +431,7 @@ async fn process_batch(
                         "ursa.sink.PermanentFailure",
                         reason,
                         attempts,
-                        first_failure,
+                        *first_failure.get_or_insert_with(SystemTime::now),
                     );
                     f.detail = detail;
                     f.schema_id = records[p].value.schema_id();
@@ -440,6 +454,7 @@ async fn process_batch(
         }
         if delivered > 0 {
             ctx.telemetry.delivered(name, &topic, delivered, latency);
+            ctx.telemetry.end_to_end(name, &lags);
         }
         if retry.is_empty() {
             break;
@@ -457,7 +472,7 @@ async fn process_batch(
                         started.elapsed()
                     ),
                     attempts,
-                    first_failure,
+                    *first_failure.get_or_insert_with(SystemTime::now),
                 );
                 f.schema_id = records[p].value.schema_id();
                 match tolerate(ctx, &batch[i].raw, f, stop).await {

@@ -97,11 +97,16 @@ impl Telemetry {
 
     /// A record was read from Kafka.
     pub fn record_read(&self, connector: &str, topic: &str, bytes: usize) {
+        self.records_read(connector, topic, 1, bytes as u64);
+    }
+
+    /// `records` records of `bytes` in all were read (the consumer counts a few before telling).
+    pub fn records_read(&self, connector: &str, topic: &str, records: u64, bytes: u64) {
         self.metrics.with_topic(connector, topic, |_, t| {
-            t.read.inc();
-            t.bytes.inc_by(bytes as u64);
+            t.read.inc_by(records);
+            t.bytes.inc_by(bytes);
         });
-        tracing::debug!(connector, topic, bytes, "record read");
+        tracing::debug!(connector, topic, records, bytes, "records read");
     }
 
     /// Records were delivered; `latency` is the sink call's duration.
@@ -170,12 +175,17 @@ impl Telemetry {
         tracing::debug!(connector, size, "sink batch");
     }
 
-    /// End-to-end lag of a delivered record (now minus its timestamp).
-    pub fn end_to_end(&self, connector: &str, lag: Duration) {
+    /// End-to-end lags of delivered records (now minus each one's timestamp).
+    pub fn end_to_end(&self, connector: &str, lags: &[Duration]) {
+        if lags.is_empty() {
+            return;
+        }
         self.metrics.with_connector(connector, |c| {
-            c.end_to_end.observe(lag.as_secs_f64());
+            for lag in lags {
+                c.end_to_end.observe(lag.as_secs_f64());
+            }
         });
-        tracing::debug!(connector, lag = ?lag, "end-to-end lag");
+        tracing::debug!(connector, records = lags.len(), max = ?lags.iter().max(), "end-to-end lag");
     }
 
     /// Consumer lag of a partition (high watermark minus next offset).

@@ -29,7 +29,7 @@ fn every_event_counts() {
     t.dead_lettered("c", "orders");
     t.skipped("c", "orders");
     t.batch("c", 2);
-    t.end_to_end("c", Duration::from_secs(3));
+    t.end_to_end("c", &[Duration::from_secs(3)]);
     t.consumer_lag("c", "orders", 4, 17);
     t.consumer_lag("c", "orders", 4, 12);
     t.task_restarted("c");
