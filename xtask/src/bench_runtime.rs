@@ -396,6 +396,21 @@ fn ursa_run(
     n: u64,
     extra: &[(&str, &str)],
 ) -> Result<Measure> {
+    ursa_run_under(&[], ursa, work, label, bootstrap, topic, n, extra)
+}
+
+/// [`ursa_run`] with the worker started by `wrapper` (e.g. `valgrind --tool=callgrind …`), if not empty.
+#[allow(clippy::too_many_arguments)]
+fn ursa_run_under(
+    wrapper: &[String],
+    ursa: &Path,
+    work: &Path,
+    label: &str,
+    bootstrap: &str,
+    topic: &str,
+    n: u64,
+    extra: &[(&str, &str)],
+) -> Result<Measure> {
     let tag = label.replace(|c: char| !c.is_ascii_alphanumeric(), "");
     let out = work.join(format!("ursa-{tag}.jsonl"));
     let worker = work.join("worker.toml");
@@ -422,7 +437,15 @@ fn ursa_run(
     let log = std::fs::File::create(work.join(format!("ursa-{tag}.log")))?;
     let ticks = clock_ticks();
     let start = Instant::now();
-    let mut child = Command::new(ursa)
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(ursa);
+            c
+        }
+        None => Command::new(ursa),
+    };
+    let mut child = command
         .arg("run")
         .arg(&worker)
         .arg(&connector_path)
@@ -656,6 +679,9 @@ fn run_in(root: &Path, ursa: &Path, work: &Path, n: u64) -> Result<ExitCode> {
             ("consumer.max.in.flight.records", "200000"),
         ],
     )?;
+    // Instructions per record, which a shared machine does not blur.
+    let instructions =
+        callgrind_per_record(ursa, work, &script, &bootstrap, &registry_url, &schema)?;
     // (d), (e): JSON records on Apache Kafka, Kafka Connect beside ursa.
     let json = json_rows(root, ursa, work, &schema, n)?;
     let machine_after = machine();
@@ -708,9 +734,109 @@ fn run_in(root: &Path, ursa: &Path, work: &Path, n: u64) -> Result<ExitCode> {
             cpu_vs_b.map_or_else(|| "-".into(), |r| format!("{r:.2}×"))
         )?;
     }
+    writeln!(out, "\n{instructions}")?;
     writeln!(out, "\n{json}")?;
     println!("\n{out}");
     Ok(ExitCode::SUCCESS)
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Instructions per record: `ursa run` (c) under callgrind, on two topics of N₁ and N₂ records.
+
+/// The two topic sizes: the difference of the runs' instruction counts over N₂ − N₁ is the cost of a
+/// record, without start-up, group join and shutdown.
+const CALLGRIND_RECORDS: [u64; 2] = [20_000, 60_000];
+
+/// The instruction count a callgrind output file reports (`summary:` or `totals:`).
+fn callgrind_total(path: &Path) -> Result<u64> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("summary:")
+                .or_else(|| l.strip_prefix("totals:"))
+        })
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .with_context(|| format!("no instruction total in {}", path.display()))
+}
+
+/// `ursa run` (file sink, avro converter, defaults) under `valgrind --tool=callgrind` on N₁ and N₂ records:
+/// instructions per record, and the top functions of the larger run. A note when valgrind is missing.
+fn callgrind_per_record(
+    ursa: &Path,
+    work: &Path,
+    script: &Path,
+    bootstrap: &str,
+    registry_url: &str,
+    schema: &Path,
+) -> Result<String> {
+    if Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .map_or(true, |o| !o.status.success())
+    {
+        return Ok("instructions per record: not measured (valgrind is not installed: `apt-get install valgrind`)".into());
+    }
+    eprintln!("(c) under callgrind: instructions per record");
+    let mut totals = Vec::new();
+    for n in CALLGRIND_RECORDS {
+        let topic = format!("bench-callgrind-{n}-{}", std::process::id());
+        peer(
+            script,
+            &[
+                "produce",
+                bootstrap,
+                registry_url,
+                &topic,
+                &PARTITIONS.to_string(),
+                schema.to_str().context("schema path")?,
+                &n.to_string(),
+            ],
+        )?;
+        let out = work.join(format!("callgrind-{n}.out"));
+        let wrapper = [
+            "valgrind".to_owned(),
+            "--tool=callgrind".to_owned(),
+            format!("--callgrind-out-file={}", out.display()),
+        ];
+        ursa_run_under(
+            &wrapper,
+            ursa,
+            work,
+            &format!("callgrind {n}"),
+            bootstrap,
+            &topic,
+            n,
+            &[
+                ("value.converter", "avro"),
+                ("value.converter.schema.registry.url", registry_url),
+            ],
+        )?;
+        totals.push((n, callgrind_total(&out)?, out));
+    }
+    let (n1, i1, _) = &totals[0];
+    let (n2, i2, big) = &totals[1];
+    let per = (*i2 as f64 - *i1 as f64) / (*n2 - *n1) as f64;
+    let mut text = format!(
+        "instructions per record, (c) under callgrind: {per:.0} (({i2} − {i1}) / ({n2} − {n1}) records; whole runs: {:.0} and {:.0} per record)\n",
+        *i1 as f64 / *n1 as f64,
+        *i2 as f64 / *n2 as f64
+    );
+    if let Ok(o) = Command::new("callgrind_annotate").arg(big).output() {
+        let annotated = String::from_utf8_lossy(&o.stdout);
+        text.push_str(&format!(
+            "top functions of the {n2}-record run (inclusive of nothing; self cost):\n"
+        ));
+        for line in annotated
+            .lines()
+            .skip_while(|l| !l.contains("file:function"))
+            .skip(2)
+            .take(15)
+        {
+            text.push_str(&format!("    {}\n", line.trim()));
+        }
+    }
+    Ok(text)
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -4,7 +4,9 @@
 //! - [`Sink`] and [`SinkPlugin`]: the interface, with its life cycle, deadlines and cancel-safety
 //!   ([`sink`] documents them).
 //! - [`SinkRecord`], [`Payload`]: records with shared bytes and lazily built JSON; [`Outcome`] per record
-//!   and [`SinkError`] per call.
+//!   and [`SinkError`] per call. A sink says which form the runtime builds before `put`
+//!   ([`Sink::conversion`]): the JSON tree (fields of generic values), the JSON text (sinks that write JSON
+//!   out: Avro goes straight into text, no tree), or nothing (typed sinks decode with `value_as`).
 //! - [`config`]: typed config keys ([`Key`], [`Kind`], [`Parsed`]) and [`Secret`]s.
 //! - [`SinkContext`]: names, metrics with bounded labels, tokio's clock, pause/resume/commit requests.
 //! - [`limit`]: a shared rate and concurrency limiter with per-key limits; [`batch`]: batching across

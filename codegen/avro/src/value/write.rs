@@ -84,7 +84,11 @@ fn escaped(out: &mut Vec<u8>, b: &[u8], mut valid: bool) -> Result<(), std::str:
             // Eight bytes at a time; the last few padded with spaces, which need no escaping.
             let step = (b.len() - i).min(8);
             let mut lanes = [b' '; 8];
-            lanes[..step].copy_from_slice(&b[i..i + step]);
+            match b.get(i..i + 8) {
+                // A constant-length copy: one load, not a call to `memcpy`.
+                Some(word) => lanes.copy_from_slice(word),
+                None => lanes[..step].copy_from_slice(&b[i..]),
+            }
             let w = u64::from_le_bytes(lanes);
             if !valid && w & HIGH != 0 {
                 std::str::from_utf8(b)?;

@@ -190,3 +190,46 @@ async fn framing_errors_say_what_the_payload_looks_like() {
         assert!(!e.is_retriable());
     }
 }
+
+/// The JSON text form (for sinks that write JSON) is the tree's text, written in one pass: whitespace,
+/// escapes, numbers and nesting as `serde_json` writes them; bad JSON fails with the tree's error.
+#[tokio::test]
+async fn json_text_is_the_text_of_the_tree() {
+    let c = converter(ConverterKind::Json);
+    for input in [
+        r#"{"a": 1, "b" : [true, false, null], "c": {"d": "e"}}"#,
+        "  [1.0, 1e3, -0, -0.0, 12345678901234567890, 123456789012345678901234, 1.5e-7, 0.1]  ",
+        r#""\u00e9\u2713 \"quoted\" \\ \n\t\u0001 \ud83d\ude00""#,
+        r#"{"nested": {"deeper": [[], {}, [{"x": -12}]]}, "unicode": "héllo ✓"}"#,
+        "\n\t42\r\n",
+    ] {
+        let text = c
+            .payload(
+                "t",
+                Some(bytes::Bytes::from(input.to_owned())),
+                Conversion::JsonText,
+            )
+            .await
+            .unwrap();
+        let tree: serde_json::Value = serde_json::from_str(input).unwrap();
+        let mut written = Vec::new();
+        text.write_json(&mut written).unwrap();
+        assert!(text.has_json_text() && !text.has_json(), "{input}");
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            serde_json::to_string(&tree).unwrap(),
+            "{input}"
+        );
+    }
+    for bad in ["{nope", "[1, 2", "1 2", r#"{"a": 1e400}"#, ""] {
+        let text = c
+            .payload("t", Some(bytes::Bytes::from(bad)), Conversion::JsonText)
+            .await
+            .unwrap_err();
+        let tree = c
+            .payload("t", Some(bytes::Bytes::from(bad)), Conversion::JsonTree)
+            .await
+            .unwrap_err();
+        assert_eq!(text.to_string(), tree.to_string(), "{bad}");
+    }
+}
