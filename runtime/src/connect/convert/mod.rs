@@ -17,6 +17,7 @@
 mod avro;
 mod converted;
 mod error;
+mod json_text;
 mod kind;
 mod plain;
 

@@ -17,25 +17,20 @@ pub(super) fn json(at: &Origin, bytes: &[u8]) -> Result<Value, ConvertError> {
     })
 }
 
-/// JSON text, checked and rewritten compact in one pass, without a tree: what serializing [`json`]'s value
-/// gives, except that an object's repeated key is kept as written (the tree keeps its last value).
+/// JSON text, checked and rewritten compact in one pass, without a tree ([`super::json_text`]): what
+/// serializing [`json`]'s value gives, except that an object's repeated key is kept as written.
 pub(super) fn json_text(at: &Origin, bytes: &[u8]) -> Result<bytes::Bytes, ConvertError> {
     let mut out = Vec::with_capacity(bytes.len());
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let transcoded =
-        serde_transcode::transcode(&mut de, &mut serde_json::Serializer::new(&mut out))
-            .and_then(|()| de.end());
-    match transcoded {
-        Ok(()) => Ok(out.into()),
-        // The tree's parse gives the error with its line and column (and the text, if it parses after all).
-        Err(_) => {
-            let v = json(at, bytes)?;
-            let mut out = Vec::with_capacity(bytes.len());
-            // Writing into a `Vec` cannot fail.
-            let _ = serde_json::to_writer(&mut out, &v);
-            Ok(out.into())
-        }
+    if super::json_text::compact(bytes, &mut out).is_ok() {
+        return Ok(out.into());
     }
+    // Not JSON (the tree's parse gives the error, with its line and column), or something only serde_json
+    // writes exactly (a float, a surrogate pair): the tree's text.
+    let v = json(at, bytes)?;
+    out.clear();
+    // Writing into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut out, &v);
+    Ok(out.into())
 }
 
 /// UTF-8 text as a JSON string.
