@@ -220,13 +220,20 @@ impl ConnectorHandle {
     }
 }
 
-fn set(status: &Mutex<Status>, env: &Env, name: &str, state: State, trace: Option<String>) {
+fn set(
+    status: &Mutex<Status>,
+    env: &Env,
+    (name, task): (&str, u32),
+    state: State,
+    trace: Option<String>,
+) {
     if let Ok(mut s) = status.lock() {
         s.state = state;
         s.trace = trace;
     }
     env.telemetry.task_state(
         name,
+        task,
         match state {
             State::Unassigned => "UNASSIGNED",
             State::Running => "RUNNING",
@@ -374,7 +381,7 @@ async fn supervise(
     loop {
         let t = *target.borrow_and_update();
         if t == Target::Stopped {
-            set(&status, &env, &name, State::Stopped, None);
+            set(&status, &env, (&name, task), State::Stopped, None);
             tokio::select! {
                 c = target.changed() => if c.is_err() { return },
                 r = restart.recv() => if r.is_none() { return },
@@ -384,7 +391,7 @@ async fn supervise(
         set(
             &status,
             &env,
-            &name,
+            (&name, task),
             if t == Target::Paused {
                 State::Paused
             } else {
@@ -413,8 +420,8 @@ async fn supervise(
                     let t = *target.borrow_and_update();
                     let _ = run_tx.send(t);
                     match t {
-                        Target::Paused => set(&status, &env, &name, State::Paused, None),
-                        Target::Running => set(&status, &env, &name, State::Running, None),
+                        Target::Paused => set(&status, &env, (&name, task), State::Paused, None),
+                        Target::Running => set(&status, &env, (&name, task), State::Running, None),
                         Target::Stopped => {}
                     }
                 }
@@ -423,14 +430,14 @@ async fn supervise(
                         detached = true;
                     } else {
                         restarting = true;
-                        set(&status, &env, &name, State::Restarting, None);
+                        set(&status, &env, (&name, task), State::Restarting, None);
                     }
                     let _ = run_tx.send(Target::Stopped);
                 }
             }
         };
         if detached {
-            set(&status, &env, &name, State::Stopped, None);
+            set(&status, &env, (&name, task), State::Stopped, None);
             return;
         }
         if restarting {
@@ -448,7 +455,7 @@ async fn supervise(
                 // Never a resolved reference or a credential in a log line or a status.
                 let trace = config.scrub(&fatal.trace);
                 tracing::error!(connector = %name, error = %trace, "connector failed");
-                set(&status, &env, &name, State::Failed, Some(trace));
+                set(&status, &env, (&name, task), State::Failed, Some(trace));
                 if restarting {
                     continue;
                 }
@@ -466,7 +473,7 @@ async fn supervise(
                         s.restarts += 1;
                     }
                     env.telemetry.task_restarted(&name);
-                    set(&status, &env, &name, State::Restarting, None);
+                    set(&status, &env, (&name, task), State::Restarting, None);
                 } else {
                     tokio::select! {
                         r = restart.recv() => if r.is_none() { return },

@@ -64,6 +64,8 @@ struct LagLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StateLabels {
     connector: Arc<str>,
+    /// The task (0 … `tasks.max` − 1, at most 256 of them).
+    task: u32,
     state: &'static str,
 }
 
@@ -101,9 +103,10 @@ fn lag_labels(topic: &TopicLabels, partition: i32) -> LagLabels {
     }
 }
 
-fn state_labels(connector: &ConnectorLabels, index: usize) -> StateLabels {
+fn state_labels(connector: &ConnectorLabels, task: u32, index: usize) -> StateLabels {
     StateLabels {
         connector: connector.connector.clone(),
+        task,
         state: TASK_STATES[index],
     }
 }
@@ -321,8 +324,8 @@ pub(super) struct ConnectorSeries {
     pub(super) commits: Counter,
     pub(super) resumes: Counter,
     pub(super) redelivered: Counter,
-    /// `ursa_task_state`, created on the first state change.
-    state: Option<[Gauge; TASK_STATES.len()]>,
+    /// `ursa_task_state` per task, created on each task's first state change.
+    state: HashMap<u32, [Gauge; TASK_STATES.len()]>,
     topics: HashMap<Arc<str>, TopicSeries>,
 }
 
@@ -336,7 +339,7 @@ impl ConnectorSeries {
             commits: families.offset_commits.get_or_create_owned(&labels),
             resumes: families.partition_resumes.get_or_create_owned(&labels),
             redelivered: families.redelivered_records.get_or_create_owned(&labels),
-            state: None,
+            state: HashMap::new(),
             topics: HashMap::new(),
             labels,
         }
@@ -354,11 +357,11 @@ impl ConnectorSeries {
         families.offset_commits.remove(&self.labels);
         families.partition_resumes.remove(&self.labels);
         families.redelivered_records.remove(&self.labels);
-        if self.state.is_some() {
+        for &task in self.state.keys() {
             for index in 0..TASK_STATES.len() {
                 families
                     .task_state
-                    .remove(&state_labels(&self.labels, index));
+                    .remove(&state_labels(&self.labels, task, index));
             }
         }
         for topic in self.topics.values() {
@@ -651,16 +654,16 @@ impl Metrics {
         }
     }
 
-    /// Sets the connector's state gauge `index` to 1 and the others to 0.
-    pub(super) fn task_state(&self, connector: &str, state: usize) {
+    /// Sets the task's state gauge `index` to 1 and its others to 0.
+    pub(super) fn task_state(&self, connector: &str, task: u32, state: usize) {
         let mut index = self.write();
         let c = self.connector_entry(&mut index.connectors, connector);
         let labels = &c.labels;
-        let gauges = c.state.get_or_insert_with(|| {
+        let gauges = c.state.entry(task).or_insert_with(|| {
             std::array::from_fn(|i| {
                 self.families
                     .task_state
-                    .get_or_create_owned(&state_labels(labels, i))
+                    .get_or_create_owned(&state_labels(labels, task, i))
             })
         });
         for (i, gauge) in gauges.iter().enumerate() {

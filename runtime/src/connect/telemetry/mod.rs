@@ -194,18 +194,23 @@ impl Telemetry {
         tracing::debug!(connector, topic, partition, lag, "consumer lag");
     }
 
-    /// A task changed state (RUNNING, PAUSED, STOPPED, FAILED, …); case-insensitive, one of
-    /// [`TASK_STATES`]. The gauge of the new state becomes 1 and the others 0.
-    pub fn task_state(&self, connector: &str, state: &str) {
+    /// Task `task` of a connector changed state (RUNNING, PAUSED, STOPPED, FAILED, …); case-insensitive,
+    /// one of [`TASK_STATES`]. The task's gauge of the new state becomes 1 and its others 0.
+    pub fn task_state(&self, connector: &str, task: u32, state: &str) {
         match TASK_STATES
             .iter()
             .position(|s| s.eq_ignore_ascii_case(state))
         {
             Some(index) => {
-                self.metrics.task_state(connector, index);
-                tracing::info!(connector, state = TASK_STATES[index], "task state changed");
+                self.metrics.task_state(connector, task, index);
+                tracing::info!(
+                    connector,
+                    task,
+                    state = TASK_STATES[index],
+                    "task state changed"
+                );
             }
-            None => tracing::warn!(connector, state, "unknown task state; not counted"),
+            None => tracing::warn!(connector, task, state, "unknown task state; not counted"),
         }
     }
 

@@ -174,7 +174,7 @@ fn remove_connector_drops_its_series_and_frees_the_cap() {
     t.record_read("gone", "b", 1);
     t.failed("gone", "a", Stage::TaskPut, false, "x");
     t.consumer_lag("gone", "a", 0, 3);
-    t.task_state("gone", "RUNNING");
+    t.task_state("gone", 0, "RUNNING");
     t.batch("gone", 1);
     t.record_read("kept", "z", 1);
     assert_has(
@@ -202,21 +202,59 @@ fn remove_connector_drops_its_series_and_frees_the_cap() {
 #[test]
 fn task_state_flips() {
     let t = Telemetry::new();
-    t.task_state("c", "RUNNING");
+    t.task_state("c", 0, "RUNNING");
     let text = t.render();
-    assert_has(&text, r#"ursa_task_state{connector="c",state="RUNNING"} 1"#);
+    assert_has(
+        &text,
+        r#"ursa_task_state{connector="c",task="0",state="RUNNING"} 1"#,
+    );
     for state in ["UNASSIGNED", "PAUSED", "STOPPED", "FAILED", "RESTARTING"] {
         assert_has(
             &text,
-            &format!(r#"ursa_task_state{{connector="c",state="{state}"}} 0"#),
+            &format!(r#"ursa_task_state{{connector="c",task="0",state="{state}"}} 0"#),
         );
     }
-    t.task_state("c", "paused");
-    t.task_state("c", "NOT_A_STATE");
+    t.task_state("c", 0, "paused");
+    t.task_state("c", 0, "NOT_A_STATE");
     let text = t.render();
-    assert_has(&text, r#"ursa_task_state{connector="c",state="RUNNING"} 0"#);
-    assert_has(&text, r#"ursa_task_state{connector="c",state="PAUSED"} 1"#);
+    assert_has(
+        &text,
+        r#"ursa_task_state{connector="c",task="0",state="RUNNING"} 0"#,
+    );
+    assert_has(
+        &text,
+        r#"ursa_task_state{connector="c",task="0",state="PAUSED"} 1"#,
+    );
     assert!(!text.contains("NOT_A_STATE"), "{text}");
+}
+
+/// With `tasks.max` > 1 each task has its own state series: one FAILED task is not hidden by a RUNNING one.
+#[test]
+fn each_task_has_its_own_state() {
+    let t = Telemetry::new();
+    t.task_state("c", 0, "RUNNING");
+    t.task_state("c", 1, "RUNNING");
+    t.task_state("c", 1, "FAILED");
+    let text = t.render();
+    assert_has(
+        &text,
+        r#"ursa_task_state{connector="c",task="0",state="RUNNING"} 1"#,
+    );
+    assert_has(
+        &text,
+        r#"ursa_task_state{connector="c",task="1",state="RUNNING"} 0"#,
+    );
+    assert_has(
+        &text,
+        r#"ursa_task_state{connector="c",task="1",state="FAILED"} 1"#,
+    );
+    assert_has(
+        &text,
+        r#"ursa_task_state{connector="c",task="0",state="FAILED"} 0"#,
+    );
+    // Removing the connector removes every task's series.
+    t.remove_connector("c");
+    assert!(!t.render().contains("ursa_task_state{"), "{}", t.render());
 }
 
 #[test]
@@ -281,7 +319,7 @@ fn emit(t: &Telemetry) {
     );
     t.dead_lettered("c", "orders");
     t.skipped("c", "orders");
-    t.task_state("c", "FAILED");
+    t.task_state("c", 0, "FAILED");
     t.task_restarted("c");
 }
 
