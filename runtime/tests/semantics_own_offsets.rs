@@ -9,7 +9,6 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
@@ -222,13 +221,10 @@ async fn starts_where_the_sink_says_not_where_the_group_committed() {
     })
     .await;
     worker.shutdown().await;
+    let committed = support::Committed::new(&group, &topic, 1).get().await[0];
     let t = table.lock().unwrap();
     assert_eq!(t.rows, (5..15).map(|o| (0, o)).collect::<Vec<_>>());
-    assert_eq!(
-        committed_now(&group, &topic),
-        Some(2),
-        "nothing committed in Kafka"
-    );
+    assert_eq!(committed, Some(2), "nothing committed in Kafka");
     let opens: Vec<u64> = t
         .calls
         .iter()
@@ -256,24 +252,5 @@ async fn starts_where_the_sink_says_not_where_the_group_committed() {
             "generation {g} never closed: {:?}",
             t.calls
         );
-    }
-}
-
-fn committed_now(group: &str, topic: &str) -> Option<i64> {
-    let c: BaseConsumer = support::kafka()
-        .config()
-        .set("group.id", group)
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition(topic, 0);
-    match c
-        .committed_offsets(tpl, Duration::from_secs(10))
-        .unwrap()
-        .elements()[0]
-        .offset()
-    {
-        Offset::Offset(o) => Some(o),
-        _ => None,
     }
 }

@@ -200,24 +200,47 @@ impl Committed {
         Self::new(&format!("connect-{name}"), topic, partitions)
     }
 
-    /// The committed offset of every partition (`None`: nothing committed).
+    /// The committed offset of every partition (`None`: nothing committed). The group's coordinator can be
+    /// moving or loading just after the group appears (Apache Kafka answers `NotCoordinator`,
+    /// `CoordinatorNotAvailable` or `CoordinatorLoadInProgress`): asked again until it answers, within
+    /// the deadline.
     pub async fn get(&self) -> Vec<Option<i64>> {
-        let consumer = Arc::clone(&self.consumer);
-        let tpl = self.tpl.clone();
-        tokio::task::spawn_blocking(move || {
-            let c = consumer
-                .committed_offsets(tpl, Duration::from_secs(10))
-                .unwrap();
-            c.elements()
-                .iter()
-                .map(|e| match e.offset() {
-                    Offset::Offset(o) => Some(o),
-                    _ => None,
-                })
-                .collect()
-        })
-        .await
-        .unwrap()
+        use rdkafka::types::RDKafkaErrorCode as Code;
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let consumer = Arc::clone(&self.consumer);
+            let tpl = self.tpl.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                consumer.committed_offsets(tpl, Duration::from_secs(10))
+            })
+            .await
+            .unwrap();
+            match read {
+                Ok(c) => {
+                    return c
+                        .elements()
+                        .iter()
+                        .map(|e| match e.offset() {
+                            Offset::Offset(o) => Some(o),
+                            _ => None,
+                        })
+                        .collect();
+                }
+                Err(e)
+                    if matches!(
+                        e.rdkafka_error_code(),
+                        Some(
+                            Code::NotCoordinator
+                                | Code::CoordinatorNotAvailable
+                                | Code::CoordinatorLoadInProgress
+                        )
+                    ) && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(e) => panic!("reading committed offsets: {e}"),
+            }
+        }
     }
 
     /// Waits until every partition's committed offset is `expected`.

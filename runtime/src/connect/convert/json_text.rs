@@ -88,68 +88,54 @@ impl Parser<'_> {
     }
 
     fn object(&mut self, out: &mut Vec<u8>, depth: usize) -> Result<(), Refused> {
-        if depth > MAX_DEPTH {
-            return Err(Refused::Fallback);
-        }
-        self.i += 1;
-        out.push(b'{');
-        self.ws();
-        if self.peek() == Some(b'}') {
-            self.i += 1;
-            out.push(b'}');
-            return Ok(());
-        }
-        loop {
-            self.ws();
-            if self.peek() != Some(b'"') {
+        self.sequence(out, depth, b'}', |p, out, depth| {
+            if p.peek() != Some(b'"') {
                 return Err(Refused::Fallback);
             }
-            self.string(out)?;
-            self.ws();
-            self.eat(b':')?;
+            p.string(out)?;
+            p.ws();
+            p.eat(b':')?;
             out.push(b':');
-            self.ws();
-            self.value(out, depth)?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    out.push(b',');
-                }
-                Some(b'}') => {
-                    self.i += 1;
-                    out.push(b'}');
-                    return Ok(());
-                }
-                _ => return Err(Refused::Fallback),
-            }
-        }
+            p.ws();
+            p.value(out, depth)
+        })
     }
 
     fn array(&mut self, out: &mut Vec<u8>, depth: usize) -> Result<(), Refused> {
+        self.sequence(out, depth, b']', Self::value)
+    }
+
+    /// An object or array at its opening bracket: `item`s separated by commas up to `close`.
+    fn sequence(
+        &mut self,
+        out: &mut Vec<u8>,
+        depth: usize,
+        close: u8,
+        mut item: impl FnMut(&mut Self, &mut Vec<u8>, usize) -> Result<(), Refused>,
+    ) -> Result<(), Refused> {
         if depth > MAX_DEPTH {
             return Err(Refused::Fallback);
         }
+        out.push(self.b[self.i]);
         self.i += 1;
-        out.push(b'[');
         self.ws();
-        if self.peek() == Some(b']') {
+        if self.peek() == Some(close) {
             self.i += 1;
-            out.push(b']');
+            out.push(close);
             return Ok(());
         }
         loop {
             self.ws();
-            self.value(out, depth)?;
+            item(self, out, depth)?;
             self.ws();
             match self.peek() {
                 Some(b',') => {
                     self.i += 1;
                     out.push(b',');
                 }
-                Some(b']') => {
+                Some(c) if c == close => {
                     self.i += 1;
-                    out.push(b']');
+                    out.push(close);
                     return Ok(());
                 }
                 _ => return Err(Refused::Fallback),
