@@ -702,9 +702,12 @@ impl ReadCount {
     }
 }
 
-/// Builds the consumer of a connector.
-fn consumer(ctx: Ctx, kafka: &ClientConfig) -> Result<BaseConsumer<Ctx>, Fatal> {
-    let c = &ctx.ctx.config;
+/// The client config of a connector's consumer: the worker's Kafka settings, the runtime's own (manual
+/// commits, cooperative rebalancing, a bounded prefetch), then the connector's `consumer.override.*`.
+pub(super) fn consumer_config(
+    c: &crate::connect::config::ConnectorConfig,
+    kafka: &ClientConfig,
+) -> ClientConfig {
     let mut config = kafka.clone();
     // librdkafka's prefetch queue holds records outside the in-flight bounds: keep it to a quarter of them.
     let queued_kb = (c.max_in_flight_bytes / 4 / 1024).clamp(1024, 65536);
@@ -745,6 +748,13 @@ fn consumer(ctx: Ctx, kafka: &ClientConfig) -> Result<BaseConsumer<Ctx>, Fatal> 
     if config.get("group.instance.id").is_some_and(str::is_empty) {
         config.remove("group.instance.id");
     }
+    config
+}
+
+/// Builds the consumer of a connector.
+fn consumer(ctx: Ctx, kafka: &ClientConfig) -> Result<BaseConsumer<Ctx>, Fatal> {
+    let c = &ctx.ctx.config;
+    let config = consumer_config(c, kafka);
     if let Some(id) = config.get("group.instance.id") {
         tracing::info!(connector = %c.name, group = %c.group_id, instance = id, "static group membership");
         ctx.shared.static_member.store(true, Ordering::Release);

@@ -460,3 +460,39 @@ fn only_a_successful_commit_counts_and_a_failed_one_is_retried() {
     let less: Offsets = [(a.clone(), 5)].into_iter().collect();
     assert!(to_commit(&entries, &done, &less).is_empty());
 }
+
+/// The consumer's client config: the runtime's settings over the worker's, the connector's overrides over
+/// those (within what `consumer.override.*` may change), and librdkafka's 1 s fetch backoff on a full
+/// prefetch queue cut to 10 ms (it idled a fast sink 0.8 s of every second).
+#[test]
+fn consumer_config_layers_worker_runtime_and_overrides() {
+    let mut worker = rdkafka::ClientConfig::new();
+    worker
+        .set("bootstrap.servers", "127.0.0.1:9")
+        .set("enable.auto.commit", "true")
+        .set("client.id", "from-the-worker");
+    let c = super::consumer::consumer_config(&config(&[]), &worker);
+    assert_eq!(c.get("fetch.queue.backoff.ms"), Some("10"));
+    assert_eq!(c.get("enable.auto.commit"), Some("false"));
+    assert_eq!(c.get("enable.auto.offset.store"), Some("false"));
+    assert_eq!(c.get("group.id"), Some("connect-t"));
+    assert_eq!(c.get("client.id"), Some("from-the-worker"));
+    assert_eq!(c.get("session.timeout.ms"), Some("6000"));
+    assert_eq!(
+        c.get("partition.assignment.strategy"),
+        Some("cooperative-sticky")
+    );
+    let c = super::consumer::consumer_config(
+        &config(&[
+            ("consumer.override.fetch.queue.backoff.ms", "250"),
+            ("consumer.override.group.protocol", "consumer"),
+            ("consumer.override.group.instance.id", ""),
+        ]),
+        &worker,
+    );
+    assert_eq!(c.get("fetch.queue.backoff.ms"), Some("250"));
+    // KIP-848: the broker assigns, so no client-side strategy and no classic session timeout.
+    assert_eq!(c.get("partition.assignment.strategy"), None);
+    assert_eq!(c.get("session.timeout.ms"), None);
+    assert_eq!(c.get("group.instance.id"), None);
+}
