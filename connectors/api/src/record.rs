@@ -200,17 +200,6 @@ impl Payload {
         })))
     }
 
-    /// The payload's JSON text as [`Payload::write_json`] writes it, built into a new buffer (`null` for a
-    /// null payload).
-    pub fn json_text(&self) -> Result<Bytes, DecodeError> {
-        if let Some(text) = self.0.as_ref().and_then(|i| i.text.as_ref()) {
-            return Ok(text.clone());
-        }
-        let mut out = Vec::with_capacity(self.bytes().map_or(4, |b| b.len() * 2));
-        self.write_json(&mut out)?;
-        Ok(Bytes::from(out))
-    }
-
     /// Bytes whose JSON form is known already (the runtime converted them eagerly).
     pub fn with_json(bytes: Bytes, format: Format, json: Value) -> Payload {
         let cell = OnceLock::new();

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 
 use serde_json::Value;
 
-use super::base64::ALPHABET;
+use super::base64::write_base64;
 use super::logical;
 use crate::Error;
 use crate::binary::Reader;
@@ -145,17 +145,8 @@ fn tree(out: &mut Vec<u8>, v: &Value) {
 
 /// Appends `bytes` as a quoted base64 string.
 fn base64(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.reserve(bytes.len().div_ceil(3) * 4 + 2);
     out.push(b'"');
-    let sym = |i: u32| ALPHABET[(i & 0x3f) as usize];
-    for chunk in bytes.chunks(3) {
-        let b = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
-        let n = (b(0) << 16) | (b(1) << 8) | b(2);
-        out.push(sym(n >> 18));
-        out.push(sym(n >> 12));
-        out.push(if chunk.len() > 1 { sym(n >> 6) } else { b'=' });
-        out.push(if chunk.len() > 2 { sym(n) } else { b'=' });
-    }
+    write_base64(out, bytes);
     out.push(b'"');
 }
 
