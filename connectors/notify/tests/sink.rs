@@ -3,8 +3,10 @@
 //! `high` and let `immediate` through; digests go out once; Twilio's 429 Retry-After is honoured without
 //! holding the partition; FCM's UNREGISTERED quarantines the token (re-checked, not deleted) and falls back
 //! to email; SMTP down for a while means retries, then delivery; a redelivered record sends nothing twice, and
-//! a send cut off mid-way is never repeated on a provider that does not dedupe; a bad rule is a positioned
-//! validation error.
+//! a send cut off mid-way is never repeated on a provider that does not dedupe; an acknowledgement event
+//! stops an escalation as the link does; a guardian's preferences order the channels and turn routine
+//! categories off (never safety); a dedupe window notifies once per key; the sink's metrics count all of it;
+//! a bad rule is a positioned validation error.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use ursa_connector_notify::testing as support;
@@ -85,7 +87,12 @@ name = "usage"
 topic = "analytics.usage-stats"
 priority = "normal"
 category = "usage"
-channels = ["webhook"]
+channels = ["webhook", "email"]
+dedupe_window = "10m"
+dedupe_key = "{{ child.child_id }}"
+[rule.templates.email.en]
+subject = "Usage"
+text = "{{ message_count }} messages"
 "#;
 
 /// Polls an async check until it returns `Some` (the async form of `ursa_testkit::wait_until`).
@@ -121,6 +128,7 @@ struct Fx {
     receiver: support::Receiver,
     http_port: u16,
     sink: Arc<NotifySink>,
+    metrics: SinkMetrics,
     offset: i64,
 }
 
@@ -187,8 +195,8 @@ impl Fx {
         let parsed = ursa_connect::config::parse(&NotifyPlugin.keys(), &[], &raw).unwrap();
         let errors = NotifyPlugin.validate(&parsed);
         assert!(errors.is_empty(), "{errors:?}");
-        let (context, _requests) =
-            SinkContext::new("alerts", "alerts-0", SinkMetrics::new("alerts", 100));
+        let metrics = SinkMetrics::new("alerts", 100);
+        let (context, _requests) = SinkContext::new("alerts", "alerts-0", metrics.clone());
         let sink = Arc::new(build_sink(&parsed, context).unwrap());
         let topics = [
             "child.safety-violation",
@@ -196,6 +204,7 @@ impl Fx {
             "analytics.usage-stats",
             "guardian.contact-updated",
             "child.registered",
+            "guardian.alert-acknowledged",
         ];
         let tps: Vec<TopicPartition> = topics.iter().map(|t| TopicPartition::new(*t, 0)).collect();
         sink.open(&tps, 1).await.unwrap();
@@ -211,6 +220,7 @@ impl Fx {
             receiver,
             http_port,
             sink,
+            metrics,
             offset: 0,
         };
         fx.put(
@@ -250,6 +260,16 @@ impl Fx {
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect()
+    }
+
+    /// The value of the sample of `family` whose labels contain `label` (0 when there is none).
+    fn metric(&self, family: &str, label: &str) -> f64 {
+        self.metrics
+            .render()
+            .lines()
+            .filter(|l| l.starts_with(family) && l.contains(label))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
     }
 
     fn emails(&self) -> Vec<Value> {
@@ -732,6 +752,236 @@ async fn a_record_nobody_can_be_reached_for_is_dead_lettered_with_the_responses(
         Outcome::Delivered
     );
     drop(fx.db);
+}
+
+/// The audit actions in the outbox, in order.
+async fn audit_actions(fx: &Fx) -> Vec<Value> {
+    fx.query("SELECT record::text FROM notify_outbox ORDER BY id")
+        .await
+        .iter()
+        .map(|r| serde_json::from_str::<Value>(&r.get::<_, String>(0)).unwrap())
+        .collect()
+}
+
+fn usage(id: &str, child: &str) -> Value {
+    json!({"metadata": {"event_id": id}, "child": {"child_id": child, "household_id": HOUSEHOLD}, "message_count": 12})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_acknowledgement_event_on_the_ack_topic_stops_the_escalation() {
+    let mut fx = Fx::new(&[("notify.ack.topic", "guardian.alert-acknowledged")], true).await;
+    let id = uuid();
+    assert_eq!(
+        fx.put("child.safety-violation", violation(&id, "CRITICAL"))
+            .await,
+        Outcome::Delivered
+    );
+    assert_eq!(fx.twilio.received_for(PHONE).len(), 1);
+    let ack = json!({
+        "metadata": {"event_id": uuid(), "occurred_at": 1_767_225_600_000i64, "producer": "guardian-app", "schema_version": 1},
+        "event_id": id, "guardian_id": HOUSEHOLD, "household_id": HOUSEHOLD, "via": "APP",
+    });
+    assert_eq!(
+        fx.put("guardian.alert-acknowledged", ack.clone()).await,
+        Outcome::Delivered
+    );
+    let row = &fx
+        .query(&format!(
+            "SELECT state, due_at FROM notify_escalation WHERE event_id = '{id}'"
+        ))
+        .await[0];
+    assert_eq!(row.get::<_, String>(0), "acked");
+    // The same acknowledgement again (a redelivery, or a second tap) changes nothing and is counted once.
+    assert_eq!(
+        fx.put("guardian.alert-acknowledged", ack).await,
+        Outcome::Delivered
+    );
+    assert_eq!(
+        fx.metric("ursa_plugin_notify_events_total", "kind=\"acknowledged\""),
+        1.0
+    );
+    // Past the next step's time, a scheduler pass escalates nothing.
+    let due: i64 = row.get(1);
+    eventually("the next step's time", Duration::from_secs(10), || async {
+        (jiff::Timestamp::now().as_millisecond() > due + 500).then_some(())
+    })
+    .await;
+    fx.sink.core().run_scheduler().await.unwrap();
+    assert!(
+        fx.emails().is_empty(),
+        "no escalation email after the acknowledgement"
+    );
+    assert_eq!(fx.twilio.received_for(PHONE).len(), 1);
+    let acks: Vec<Value> = audit_actions(&fx)
+        .await
+        .into_iter()
+        .filter(|a| a["action"] == "notification.acknowledged")
+        .collect();
+    assert_eq!(acks.len(), 1, "{acks:?}");
+    assert!(acks[0].to_string().contains("topic"), "{}", acks[0]);
+    // An acknowledgement that names no event is a per-record failure (to the DLQ), not a stalled partition.
+    let bad = fx
+        .put(
+            "guardian.alert-acknowledged",
+            json!({"guardian_id": HOUSEHOLD}),
+        )
+        .await;
+    assert!(matches!(bad, Outcome::Permanent { .. }), "{bad:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn preferences_order_the_channels_and_turn_routine_categories_off() {
+    let mut fx = Fx::new(&[], true).await;
+    fx.put(
+        "guardian.contact-updated",
+        json!({"guardian_id": HOUSEHOLD, "household_id": HOUSEHOLD, "preferences": {
+            "safety": {"enabled": false, "channels": ["email"]},
+            "milestones": {"enabled": false},
+            "usage": {"channels": ["sms", "email"]},
+        }}),
+    )
+    .await;
+    // Safety cannot be turned off; a `high` notice goes by the preferred channel first (email, not push).
+    let medium = uuid();
+    assert_eq!(
+        fx.put("child.safety-violation", violation(&medium, "MEDIUM"))
+            .await,
+        Outcome::Delivered
+    );
+    assert_eq!(
+        fx.states(&medium).await,
+        vec![("email".into(), "sent".into())]
+    );
+    assert_eq!(fx.fcm.delivered_to(DEVICE), 0);
+    let mail = eventually("the notice", Duration::from_secs(10), || async {
+        fx.emails().into_iter().next()
+    })
+    .await;
+    assert_eq!(mail["subject"], "Safety notice: SELF_HARM");
+    // `immediate` keeps the rule's order: SMS and push at once.
+    let critical = uuid();
+    fx.put("child.safety-violation", violation(&critical, "CRITICAL"))
+        .await;
+    assert_eq!(
+        fx.states(&critical).await,
+        vec![
+            ("push".into(), "sent".into()),
+            ("sms".into(), "sent".into())
+        ]
+    );
+    // Usage: the preferred channel the rule allows (email), before the rule's first (webhook); SMS, which the
+    // rule does not list, is never used.
+    let u = uuid();
+    assert_eq!(
+        fx.put("analytics.usage-stats", usage(&u, CHILD)).await,
+        Outcome::Delivered
+    );
+    eventually("the usage email", Duration::from_secs(10), || async {
+        fx.emails()
+            .iter()
+            .any(|m| m["subject"] == "Usage")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(fx.states(&u).await, vec![("email".into(), "sent".into())]);
+    assert!(fx.receiver.deliveries().is_empty());
+    assert_eq!(
+        fx.twilio.received_for(PHONE).len(),
+        1,
+        "only the critical SMS"
+    );
+    // Milestones are off: no digest item, counted as suppressed.
+    let m = uuid();
+    let ev = json!({"metadata": {"event_id": m}, "child": {"child_id": CHILD, "household_id": HOUSEHOLD}, "title": "First words"});
+    assert_eq!(
+        fx.put("child.milestone-achieved", ev).await,
+        Outcome::Delivered
+    );
+    assert!(fx.states(&m).await.is_empty());
+    assert_eq!(
+        fx.metric(
+            "ursa_plugin_notify_events_total",
+            "kind=\"suppressed_preference\""
+        ),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_dedupe_window_notifies_once_per_key_and_reopens_when_it_ends() {
+    let mut fx = Fx::new(&[], true).await;
+    let (a, b, c) = (uuid(), uuid(), uuid());
+    let before = jiff::Timestamp::now().as_millisecond();
+    assert_eq!(
+        fx.put("analytics.usage-stats", usage(&a, CHILD)).await,
+        Outcome::Delivered
+    );
+    eventually("the first webhook", Duration::from_secs(10), || async {
+        (fx.receiver.deliveries().len() == 1).then_some(())
+    })
+    .await;
+    // Same key (the child) within the window: suppressed, recorded, audited; a redelivery counts once.
+    assert_eq!(
+        fx.put("analytics.usage-stats", usage(&b, CHILD)).await,
+        Outcome::Delivered
+    );
+    let again = json_record("analytics.usage-stats", 0, fx.offset, usage(&b, CHILD));
+    assert_eq!(fx.put_records(&[again]).await, vec![Outcome::Delivered]);
+    assert_eq!(
+        fx.states(&b).await,
+        vec![("dedupe".into(), "suppressed".into())]
+    );
+    assert_eq!(
+        fx.metric(
+            "ursa_plugin_notify_events_total",
+            "kind=\"suppressed_dedupe\""
+        ),
+        1.0
+    );
+    let suppressed = audit_actions(&fx)
+        .await
+        .iter()
+        .filter(|x| x["action"] == "notification.suppressed")
+        .count();
+    assert_eq!(suppressed, 1);
+    // The window is the rule's 10 minutes from the first event.
+    let until: i64 = fx.query("SELECT until_at FROM notify_dedupe").await[0].get(0);
+    let window = until - before;
+    assert!(
+        (600_000..630_000).contains(&window),
+        "the window: {window} ms"
+    );
+    // Another child has a window of its own.
+    let other = uuid();
+    fx.put(
+        "analytics.usage-stats",
+        usage(&other, "9a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"),
+    )
+    .await;
+    // Once the window has ended (moved to now here), the key notifies again.
+    fx.pg
+        .execute("UPDATE notify_dedupe SET until_at = 0", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        fx.put("analytics.usage-stats", usage(&c, CHILD)).await,
+        Outcome::Delivered
+    );
+    eventually("three webhooks", Duration::from_secs(10), || async {
+        (fx.receiver.deliveries().len() == 3).then_some(())
+    })
+    .await;
+    assert_eq!(fx.states(&c).await, vec![("webhook".into(), "sent".into())]);
+    assert_eq!(
+        fx.metric("ursa_plugin_notify_attempts_total", "webhook/webhook/sent"),
+        3.0
+    );
+    assert!(
+        fx.metrics
+            .render()
+            .contains("ursa_plugin_notify_send_seconds_webhook_count"),
+        "the latency histogram"
+    );
 }
 
 #[test]
