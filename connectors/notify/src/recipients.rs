@@ -6,9 +6,11 @@
 //!   contact fields, and maps the child to its household.
 //! - `child.profile-updated` applies changes to `guardian_email`, `guardian_phone`, `locale.language_tag` and
 //!   `locale.time_zone`.
-//! - `guardian.contact-updated` (not in the catalog yet; the proposed schema is
-//!   `connectors/notify/schemas/GuardianContactUpdated.avsc`) adds or changes any guardian of a household:
-//!   contacts, devices, quiet hours, preferences, or removes one.
+//! - `guardian.contact-updated` (`com.teddy.guardian.GuardianContactUpdated`) adds or changes any guardian of a
+//!   household: contacts, devices, quiet hours, preferences, or removes one.
+//!
+//! Acknowledgements come on `guardian.alert-acknowledged` (`com.teddy.guardian.AlertAcknowledged`, read by the
+//! sink when `notify.ack.topic` names it).
 //!
 //! Push tokens are never deleted on an error: they are quarantined, re-checked later, and re-activated when the
 //! device registers them again.

@@ -46,6 +46,14 @@ pub mod topics {
     ///
     /// Key: `string`, value: `com.teddy.conversation.EmotionDetected`, 6 partition(s), compatibility BACKWARD.
     pub const EMOTION_DETECTED: &str = "emotion.detected";
+    /// A guardian acknowledged a notification (app, SMS reply, support); stops the alert's escalation. Key: household_id.
+    ///
+    /// Key: `string`, value: `com.teddy.guardian.AlertAcknowledged`, 3 partition(s), compatibility BACKWARD.
+    pub const GUARDIAN_ALERT_ACKNOWLEDGED: &str = "guardian.alert-acknowledged";
+    /// A guardian's contacts, devices, quiet hours or notification preferences changed; the notify sink's directory is built from it. Key: household_id.
+    ///
+    /// Key: `string`, value: `com.teddy.guardian.GuardianContactUpdated`, 3 partition(s), compatibility BACKWARD.
+    pub const GUARDIAN_CONTACT_UPDATED: &str = "guardian.contact-updated";
     /// Transcribed messages from the child (PII: short retention). Key: conversation_id.
     ///
     /// Key: `string`, value: `com.teddy.conversation.MessageReceived`, 6 partition(s), compatibility BACKWARD.
@@ -75,6 +83,8 @@ pub mod topics {
         CONVERSATION_STARTED,
         DLQ_FAILED_EVENTS,
         EMOTION_DETECTED,
+        GUARDIAN_ALERT_ACKNOWLEDGED,
+        GUARDIAN_CONTACT_UPDATED,
         MESSAGE_RECEIVED,
         RESPONSE_GENERATED,
         SYSTEM_AUDIT_LOG,
@@ -136,6 +146,16 @@ pub mod topics {
             topic: EMOTION_DETECTED,
             key_subject: "emotion.detected-key",
             value_subject: "emotion.detected-value",
+        },
+        ::ursa_avro::Binding {
+            topic: GUARDIAN_ALERT_ACKNOWLEDGED,
+            key_subject: "guardian.alert-acknowledged-key",
+            value_subject: "guardian.alert-acknowledged-value",
+        },
+        ::ursa_avro::Binding {
+            topic: GUARDIAN_CONTACT_UPDATED,
+            key_subject: "guardian.contact-updated-key",
+            value_subject: "guardian.contact-updated-value",
         },
         ::ursa_avro::Binding {
             topic: MESSAGE_RECEIVED,

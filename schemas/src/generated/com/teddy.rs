@@ -5,4 +5,5 @@ pub mod child;
 pub mod common;
 pub mod conversation;
 pub mod dlq;
+pub mod guardian;
 pub mod system;
