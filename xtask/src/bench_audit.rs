@@ -80,7 +80,7 @@ fn strip_pii(v: &mut Value) {
 }
 
 /// `url` with its database replaced by `database`.
-fn with_database(url: &str, database: &str) -> Result<String> {
+pub(crate) fn with_database(url: &str, database: &str) -> Result<String> {
     let (scheme, rest) = url
         .split_once("://")
         .context("expected a postgres:// URL")?;

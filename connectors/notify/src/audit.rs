@@ -17,7 +17,7 @@ use tokio_postgres::GenericClient;
 use ursa_avro::AvroRecord;
 use ursa_events::com::teddy::{common, system};
 
-use crate::db::{Db, DbError, now_ms};
+use crate::db::{Conn, Db, DbError, now_ms};
 
 /// One audit record, as the outbox keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,15 +130,22 @@ impl Entry {
 }
 
 /// Adds a record to the outbox (in the caller's transaction).
-pub async fn enqueue<C: GenericClient>(c: &C, entry: &Entry) -> Result<(), DbError> {
+pub async fn enqueue(c: &Conn<'_>, entry: &Entry) -> Result<(), DbError> {
     let record = serde_json::to_value(entry).unwrap_or_default();
-    c.execute(
-        "INSERT INTO notify_outbox (audit_id, record, created_at) VALUES ($1, $2, $3) ON CONFLICT (audit_id) DO NOTHING",
-        &[&entry.audit_id, &record, &entry.at],
-    )
-    .await?;
+    c.execute(ENQUEUE, &[&entry.audit_id, &record, &entry.at])
+        .await?;
     Ok(())
 }
+
+/// [`enqueue`] inside a transaction.
+pub async fn enqueue_in<C: GenericClient>(c: &C, entry: &Entry) -> Result<(), DbError> {
+    let record = serde_json::to_value(entry).unwrap_or_default();
+    c.execute(ENQUEUE, &[&entry.audit_id, &record, &entry.at])
+        .await?;
+    Ok(())
+}
+
+const ENQUEUE: &str = "INSERT INTO notify_outbox (audit_id, record, created_at) VALUES ($1, $2, $3) ON CONFLICT (audit_id) DO NOTHING";
 
 /// Where audit records go.
 #[derive(Debug, Clone)]
@@ -228,7 +235,6 @@ impl Publisher {
     pub async fn drain(&self, db: &Arc<Db>, limit: i64) -> Result<usize, String> {
         let conn = db.get().await.map_err(|e| e.to_string())?;
         let rows = conn
-            .client()
             .query(
                 "SELECT id, record FROM notify_outbox ORDER BY id LIMIT $1",
                 &[&limit],
@@ -279,8 +285,7 @@ impl Publisher {
             }
         }
         if !done.is_empty() {
-            conn.client()
-                .execute("DELETE FROM notify_outbox WHERE id = ANY($1)", &[&done])
+            conn.execute("DELETE FROM notify_outbox WHERE id = ANY($1)", &[&done])
                 .await
                 .map_err(|e| e.to_string())?;
         }

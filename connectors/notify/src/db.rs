@@ -4,12 +4,21 @@
 //! A connection goes back to the pool only through [`Conn::release`]; dropped otherwise (an error, a call
 //! cancelled in the middle of a transaction) it is closed and the server rolls back what it had open, which
 //! keeps every call cancel-safe. Times are milliseconds since the epoch (`BIGINT`).
+//!
+//! Each pooled connection keeps its prepared statements ([`Conn::prepared`], and `execute`/`query…` on
+//! [`Conn`]): a statement given as text is otherwise parsed and described by the server on every call, a
+//! round trip of its own.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+
+/// A connection's prepared statements, by their text.
+type Statements = Mutex<HashMap<String, Statement>>;
 
 /// A database failure.
 #[derive(Debug, thiserror::Error)]
@@ -144,7 +153,7 @@ pub fn ms(d: Duration) -> i64 {
 pub struct Db {
     config: Config,
     shown: String,
-    idle: Mutex<Vec<Client>>,
+    idle: Mutex<Vec<(Client, Statements)>>,
     permits: Semaphore,
 }
 
@@ -191,13 +200,13 @@ impl Db {
         })?;
         let idle = self.idle.lock().ok().and_then(|mut idle| {
             while let Some(c) = idle.pop() {
-                if !c.is_closed() {
+                if !c.0.is_closed() {
                     return Some(c);
                 }
             }
             None
         });
-        let client = match idle {
+        let (client, statements) = match idle {
             Some(c) => c,
             None => {
                 let (client, connection) =
@@ -211,11 +220,12 @@ impl Db {
                 tokio::spawn(async move {
                     let _ = connection.await;
                 });
-                client
+                (client, Statements::default())
             }
         };
         Ok(Conn {
             client: Some(client),
+            statements,
             db: self,
             _permit: permit,
         })
@@ -237,6 +247,7 @@ impl Db {
 /// A connection from the pool; dropped without [`Conn::release`], it closes.
 pub struct Conn<'p> {
     client: Option<Client>,
+    statements: Statements,
     db: &'p Db,
     _permit: SemaphorePermit<'p>,
 }
@@ -256,13 +267,70 @@ impl Conn<'_> {
         }
     }
 
+    /// `sql` prepared on this connection (once: later calls reuse it).
+    pub async fn prepared(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(s) = self
+            .statements
+            .lock()
+            .ok()
+            .and_then(|m| m.get(sql).cloned())
+        {
+            return Ok(s);
+        }
+        let s = self.client().prepare(sql).await?;
+        if let Ok(mut m) = self.statements.lock() {
+            m.insert(sql.to_owned(), s.clone());
+        }
+        Ok(s)
+    }
+
+    /// Executes a prepared `sql`: the rows it changed.
+    pub async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, tokio_postgres::Error> {
+        let s = self.prepared(sql).await?;
+        self.client().execute(&s, params).await
+    }
+
+    /// Runs a prepared `sql`: its rows.
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, tokio_postgres::Error> {
+        let s = self.prepared(sql).await?;
+        self.client().query(&s, params).await
+    }
+
+    /// Runs a prepared `sql`: its one row.
+    pub async fn query_one(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, tokio_postgres::Error> {
+        let s = self.prepared(sql).await?;
+        self.client().query_one(&s, params).await
+    }
+
+    /// Runs a prepared `sql`: its row, if any.
+    pub async fn query_opt(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, tokio_postgres::Error> {
+        let s = self.prepared(sql).await?;
+        self.client().query_opt(&s, params).await
+    }
+
     /// Gives the connection back: it is outside any transaction.
     pub fn release(mut self) {
         if let Some(c) = self.client.take()
             && !c.is_closed()
             && let Ok(mut idle) = self.db.idle.lock()
         {
-            idle.push(c);
+            idle.push((c, std::mem::take(&mut self.statements)));
         }
     }
 }

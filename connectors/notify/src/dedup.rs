@@ -134,7 +134,6 @@ fn entry(r: &tokio_postgres::Row) -> LedgerEntry {
 /// Reads an entry.
 pub async fn get(conn: &Conn<'_>, key: &Key) -> Result<Option<LedgerEntry>, DbError> {
     let row = conn
-        .client()
         .query_opt(
             &format!(
                 "SELECT {COLUMNS} FROM notify_ledger WHERE event_id = $1 AND guardian_id = $2 AND channel = $3
@@ -159,7 +158,6 @@ pub async fn claim(
 ) -> Result<Claim, DbError> {
     let now = now_ms();
     let n = conn
-        .client()
         .execute(
             "INSERT INTO notify_ledger (event_id, guardian_id, channel, target, round, state, claimed_by, rule,
                priority, step, lease_until, created_at, updated_at)
@@ -193,7 +191,7 @@ pub async fn claim(
                 .is_some_and(|c| c.starts_with("put:")) =>
         {
             // The put that claimed it is gone (the record is being delivered again): take it over.
-            conn.client()
+            conn
                 .execute(
                     "UPDATE notify_ledger SET claimed_by = $6, lease_until = $7, updated_at = $8
                      WHERE event_id = $1 AND guardian_id = $2 AND channel = $3 AND target = $4 AND round = $5",
@@ -285,15 +283,30 @@ pub async fn record(
     audit: Option<&Entry>,
 ) -> Result<bool, DbError> {
     let now = now_ms();
-    let tx = conn.client_mut().transaction().await?;
-    let n = tx
-        .execute(
-            "UPDATE notify_ledger SET state = $6, not_before = $7, provider = COALESCE($8, provider),
-               provider_message_id = COALESCE($9, provider_message_id), response = COALESCE($10, response),
-               reason = $11, attempts = attempts + $12, lease_until = NULL,
-               claimed_by = CASE WHEN $6 = 'pending' THEN claimed_by ELSE NULL END, updated_at = $13
-             WHERE event_id = $1 AND guardian_id = $2 AND channel = $3 AND target = $4 AND round = $5
-               AND state = 'pending' AND claimed_by = $14",
+    // The outcome and its audit record in one statement (one implicit transaction, one round trip).
+    let (audit_id, record, at) = match audit {
+        Some(a) => (
+            Some(a.audit_id.as_str()),
+            Some(serde_json::to_value(a).unwrap_or_default()),
+            Some(a.at),
+        ),
+        None => (None, None, None),
+    };
+    let row = conn
+        .query_one(
+            "WITH upd AS (
+               UPDATE notify_ledger SET state = $6, not_before = $7, provider = COALESCE($8, provider),
+                 provider_message_id = COALESCE($9, provider_message_id), response = COALESCE($10, response),
+                 reason = $11, attempts = attempts + $12, lease_until = NULL,
+                 claimed_by = CASE WHEN $6 = 'pending' THEN claimed_by ELSE NULL END, updated_at = $13
+               WHERE event_id = $1 AND guardian_id = $2 AND channel = $3 AND target = $4 AND round = $5
+                 AND state = 'pending' AND claimed_by = $14
+               RETURNING 1),
+             ins AS (
+               INSERT INTO notify_outbox (audit_id, record, created_at)
+               SELECT $15::text, $16::jsonb, $17::bigint FROM upd WHERE $15::text IS NOT NULL
+               ON CONFLICT (audit_id) DO NOTHING)
+             SELECT count(*) FROM upd",
             &[
                 &key.event_id,
                 &key.guardian_id,
@@ -309,16 +322,13 @@ pub async fn record(
                 &i32::from(outcome.attempted),
                 &now,
                 &claimed_by,
+                &audit_id,
+                &record,
+                &at,
             ],
         )
         .await?;
-    if n == 1
-        && let Some(a) = audit
-    {
-        audit::enqueue(&tx, a).await?;
-    }
-    tx.commit().await?;
-    Ok(n == 1)
+    Ok(row.get::<_, i64>(0) == 1)
 }
 
 /// Inserts an entry that is not sent now (`held`, `queued` digest item, `suppressed`), unless the key has one.
@@ -372,7 +382,6 @@ pub async fn claim_due(
     let now = now_ms();
     let by = format!("scheduler:{instance}");
     let rows = conn
-        .client()
         .query(
             &format!(
                 "WITH due AS (
@@ -404,7 +413,6 @@ pub async fn entries_of(
     guardian_id: &str,
 ) -> Result<Vec<LedgerEntry>, DbError> {
     let rows = conn
-        .client()
         .query(
             &format!(
                 "SELECT {COLUMNS} FROM notify_ledger WHERE event_id = $1 AND guardian_id = $2
@@ -419,7 +427,6 @@ pub async fn entries_of(
 /// An entry by the provider's message id (Twilio status callbacks).
 pub async fn by_message_id(conn: &Conn<'_>, id: &str) -> Result<Option<LedgerEntry>, DbError> {
     let row = conn
-        .client()
         .query_opt(
             &format!("SELECT {COLUMNS} FROM notify_ledger WHERE provider_message_id = $1 LIMIT 1"),
             &[&id],
@@ -436,7 +443,6 @@ pub async fn reschedule_sent(
     reason: &str,
 ) -> Result<bool, DbError> {
     let n = conn
-        .client()
         .execute(
             "UPDATE notify_ledger SET state = 'retry', not_before = $6, reason = $7, updated_at = $8
              WHERE event_id = $1 AND guardian_id = $2 AND channel = $3 AND target = $4 AND round = $5
@@ -464,7 +470,6 @@ pub async fn recent_sends(
     since: i64,
 ) -> Result<(i64, Option<i64>), DbError> {
     let row = conn
-        .client()
         .query_one(
             "SELECT count(*), min(updated_at) FROM notify_ledger WHERE guardian_id = $1 AND channel = $2
                AND state = 'sent' AND priority <> 'immediate' AND updated_at >= $3",
@@ -477,8 +482,8 @@ pub async fn recent_sends(
 /// Stores the source event (templates of later sends render from it). The payload keeps PII: the ledger's
 /// database is the sink's own; audit records never carry it.
 #[allow(clippy::too_many_arguments)]
-pub async fn store_event<C: GenericClient>(
-    c: &C,
+pub async fn store_event(
+    c: &Conn<'_>,
     event_id: &str,
     topic: &str,
     rule: &str,
@@ -518,7 +523,6 @@ pub struct StoredEvent {
 /// Reads a stored event.
 pub async fn event(conn: &Conn<'_>, event_id: &str) -> Result<Option<StoredEvent>, DbError> {
     let row = conn
-        .client()
         .query_opt(
             "SELECT topic, rule, payload, pii, child_id, household_id, acked_at FROM notify_event WHERE event_id = $1",
             &[&event_id],
@@ -557,7 +561,6 @@ pub async fn dedupe(
 ) -> Result<bool, DbError> {
     let now = now_ms();
     let row = conn
-        .client()
         .query_opt(
             "INSERT INTO notify_dedupe (rule, dedupe_key, guardian_id, event_id, until_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT (rule, dedupe_key, guardian_id) DO UPDATE SET event_id = EXCLUDED.event_id,
@@ -592,7 +595,7 @@ pub async fn acknowledge(
     )
     .await?;
     if n == 1 {
-        audit::enqueue(&tx, audit).await?;
+        audit::enqueue_in(&tx, audit).await?;
     }
     tx.commit().await?;
     Ok(n == 1)
@@ -607,7 +610,7 @@ pub async fn start_escalation(
     max_steps: i32,
     due_at: i64,
 ) -> Result<(), DbError> {
-    conn.client()
+    conn
         .execute(
             "INSERT INTO notify_escalation (event_id, guardian_id, rule, next_step, max_steps, due_at, state, updated_at)
              VALUES ($1, $2, $3, 1, $4, $5, 'active', $6) ON CONFLICT (event_id, guardian_id) DO NOTHING",
@@ -620,13 +623,12 @@ pub async fn start_escalation(
 /// Brings an active escalation's next step forward to now (a send was ambiguous: move on rather than repeat).
 pub async fn escalate_now(conn: &Conn<'_>, event_id: &str, guardian: &str) -> Result<(), DbError> {
     let now = now_ms();
-    conn.client()
-        .execute(
-            "UPDATE notify_escalation SET due_at = LEAST(due_at, $3), updated_at = $3
+    conn.execute(
+        "UPDATE notify_escalation SET due_at = LEAST(due_at, $3), updated_at = $3
              WHERE event_id = $1 AND guardian_id = $2 AND state = 'active'",
-            &[&event_id, &guardian, &now],
-        )
-        .await?;
+        &[&event_id, &guardian, &now],
+    )
+    .await?;
     Ok(())
 }
 
@@ -698,7 +700,6 @@ pub async fn claim_escalations(
 /// Digest windows that closed: (guardian, window end) with queued items.
 pub async fn due_digests(conn: &Conn<'_>, limit: i64) -> Result<Vec<(String, i64)>, DbError> {
     let rows = conn
-        .client()
         .query(
             "SELECT guardian_id, digest_window FROM notify_ledger WHERE channel = 'digest' AND state = 'queued'
                AND digest_window <= $1 GROUP BY guardian_id, digest_window ORDER BY digest_window LIMIT $2",

@@ -108,7 +108,6 @@ const GUARDIAN_COLUMNS: &str = "guardian_id, household_id, email, phone, webhook
 /// The guardians of a household, or of a child's household when `id` is a child id.
 pub async fn guardians(conn: &Conn<'_>, id: &str) -> Result<Vec<Guardian>, DbError> {
     let rows = conn
-        .client()
         .query(
             &format!(
                 "SELECT {GUARDIAN_COLUMNS} FROM notify_guardian WHERE household_id = $1
@@ -124,7 +123,6 @@ pub async fn guardians(conn: &Conn<'_>, id: &str) -> Result<Vec<Guardian>, DbErr
 /// One guardian.
 pub async fn guardian(conn: &Conn<'_>, id: &str) -> Result<Option<Guardian>, DbError> {
     let row = conn
-        .client()
         .query_opt(
             &format!("SELECT {GUARDIAN_COLUMNS} FROM notify_guardian WHERE guardian_id = $1"),
             &[&id],
@@ -136,7 +134,6 @@ pub async fn guardian(conn: &Conn<'_>, id: &str) -> Result<Option<Guardian>, DbE
 /// A guardian's devices that may be sent to (active ones).
 pub async fn devices(conn: &Conn<'_>, guardian_id: &str) -> Result<Vec<Device>, DbError> {
     let rows = conn
-        .client()
         .query(
             "SELECT token_hash, token, platform, state FROM notify_device
              WHERE guardian_id = $1 AND state = 'active' ORDER BY token_hash",
@@ -157,7 +154,6 @@ pub async fn devices(conn: &Conn<'_>, guardian_id: &str) -> Result<Vec<Device>, 
 /// A device by its hash, whatever its state.
 pub async fn device(conn: &Conn<'_>, hash: &str) -> Result<Option<Device>, DbError> {
     let row = conn
-        .client()
         .query_opt(
             "SELECT token_hash, token, platform, state FROM notify_device WHERE token_hash = $1",
             &[&hash],
@@ -180,7 +176,7 @@ pub async fn quarantine(
     recheck_after_ms: i64,
 ) -> Result<(), DbError> {
     let now = now_ms();
-    conn.client()
+    conn
         .execute(
             "UPDATE notify_device SET state = 'quarantined', failures = failures + 1,
              quarantined_at = $2::bigint, recheck_at = $2::bigint + $3::bigint * (1::bigint << LEAST(failures, 6)), last_error = $4, updated_at = $2::bigint
@@ -202,7 +198,7 @@ pub async fn recheck_result(
 ) -> Result<(), DbError> {
     let now = now_ms();
     if ok {
-        conn.client()
+        conn
             .execute(
                 "UPDATE notify_device SET state = 'active', failures = 0, recheck_at = NULL, updated_at = $2
                  WHERE token_hash = $1",
@@ -210,7 +206,7 @@ pub async fn recheck_result(
             )
             .await?;
     } else {
-        conn.client()
+        conn
             .execute(
                 "UPDATE notify_device SET failures = failures + 1, last_error = $3, updated_at = $2::bigint,
                  state = CASE WHEN failures + 1 >= $5 THEN 'dead' ELSE 'quarantined' END,
@@ -226,7 +222,6 @@ pub async fn recheck_result(
 /// Quarantined tokens due for a re-check.
 pub async fn due_rechecks(conn: &Conn<'_>, limit: i64) -> Result<Vec<Device>, DbError> {
     let rows = conn
-        .client()
         .query(
             "SELECT token_hash, token, platform, state FROM notify_device
              WHERE state = 'quarantined' AND recheck_at <= $1 ORDER BY recheck_at LIMIT $2",
@@ -335,7 +330,7 @@ pub async fn apply(
             ) else {
                 return Ok(Some(applied));
             };
-            conn.client()
+            conn
                 .execute(
                     "INSERT INTO notify_child (child_id, household_id, updated_at) VALUES ($1, $2, $3)
                      ON CONFLICT (child_id) DO UPDATE SET household_id = EXCLUDED.household_id, updated_at = EXCLUDED.updated_at",
@@ -365,7 +360,7 @@ pub async fn apply(
                 if matches!(column, "locale" | "time_zone") && value.is_none() {
                     continue;
                 }
-                conn.client()
+                conn
                     .execute(
                         &format!(
                             "UPDATE notify_guardian SET {column} = $2, updated_at = $3 WHERE guardian_id = $1"

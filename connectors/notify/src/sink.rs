@@ -432,7 +432,7 @@ impl Core {
         let conn = self.conn().await?;
         let pii_json = Value::Array(pii.iter().map(|p| Value::String(p.clone())).collect());
         dedup::store_event(
-            conn.client(),
+            &conn,
             &event_id,
             topic,
             &rule.name,
@@ -532,7 +532,7 @@ impl Core {
                 if new {
                     let a =
                         self.audit_entry("notification.suppressed", "SUCCESS", &k, event, "", None);
-                    audit::enqueue(conn.client(), &a).await.map_err(db_err)?;
+                    audit::enqueue(&conn, &a).await.map_err(db_err)?;
                     self.count("suppressed_dedupe");
                 }
                 conn.release();
@@ -648,7 +648,7 @@ impl Core {
                             "",
                             Some("quiet hours"),
                         );
-                        audit::enqueue(conn.client(), &a).await.map_err(db_err)?;
+                        audit::enqueue(&conn, &a).await.map_err(db_err)?;
                         self.count("held_quiet_hours");
                     }
                     reached = true;
@@ -1052,7 +1052,7 @@ impl Core {
                 )
                 .detail("guardian_id", job.guardian.id.clone())
                 .detail("provider", provider);
-                audit::enqueue(conn.client(), &q).await.map_err(db_err)?;
+                audit::enqueue(conn, &q).await.map_err(db_err)?;
                 self.count("device_quarantined");
                 self.fallback(conn, &job).await?;
             }
@@ -1491,7 +1491,7 @@ impl Core {
             let a = self
                 .audit_entry("notification.escalated", "SUCCESS", &key0, &event, "", None)
                 .detail("step", s.step.to_string());
-            audit::enqueue(conn.client(), &a).await.map_err(db_err)?;
+            audit::enqueue(conn, &a).await.map_err(db_err)?;
             self.count("escalated");
             for target in self.targets(channel, &devices) {
                 let job = Job {
@@ -1532,7 +1532,7 @@ impl Core {
                     .map_err(db_err)?
             }
             _ => {
-                conn.client()
+                conn
                     .execute(
                         "UPDATE notify_ledger SET response = $2, updated_at = $3 WHERE provider_message_id = $1",
                         &[&sid, &format!("status {status}{}", error_code.map(|c| format!(" ({c})")).unwrap_or_default()), &now_ms()],

@@ -1,6 +1,7 @@
 //! Email against a real SMTP server (aiosmtpd on loopback) with STARTTLS on a test CA and AUTH: the message
 //! read back has its text and HTML parts, the sender, the subject and a Message-ID derived from the
-//! idempotency key; a 451 is a retry, a refused login is permanent, plain text is refused off loopback.
+//! idempotency key; messages share one pooled session, over STARTTLS and over implicit TLS; a 451 is a retry,
+//! a refused login is permanent, plain text is refused off loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use ursa_connector_notify::testing as support;
@@ -113,4 +114,45 @@ async fn transient_and_permanent_smtp_errors() {
     c.host = "smtp.example.com".into();
     c.tls = EmailTls::None;
     assert!(Email::new(&c).unwrap_err().message.contains("loopback"));
+}
+
+#[tokio::test]
+async fn sessions_are_reused_over_starttls_and_implicit_tls() {
+    let tls = support::Tls::new().unwrap();
+    for implicit in [false, true] {
+        let smtp = if implicit {
+            support::Smtp::start_implicit(&tls, "bear", "honey").unwrap()
+        } else {
+            support::Smtp::start(&tls, "bear", "honey", None, 0).unwrap()
+        };
+        let mut c = config(&smtp, &tls, "honey");
+        if implicit {
+            c.tls = EmailTls::Implicit;
+        }
+        let email = Email::new(&c).unwrap();
+        for i in 0..3 {
+            let r = email.send(&message(&format!("k{i}"))).await;
+            assert!(
+                matches!(r, SendResult::Sent { .. }),
+                "implicit={implicit}: {r:?} {}",
+                smtp.service.log_tail(20)
+            );
+        }
+        let got = wait_until("three messages", Duration::from_secs(10), || {
+            let m = smtp.messages();
+            (m.len() == 3).then_some(m)
+        })
+        .unwrap();
+        for m in &got {
+            assert_eq!(m["tls"], true, "implicit={implicit}: {m}");
+            assert_eq!(m["authenticated"], true, "implicit={implicit}: {m}");
+        }
+        let ports: std::collections::BTreeSet<String> =
+            got.iter().map(|m| m["client_port"].to_string()).collect();
+        assert_eq!(
+            ports.len(),
+            1,
+            "one session for all three (implicit={implicit}): {ports:?}"
+        );
+    }
 }

@@ -245,6 +245,28 @@ fn set(
     );
 }
 
+/// The registry client for `url`, shared by every task of every connector naming it: building one loads the
+/// system's trust store (tens of milliseconds of CPU), and a shared one shares its schema cache. Schemas by id
+/// never change, so sharing is safe across connectors and restarts.
+fn registry_client(url: &str) -> Result<Arc<RegistryClient>, Fatal> {
+    static CLIENTS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<String, Arc<RegistryClient>>>,
+    > = std::sync::OnceLock::new();
+    let clients = CLIENTS.get_or_init(Default::default);
+    if let Some(c) = clients.lock().ok().and_then(|m| m.get(url).cloned()) {
+        return Ok(c);
+    }
+    let mut c = ursa_registry::ClientConfig::new(url);
+    c.timeout = Duration::from_secs(10);
+    let client = Arc::new(RegistryClient::new(c).map_err(|e| Fatal {
+        trace: format!("the schema registry client: {e}"),
+    })?);
+    if let Ok(mut m) = clients.lock() {
+        m.insert(url.to_owned(), Arc::clone(&client));
+    }
+    Ok(client)
+}
+
 /// The DLQ's producer: `acks=all`, idempotent, and giving up after `timeout` (one attempt's deadline), as the
 /// pipeline does, so that a timed-out attempt is never delivered later beside its retry.
 pub fn dlq_producer(
@@ -294,13 +316,7 @@ fn build(
             trace: format!("building the {} sink: {e}", config.plugin.name()),
         })?;
     let registry = match &config.registry_url {
-        Some(url) => {
-            let mut c = ursa_registry::ClientConfig::new(url);
-            c.timeout = Duration::from_secs(10);
-            Some(Arc::new(RegistryClient::new(c).map_err(|e| Fatal {
-                trace: format!("registry {url}: {e}"),
-            })?))
-        }
+        Some(url) => Some(registry_client(url)?),
         None => env.registry.clone(),
     };
     let converter = |kind: &str| -> Result<Converter, Fatal> {

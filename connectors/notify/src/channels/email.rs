@@ -1,4 +1,4 @@
-//! Email over SMTP with lettre: STARTTLS (the default) or implicit TLS, AUTH when credentials are given,
+//! Email over SMTP with lettre's client on ursa's own pooled sockets (`smtp_pool`): STARTTLS (the default) or implicit TLS, AUTH when credentials are given,
 //! plain text only to a loopback server; a `multipart/alternative` message with text and HTML parts, and a
 //! `Message-ID` derived from the idempotency key (a resend would carry the same id).
 //!
@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart, SinglePart, header};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::client::{Certificate, TlsParameters};
 
+use crate::channels::smtp_pool::{Pool, Protection, SmtpError};
 use crate::channels::{Address, Message, SendResult, SetupError, is_loopback_host, redact};
 
 /// How the connection is protected.
@@ -48,10 +48,9 @@ pub struct EmailConfig {
 
 /// The SMTP sender.
 pub struct Email {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    pool: Pool,
     from: Mailbox,
     domain: String,
-    timeout: Duration,
 }
 
 impl std::fmt::Debug for Email {
@@ -71,7 +70,13 @@ impl Email {
                 format!("{:?} is not an address: {e}", config.from),
             )
         })?;
-        let tls = match config.tls {
+        let ca = match config.ca_file.as_deref().filter(|p| !p.is_empty()) {
+            Some(path) => Some(std::fs::read(path).map_err(|e| {
+                SetupError::new("notify.email.ca.file", format!("cannot read {path}: {e}"))
+            })?),
+            None => None,
+        };
+        let protection = match config.tls {
             EmailTls::None => {
                 if !is_loopback_host(&config.host) {
                     return Err(SetupError::new(
@@ -82,33 +87,35 @@ impl Email {
                         ),
                     ));
                 }
-                Tls::None
+                Protection::None
             }
-            mode => {
+            EmailTls::StartTls => {
                 let mut params = TlsParameters::builder(config.host.clone());
-                if let Some(path) = config.ca_file.as_deref().filter(|p| !p.is_empty()) {
-                    let pem = std::fs::read(path).map_err(|e| {
-                        SetupError::new("notify.email.ca.file", format!("cannot read {path}: {e}"))
-                    })?;
-                    let cert = Certificate::from_pem(&pem).map_err(|e| {
-                        SetupError::new("notify.email.ca.file", format!("{path}: {e}"))
-                    })?;
+                if let Some(pem) = &ca {
+                    let cert = Certificate::from_pem(pem)
+                        .map_err(|e| SetupError::new("notify.email.ca.file", e.to_string()))?;
                     params = params.add_root_certificate(cert);
                 }
-                let params = params
+                Protection::StartTls(
+                    params
+                        .build()
+                        .map_err(|e| SetupError::new("notify.email.tls", e.to_string()))?,
+                )
+            }
+            EmailTls::Implicit => {
+                let mut b = native_tls::TlsConnector::builder();
+                if let Some(pem) = &ca {
+                    let cert = native_tls::Certificate::from_pem(pem)
+                        .map_err(|e| SetupError::new("notify.email.ca.file", e.to_string()))?;
+                    b.add_root_certificate(cert);
+                }
+                let connector = b
                     .build()
                     .map_err(|e| SetupError::new("notify.email.tls", e.to_string()))?;
-                if mode == EmailTls::Implicit {
-                    Tls::Wrapper(params)
-                } else {
-                    Tls::Required(params)
-                }
+                Protection::Implicit(connector.into())
             }
         };
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.host.clone())
-            .port(config.port)
-            .tls(tls)
-            .timeout(Some(config.timeout));
+        let mut credentials = None;
         if let (Some(u), Some(p)) = (&config.username, &config.password) {
             if config.tls == EmailTls::None && !is_loopback_host(&config.host) {
                 return Err(SetupError::new(
@@ -116,20 +123,25 @@ impl Email {
                     "credentials are never sent in plain text",
                 ));
             }
-            b = b.credentials(Credentials::new(u.clone(), p.clone()));
+            credentials = Some(Credentials::new(u.clone(), p.clone()));
         }
         let domain = from.email.domain().to_owned();
         Ok(Email {
-            transport: b.build(),
+            pool: Pool::new(
+                config.host.clone(),
+                config.port,
+                protection,
+                credentials,
+                config.timeout,
+            ),
             from,
             domain,
-            timeout: config.timeout,
         })
     }
 
     /// Whether the server answers (NOOP).
     pub async fn health(&self) -> Result<(), String> {
-        match self.transport.test_connection().await {
+        match self.pool.check().await {
             Ok(true) => Ok(()),
             Ok(false) => Err("the SMTP server did not accept NOOP".into()),
             Err(e) => Err(redact(&super::error_chain(&e))),
@@ -204,16 +216,9 @@ impl Email {
                 };
             }
         };
-        // lettre's timeout bounds the connection; a server that stops answering mid-session is bounded here
-        // (a whole session: connect, EHLO, STARTTLS, AUTH, MAIL, RCPT, DATA).
-        let sent = tokio::time::timeout(self.timeout * 4, self.transport.send(email)).await;
-        let Ok(sent) = sent else {
-            return SendResult::Ambiguous {
-                reason: format!("SMTP: no answer within {:?}", self.timeout * 4),
-                response: String::new(),
-            };
-        };
-        match sent {
+        let envelope = email.envelope().clone();
+        let bytes = email.formatted();
+        match self.pool.send(&envelope, &bytes).await {
             Ok(resp) => SendResult::Sent {
                 provider_id: Some(id),
                 response: redact(&format!(
@@ -222,7 +227,16 @@ impl Email {
                     resp.message().collect::<Vec<_>>().join(" ")
                 )),
             },
-            Err(e) => classify(&e),
+            Err(SmtpError::Smtp(e)) => classify(&e),
+            Err(e @ SmtpError::Connect(_)) => SendResult::Retry {
+                reason: format!("SMTP unreachable: {}", redact(&super::error_chain(&e))),
+                after: None,
+                response: String::new(),
+            },
+            Err(e @ SmtpError::Timeout(_)) => SendResult::Ambiguous {
+                reason: format!("SMTP: {e}"),
+                response: String::new(),
+            },
         }
     }
 }

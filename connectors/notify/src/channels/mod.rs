@@ -7,8 +7,11 @@ pub mod jwt;
 pub mod push_apns;
 pub mod push_fcm;
 pub mod sms;
+pub mod smtp_pool;
 pub mod webhook;
 
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use crate::rules::{Priority, Rendered};
@@ -175,6 +178,10 @@ impl SetupError {
 
 /// An HTTP client for a provider: a timeout per request, an extra CA (tests, private endpoints), HTTP/2 when
 /// asked (APNs requires it: ALPN over TLS, prior knowledge over plain HTTP on loopback).
+///
+/// Clients are shared across the process by their settings (a client is a handle on one connection pool):
+/// building one loads the system's trust store, about 80 ms of CPU, and every task of every connector would
+/// otherwise build its own for each provider.
 pub fn http_client(
     timeout: Duration,
     ca_file: Option<&str>,
@@ -182,24 +189,41 @@ pub fn http_client(
     plain_http2: bool,
     ca_key: &str,
 ) -> Result<reqwest::Client, SetupError> {
+    type Clients = Mutex<HashMap<(Duration, Option<Vec<u8>>, bool, bool), reqwest::Client>>;
+    static CLIENTS: OnceLock<Clients> = OnceLock::new();
+    let pem = match ca_file.filter(|p| !p.is_empty()) {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| SetupError::new(ca_key, format!("cannot read {path}: {e}")))?,
+        ),
+        None => None,
+    };
+    let key = (timeout, pem, http2, http2 && plain_http2);
+    let clients = CLIENTS.get_or_init(Clients::default);
+    if let Some(c) = clients.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        return Ok(c);
+    }
     let mut b = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(10)))
         .pool_idle_timeout(Duration::from_secs(90))
         .user_agent(concat!("ursa-notify/", env!("CARGO_PKG_VERSION")));
-    if let Some(path) = ca_file.filter(|p| !p.is_empty()) {
-        let pem = std::fs::read(path)
-            .map_err(|e| SetupError::new(ca_key, format!("cannot read {path}: {e}")))?;
-        let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+    if let (Some(pem), Some(path)) = (&key.1, ca_file) {
+        let cert = reqwest::Certificate::from_pem(pem).map_err(|e| {
             SetupError::new(ca_key, format!("{path} is not a PEM certificate: {e}"))
         })?;
         b = b.add_root_certificate(cert);
     }
-    if http2 && plain_http2 {
+    if key.3 {
         b = b.http2_prior_knowledge();
     }
-    b.build()
-        .map_err(|e| SetupError::new(ca_key, format!("cannot build the HTTP client: {e}")))
+    let client = b
+        .build()
+        .map_err(|e| SetupError::new(ca_key, format!("cannot build the HTTP client: {e}")))?;
+    if let Ok(mut m) = clients.lock() {
+        m.insert(key, client.clone());
+    }
+    Ok(client)
 }
 
 /// Whether a URL's host is the loopback interface (plain text is allowed only there).

@@ -45,6 +45,7 @@ struct FcmState {
     exchanges: usize,
     scripts: BTreeMap<String, (FcmScript, usize)>,
     delivered: Vec<Value>,
+    delivered_at: Vec<std::time::Instant>,
     validated: Vec<String>,
     refused: Vec<(String, String)>,
 }
@@ -327,6 +328,7 @@ async fn send(
             s.validated.push(token);
         } else {
             s.delivered.push(json["message"].clone());
+            s.delivered_at.push(std::time::Instant::now());
         }
     }
     (
@@ -416,6 +418,16 @@ impl FcmServer {
     /// What was delivered, in order.
     pub fn delivered(&self) -> Vec<Value> {
         self.state.lock().unwrap().delivered.clone()
+    }
+
+    /// What was delivered, with when it arrived, in order.
+    pub fn delivered_with_times(&self) -> Vec<(std::time::Instant, Value)> {
+        let s = self.state.lock().unwrap();
+        s.delivered_at
+            .iter()
+            .copied()
+            .zip(s.delivered.iter().cloned())
+            .collect()
     }
 
     /// How many messages went to this token.

@@ -196,6 +196,22 @@ impl Smtp {
         port: Option<u16>,
         fail_first: u32,
     ) -> Result<Smtp> {
+        Smtp::spawn(tls, user, password, port, fail_first, false)
+    }
+
+    /// Starts aiosmtpd speaking TLS from the first byte (port 465 style), AUTH required.
+    pub fn start_implicit(tls: &Tls, user: &str, password: &str) -> Result<Smtp> {
+        Smtp::spawn(tls, user, password, None, 0, true)
+    }
+
+    fn spawn(
+        tls: &Tls,
+        user: &str,
+        password: &str,
+        port: Option<u16>,
+        fail_first: u32,
+        implicit: bool,
+    ) -> Result<Smtp> {
         require_python("aiosmtpd")?;
         let port = match port {
             Some(p) => p,
@@ -217,7 +233,13 @@ impl Smtp {
                 OsStr::new(user),
                 OsStr::new(password),
             ],
-            &[("SMTP_FAIL_FIRST", OsStr::new(&fail))],
+            &[
+                ("SMTP_FAIL_FIRST", OsStr::new(&fail)),
+                (
+                    "SMTP_IMPLICIT_TLS",
+                    OsStr::new(if implicit { "1" } else { "0" }),
+                ),
+            ],
             &dir.path().join("smtp.log"),
             None,
         )?;

@@ -3,7 +3,9 @@
 one JSON file (from, to, subject, Message-ID, the text and HTML parts) into the output folder, atomically.
 
 Usage: smtp_server.py PORT OUT_DIR CERT KEY USER PASSWORD
-Env: SMTP_FAIL_FIRST=N answers the first N messages with 451 (a transient failure).
+Env: SMTP_FAIL_FIRST=N answers the first N messages with 451 (a transient failure); SMTP_IMPLICIT_TLS=1 speaks
+TLS from the first byte (port 465 style) instead of STARTTLS. Each record names the client's port, so a test
+sees which messages shared a session.
 """
 
 import email
@@ -42,8 +44,9 @@ class Handler:
             "content_type": msg.get_content_type(),
             "text": text.get_content() if text is not None else None,
             "html": html.get_content() if html is not None else None,
-            "tls": session.ssl is not None,
+            "tls": session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None,
             "authenticated": bool(session.authenticated),
+            "client_port": session.peer[1] if session.peer else None,
         }
         path = os.path.join(out_dir, "%06d.json" % n)
         with open(path + ".tmp", "w") as f:
@@ -64,16 +67,28 @@ def authenticator(server, session, envelope, mechanism, auth_data):
 
 context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
 context.load_cert_chain(cert, key)
-controller = Controller(
-    Handler(),
-    hostname="127.0.0.1",
-    port=int(port),
-    tls_context=context,
-    require_starttls=True,
-    authenticator=authenticator,
-    auth_required=True,
-    auth_require_tls=True,
-)
+if os.environ.get("SMTP_IMPLICIT_TLS") == "1":
+    controller = Controller(
+        Handler(),
+        hostname="127.0.0.1",
+        port=int(port),
+        ssl_context=context,
+        authenticator=authenticator,
+        auth_required=True,
+        # The whole session is TLS; aiosmtpd's check looks only for STARTTLS, so it would hide AUTH.
+        auth_require_tls=False,
+    )
+else:
+    controller = Controller(
+        Handler(),
+        hostname="127.0.0.1",
+        port=int(port),
+        tls_context=context,
+        require_starttls=True,
+        authenticator=authenticator,
+        auth_required=True,
+        auth_require_tls=True,
+    )
 controller.start()
 print("ready", flush=True)
 threading.Event().wait()
