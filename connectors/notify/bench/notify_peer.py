@@ -27,7 +27,7 @@ Usage:
   committed before the send and `sent` with the provider's answer after; email with smtplib over one kept
   connection, the webhook with requests (one kept connection) signed by `standardwebhooks`; offsets
   committed after each batch's ledger rows. Prints records, seconds, CPU seconds (the process, librdkafka's
-  threads included) and peak RSS as JSON.
+  threads included), the same from the first notification sent to the end (steady_…), and peak RSS as JSON.
 """
 
 import datetime
@@ -309,6 +309,7 @@ def job(url, bootstrap, registry, topic, count, smtp_port, webhook_url, secret):
     )
     consumer.subscribe([topic])
     done = 0
+    first = None  # (monotonic, rusage) at the first notification sent
     while done < int(count):
         batch = consumer.consume(500, 1.0)
         for msg in batch:
@@ -329,6 +330,8 @@ def job(url, bootstrap, registry, topic, count, smtp_port, webhook_url, secret):
                     if row is None:
                         continue  # an earlier run's entry: never sent twice
                     answer = send()
+                    if first is None:
+                        first = (time.monotonic(), resource.getrusage(resource.RUSAGE_SELF))
                     db.execute(
                         "UPDATE py_ledger SET state = 'sent', provider_id = %s, response = %s, updated_at = %s "
                         "WHERE event_id = %s AND guardian_id = %s AND channel = %s AND target = %s AND round = %s",
@@ -338,8 +341,10 @@ def job(url, bootstrap, registry, topic, count, smtp_port, webhook_url, secret):
             done += 1
         if batch:
             consumer.commit(asynchronous=False)
-    seconds = time.monotonic() - start
+    end = time.monotonic()
+    seconds = end - start
     r1 = resource.getrusage(resource.RUSAGE_SELF)
+    f_at, f_r = first if first else (end, r1)
     consumer.close()
     smtp.quit()
     print(
@@ -349,6 +354,8 @@ def job(url, bootstrap, registry, topic, count, smtp_port, webhook_url, secret):
                 "notifications": 2 * done,
                 "seconds": seconds,
                 "cpu_seconds": (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime),
+                "steady_seconds": end - f_at,
+                "steady_cpu_seconds": (r1.ru_utime - f_r.ru_utime) + (r1.ru_stime - f_r.ru_stime),
                 "peak_rss_mib": r1.ru_maxrss / 1024,
             }
         )

@@ -431,21 +431,22 @@ impl Core {
             .and_then(Value::as_str);
         let conn = self.conn().await?;
         let pii_json = Value::Array(pii.iter().map(|p| Value::String(p.clone())).collect());
-        dedup::store_event(
-            &conn,
-            &event_id,
-            topic,
-            &rule.name,
-            value,
-            &pii_json,
-            child_id,
-            household_id,
-        )
-        .await
-        .map_err(db_err)?;
-        let guardians = recipients::guardians(&conn, recipient)
-            .await
-            .map_err(db_err)?;
+        // Both on one connection at once: tokio-postgres pipelines them (one round trip).
+        let (stored, guardians) = tokio::join!(
+            dedup::store_event(
+                &conn,
+                &event_id,
+                topic,
+                &rule.name,
+                value,
+                &pii_json,
+                child_id,
+                household_id,
+            ),
+            recipients::guardians(&conn, recipient)
+        );
+        stored.map_err(db_err)?;
+        let guardians = guardians.map_err(db_err)?;
         conn.release();
         if guardians.is_empty() {
             return Ok(Outcome::Permanent {
@@ -572,7 +573,12 @@ impl Core {
         }
         let held =
             routing::held_until(rule.priority, now, &tz, g.quiet).map(|t| t.as_millisecond());
-        let devices = recipients::devices(&conn, &g.id).await.map_err(db_err)?;
+        // Devices matter only to push: a rule without it reads none.
+        let devices = if rule.channels.contains(&ChannelKind::Push) {
+            recipients::devices(&conn, &g.id).await.map_err(db_err)?
+        } else {
+            Vec::new()
+        };
         let preferred = g.channels_for(&rule.category);
         let order: Vec<ChannelKind> = match &preferred {
             Some(p) if !immediate => {
