@@ -5,7 +5,8 @@
 //! to email; SMTP down for a while means retries, then delivery; a redelivered record sends nothing twice, and
 //! a send cut off mid-way is never repeated on a provider that does not dedupe; an acknowledgement event
 //! stops an escalation as the link does; a guardian's preferences order the channels and turn routine
-//! categories off (never safety); a dedupe window notifies once per key; the sink's metrics count all of it;
+//! categories off (never safety); a dedupe window notifies once per key; Twilio's signed status callbacks
+//! reach the ledger (30003 tries again later) and forged ones are refused; the sink's metrics count all of it;
 //! a bad rule is a positioned validation error.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -981,6 +982,90 @@ async fn a_dedupe_window_notifies_once_per_key_and_reopens_when_it_ends() {
             .render()
             .contains("ursa_plugin_notify_send_seconds_webhook_count"),
         "the latency histogram"
+    );
+}
+
+/// The SMS ledger entry of an event: state, response, reason, not_before, provider message id.
+async fn sms_row(pg: &tokio_postgres::Client, id: &str) -> tokio_postgres::Row {
+    pg.query_one(
+        "SELECT state, response, reason, not_before, provider_message_id FROM notify_ledger
+         WHERE event_id = $1 AND channel = 'sms'",
+        &[&id],
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twilio_status_callbacks_reach_the_ledger_and_forged_ones_are_refused() {
+    let mut fx = Fx::new(&[], true).await;
+    // Delivered: Twilio calls back `sent`, then `delivered`; the ledger keeps the last status.
+    let a = uuid();
+    assert_eq!(
+        fx.put("child.safety-violation", violation(&a, "HIGH"))
+            .await,
+        Outcome::Delivered
+    );
+    let sent = fx.twilio.received_for(PHONE);
+    assert_eq!(
+        sent[0].form["StatusCallback"],
+        format!("http://127.0.0.1:{}/twilio/status", fx.http_port)
+    );
+    eventually("two callbacks", Duration::from_secs(10), || async {
+        (fx.twilio.callbacks().len() == 2).then_some(())
+    })
+    .await;
+    let callbacks = fx.twilio.callbacks();
+    assert!(callbacks.iter().all(|c| c.answer == 204), "{callbacks:?}");
+    let row = sms_row(&fx.pg, &a).await;
+    assert_eq!(row.get::<_, String>(0), "sent");
+    assert_eq!(
+        row.get::<_, Option<String>>(1).as_deref(),
+        Some("status delivered")
+    );
+    assert_eq!(
+        row.get::<_, Option<String>>(4).as_deref(),
+        Some(callbacks[0].sid.as_str())
+    );
+    // Undelivered with 30003 (unreachable handset): the entry is tried again later, not given up.
+    fx.twilio.deliver_as(PHONE, "undelivered", Some("30003"));
+    let b = uuid();
+    fx.put("child.safety-violation", violation(&b, "HIGH"))
+        .await;
+    let before = jiff::Timestamp::now().as_millisecond();
+    eventually(
+        "the undelivered callback",
+        Duration::from_secs(10),
+        || async { (fx.twilio.callbacks().len() == 4).then_some(()) },
+    )
+    .await;
+    let row = sms_row(&fx.pg, &b).await;
+    assert_eq!(row.get::<_, String>(0), "retry");
+    assert!(row.get::<_, Option<String>>(2).unwrap().contains("30003"));
+    let due = row.get::<_, Option<i64>>(3).unwrap();
+    assert!(
+        (before + 240_000..before + 360_000).contains(&due),
+        "about five minutes on: {due} vs {before}"
+    );
+    // A callback that Twilio did not sign (or signed for another body) is refused and changes nothing.
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("http://127.0.0.1:{}/twilio/status", fx.http_port))
+        .header("x-twilio-signature", "bm90IGEgc2lnbmF0dXJl")
+        .form(&[
+            ("MessageSid", callbacks[0].sid.as_str()),
+            ("MessageStatus", "failed"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    assert_eq!(
+        sms_row(&fx.pg, &a)
+            .await
+            .get::<_, Option<String>>(1)
+            .as_deref(),
+        Some("status delivered")
     );
 }
 

@@ -105,6 +105,10 @@ impl WorkerProcess {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait()? {
+                if !status.success() {
+                    // A signal (a crash) or an exit code: what the failing assertion cannot show.
+                    eprintln!("the worker {} exited after SIGTERM with {status}", self.url);
+                }
                 return Ok(status.success());
             }
             if Instant::now() >= deadline {

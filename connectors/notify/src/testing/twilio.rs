@@ -1,8 +1,9 @@
 //! Twilio for the SMS tests: Stoplight Prism serving Twilio's official OpenAPI description
 //! (`../shared/peers/twilio/twilio_api_v2010.json`) in mock mode with `--errors`, so a request that does not
 //! conform (path, auth, form fields) fails; and a small local fake for what Prism cannot show — a 429 with
-//! `Retry-After`, a 5xx, a timeout after the message was accepted — which checks the same form fields and
-//! records what it received.
+//! `Retry-After`, a 5xx, a timeout after the message was accepted — which checks the same form fields,
+//! records what it received, and calls a message's `StatusCallback` back as Twilio does (`sent`, then
+//! `delivered` or the status scripted for the number, signed with `X-Twilio-Signature`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -132,6 +133,70 @@ struct FakeState {
     scripts: BTreeMap<String, Script>,
     received: Vec<Received>,
     seen: BTreeMap<String, usize>,
+    /// The final status (and error code) Twilio reports for a `To` number: `delivered` by default.
+    outcomes: BTreeMap<String, (String, Option<String>)>,
+    callbacks: Vec<Callback>,
+}
+
+/// A status callback the fake made, as Twilio does to a message's `StatusCallback` URL.
+#[derive(Debug, Clone)]
+pub struct Callback {
+    /// The message.
+    pub sid: String,
+    /// `sent`, then `delivered`, `undelivered` or `failed`.
+    pub status: String,
+    /// What the callback URL answered (0: no answer).
+    pub answer: u16,
+}
+
+/// Posts Twilio's status callbacks for a message, signed with `X-Twilio-Signature` as Twilio signs them
+/// (HMAC-SHA1 of the URL and the sorted parameters, keyed by the auth token): `sent`, then the final status.
+async fn callbacks(
+    state: Arc<Mutex<FakeState>>,
+    url: String,
+    sid: String,
+    form: BTreeMap<String, String>,
+) {
+    let to = form.get("To").cloned().unwrap_or_default();
+    let (last, code) = state
+        .lock()
+        .unwrap()
+        .outcomes
+        .get(&to)
+        .cloned()
+        .unwrap_or_else(|| ("delivered".into(), None));
+    let client = reqwest::Client::new();
+    for status in ["sent".to_owned(), last] {
+        let mut params: Vec<(String, String)> = vec![
+            ("AccountSid".into(), ACCOUNT_SID.into()),
+            ("ApiVersion".into(), "2010-04-01".into()),
+            ("From".into(), form.get("From").cloned().unwrap_or_default()),
+            ("MessageSid".into(), sid.clone()),
+            ("MessageStatus".into(), status.clone()),
+            ("SmsSid".into(), sid.clone()),
+            ("SmsStatus".into(), status.clone()),
+            ("To".into(), to.clone()),
+        ];
+        if status != "sent"
+            && let Some(c) = &code
+        {
+            params.push(("ErrorCode".into(), c.clone()));
+        }
+        let signature = crate::channels::sms::callback_signature(AUTH_TOKEN, &url, &params);
+        let answer = client
+            .post(&url)
+            .header("x-twilio-signature", signature)
+            .form(&params)
+            .timeout(Duration::from_secs(10))
+            .send()
+            .await
+            .map_or(0, |r| r.status().as_u16());
+        state.lock().unwrap().callbacks.push(Callback {
+            sid: sid.clone(),
+            status,
+            answer,
+        });
+    }
 }
 
 /// The local Twilio fake.
@@ -202,6 +267,14 @@ async fn messages(
     }
     let created = || {
         let sid = format!("SM{:032x}", rand_u128());
+        if let Some(url) = f.get("StatusCallback") {
+            tokio::spawn(callbacks(
+                Arc::clone(&state),
+                url.clone(),
+                sid.clone(),
+                f.clone(),
+            ));
+        }
         (
             StatusCode::CREATED,
             [("content-type", "application/json")],
@@ -281,6 +354,19 @@ impl Fake {
     /// Scripts the answers for one recipient.
     pub fn script(&self, to: &str, s: Script) {
         self.state.lock().unwrap().scripts.insert(to.to_owned(), s);
+    }
+
+    /// Makes Twilio report `status` (with `error_code`) as the final status of messages to `to`.
+    pub fn deliver_as(&self, to: &str, status: &str, error_code: Option<&str>) {
+        self.state.lock().unwrap().outcomes.insert(
+            to.to_owned(),
+            (status.to_owned(), error_code.map(str::to_owned)),
+        );
+    }
+
+    /// The status callbacks made so far, in order.
+    pub fn callbacks(&self) -> Vec<Callback> {
+        self.state.lock().unwrap().callbacks.clone()
     }
 
     /// Every request, in order.
