@@ -14,6 +14,7 @@ use ursa_events::com::teddy::conversation::{
     MessageReceived, ResponseGenerated,
 };
 use ursa_events::com::teddy::dlq::FailedEvent;
+use ursa_events::com::teddy::guardian::{AlertAcknowledged, GuardianContactUpdated};
 use ursa_events::com::teddy::system::{AuditLog, HealthCheck};
 
 /// A generated record the publisher can send: the topic and subjects come from its catalog binding
@@ -64,7 +65,7 @@ macro_rules! catalog_event {
     };
 }
 
-// The keying convention of schemas/topics.toml: child.* and analytics.* by child id; conversation.*,
+// The keying convention of schemas/topics.toml: child.* and analytics.* by child id; guardian.* by household id; conversation.*,
 // message.received, response.generated and emotion.detected by conversation id; system.health-check by service
 // name; system.audit-log by resource id; dlq.failed-events by original topic.
 catalog_event! {
@@ -73,6 +74,8 @@ catalog_event! {
     SafetyViolation => |e| e.child.child_id.to_string();
     MilestoneAchieved => |e| e.child.child_id.to_string();
     UsageStats => |e| e.child.child_id.to_string();
+    GuardianContactUpdated => |e| e.household_id.to_string();
+    AlertAcknowledged => |e| e.household_id.to_string();
     EngagementMetrics => |e| e.child.child_id.to_string();
     ConversationStarted => |e| e.conversation_id.to_string();
     ConversationEnded => |e| e.conversation_id.to_string();
@@ -101,6 +104,8 @@ mod tests {
             topic::<SafetyViolation>(),
             topic::<MilestoneAchieved>(),
             topic::<UsageStats>(),
+            topic::<GuardianContactUpdated>(),
+            topic::<AlertAcknowledged>(),
             topic::<EngagementMetrics>(),
             topic::<ConversationStarted>(),
             topic::<ConversationEnded>(),
