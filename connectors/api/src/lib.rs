@@ -19,6 +19,8 @@ pub mod config;
 pub mod context;
 pub mod limit;
 pub mod outcome;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod record;
 pub mod sink;
 #[cfg(feature = "testing")]

@@ -97,13 +97,15 @@ impl AuditConfig {
             .filter(|s| !s.is_empty())
             .map(PathBuf::from);
         let database = match secret(config, URL) {
-            Some(url) => match Database::parse(url, ssl, root.as_deref()) {
-                Ok(d) => Some(d),
-                Err(e) => {
-                    err(URL, e);
-                    None
+            Some(url) => {
+                match Database::parse(url, ssl, root.as_deref()).map(|d| d.named("ursa-audit")) {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        err(URL, e);
+                        None
+                    }
                 }
-            },
+            }
             None => {
                 err(
                     URL,

@@ -20,7 +20,8 @@ pub mod cell;
 pub mod chain;
 pub mod checkpoint;
 pub mod config;
-pub mod connect;
+/// Connecting to PostgreSQL: the SDK's (`sslmode` as libpq reads it, TLS through rustls).
+pub use ursa_connect::postgres as connect;
 pub mod crypto;
 pub mod datum;
 pub mod ddl;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ursa_connect::limit::LimitConfig;
+use ursa_connect::postgres::{Database, SslMode};
 use ursa_connect::{FieldErrors, Key, Kind, Parsed, Sink, SinkContext, SinkError, SinkPlugin};
 
 use crate::channels::email::{EmailConfig, EmailTls};
@@ -36,6 +37,20 @@ fn keys() -> Vec<Key> {
             Password,
             G,
             "PostgreSQL for the guardian directory and the delivery ledger (postgres://user:password@host:port/db).",
+        ),
+        Key::optional(
+            "notify.database.sslmode",
+            Enum(SslMode::NAMES.to_vec()),
+            "",
+            G,
+            "TLS to PostgreSQL: disable, prefer (the default), require, verify-ca or verify-full (libpq's sslmode; overrides the URL's).",
+        ),
+        Key::optional(
+            "notify.database.sslrootcert",
+            String,
+            "",
+            G,
+            "The CA certificates (PEM) the server's certificate must chain to, for verify-ca and verify-full.",
         ),
         Key::optional(
             "notify.database.pool.size",
@@ -408,6 +423,32 @@ fn keys() -> Vec<Key> {
     k
 }
 
+/// Where the directory and the ledger are: the URL with `sslmode` and `sslrootcert` (the keys win over the
+/// URL's); an error names its key.
+fn database(c: &Parsed) -> Result<Database, (&'static str, String)> {
+    let url = c
+        .password("notify.database.url")
+        .and_then(|s| s.expose())
+        .filter(|s| !s.is_empty())
+        .ok_or(("notify.database.url", "is required".to_owned()))?;
+    let ssl = match string(c, "notify.database.sslmode") {
+        Some(m) => Some(
+            m.parse::<SslMode>()
+                .map_err(|e| ("notify.database.sslmode", e))?,
+        ),
+        None => None,
+    };
+    let root = string(c, "notify.database.sslrootcert").map(std::path::PathBuf::from);
+    Database::parse(url, ssl, root.as_deref()).map_err(|e| {
+        let key = if e.contains("sslrootcert") {
+            "notify.database.sslrootcert"
+        } else {
+            "notify.database.url"
+        };
+        (key, e)
+    })
+}
+
 fn string(c: &Parsed, k: &str) -> Option<String> {
     c.string(k)
         .map(str::trim)
@@ -632,12 +673,14 @@ impl SinkPlugin for NotifyPlugin {
             },
             None => None,
         };
-        if let Some(url) = config
+        // A URL still behind an unresolved secret reference is checked when the worker resolves it.
+        if config
             .password("notify.database.url")
             .and_then(|s| s.expose())
-            && let Err(e) = crate::db::Db::new(url, 1)
+            .is_some()
+            && let Err((key, e)) = database(config)
         {
-            push("notify.database.url", e.to_string());
+            push(key, e);
         }
         match channels(config) {
             Err(es) => {
@@ -727,12 +770,9 @@ pub fn build_sink(config: &Parsed, context: SinkContext) -> Result<NotifySink, S
                 .join("; "),
         )
     })?;
-    let url = config
-        .password("notify.database.url")
-        .and_then(|s| s.expose())
-        .ok_or_else(|| SinkError::permanent("notify.database.url is required"))?;
+    let database = database(config).map_err(|(k, e)| SinkError::permanent(format!("{k}: {e}")))?;
     let pool = usize::try_from(config.int("notify.database.pool.size").unwrap_or(4)).unwrap_or(4);
-    let db = crate::db::Db::new(url, pool).map_err(|e| SinkError::permanent(e.to_string()))?;
+    let db = crate::db::Db::with(database, pool);
     let channels = channels(config).map_err(|es| {
         SinkError::permanent(
             es.iter()

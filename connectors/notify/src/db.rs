@@ -1,5 +1,6 @@
-//! PostgreSQL: a small pool of connections and the tables of the directory and the ledger (created once, under
-//! an advisory lock, so several tasks starting together do not race).
+//! PostgreSQL: a small pool of connections (TLS as the SDK's `postgres::Database` says: libpq's `sslmode` over
+//! rustls) and the tables of the directory and the ledger (created once, under an advisory lock, so several
+//! tasks starting together do not race).
 //!
 //! A connection goes back to the pool only through [`Conn::release`]; dropped otherwise (an error, a call
 //! cancelled in the middle of a transaction) it is closed and the server rolls back what it had open, which
@@ -15,7 +16,8 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+use tokio_postgres::{Client, Row, Statement};
+use ursa_connect::postgres::Database;
 
 /// A connection's prepared statements, by their text.
 type Statements = Mutex<HashMap<String, Statement>>;
@@ -151,7 +153,7 @@ pub fn ms(d: Duration) -> i64 {
 
 /// The pool.
 pub struct Db {
-    config: Config,
+    database: Database,
     shown: String,
     idle: Mutex<Vec<(Client, Statements)>>,
     permits: Semaphore,
@@ -163,33 +165,23 @@ impl std::fmt::Debug for Db {
     }
 }
 
-/// A URL without its password.
-pub fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.rsplit_once('@') {
-            Some((user, host)) => {
-                let user = user.split(':').next().unwrap_or_default();
-                format!("{scheme}://{user}:***@{host}")
-            }
-            None => url.to_owned(),
-        },
-        None => "[hidden]".into(),
-    }
-}
-
 impl Db {
-    /// At most `size` connections to `url` (`postgres://user:password@host:port/db`; `sslmode=disable` only:
-    /// TLS to PostgreSQL is not supported yet by this sink).
+    /// At most `size` connections to `url` (`postgres://user:password@host:port/db`, its `sslmode` and
+    /// `sslrootcert` as libpq reads them; `prefer` when it names none).
     pub fn new(url: &str, size: usize) -> Result<Db, DbError> {
-        let config: Config = url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| DbError::Url(e.to_string()))?;
-        Ok(Db {
-            config,
-            shown: redact_url(url),
+        let database = Database::parse(url, None, None).map_err(DbError::Url)?;
+        Ok(Db::with(database, size))
+    }
+
+    /// At most `size` connections to `database` (TLS as it says).
+    pub fn with(database: Database, size: usize) -> Db {
+        let database = database.named("ursa-notify");
+        Db {
+            shown: database.shown().to_owned(),
+            database,
             idle: Mutex::new(Vec::new()),
             permits: Semaphore::new(size.max(1)),
-        })
+        }
     }
 
     /// A connection: an idle one still open, or a new one.
@@ -209,17 +201,14 @@ impl Db {
         let (client, statements) = match idle {
             Some(c) => c,
             None => {
-                let (client, connection) =
-                    self.config
-                        .connect(NoTls)
-                        .await
-                        .map_err(|e| DbError::Connect {
-                            shown: self.shown.clone(),
-                            message: e.to_string(),
-                        })?;
-                tokio::spawn(async move {
-                    let _ = connection.await;
-                });
+                let client = self
+                    .database
+                    .connect()
+                    .await
+                    .map_err(|e| DbError::Connect {
+                        shown: self.shown.clone(),
+                        message: e.to_string(),
+                    })?;
                 (client, Statements::default())
             }
         };

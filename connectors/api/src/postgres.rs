@@ -1,4 +1,5 @@
-//! Connecting to PostgreSQL: the URL (a secret), `sslmode` as libpq reads it, and TLS through rustls (on `ring`).
+//! Connecting to PostgreSQL (feature `postgres`), for the sinks that keep state there (the audit store, the
+//! notification ledger): the URL (a secret), `sslmode` as libpq reads it, and TLS through rustls (on `ring`).
 //!
 //! | `sslmode` | TLS | server certificate |
 //! |---|---|---|
@@ -10,6 +11,8 @@
 //!
 //! `sslmode` and `sslrootcert` may be given in the URL's query (`?sslmode=verify-full&sslrootcert=/ca.pem`) or as
 //! the sink's keys, which win.
+//!
+//! (Moved here from the audit sink so that every sink connects the same way.)
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -27,7 +30,7 @@ use rustls::{
 use tokio_postgres::config::SslMode as PgSslMode;
 use tokio_postgres::{Config, NoTls};
 
-/// The PostgreSQL client (re-exported for the `ursa audit` commands).
+/// The PostgreSQL client.
 pub use tokio_postgres::Client;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -96,7 +99,7 @@ impl Database {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(10));
         }
-        config.application_name("ursa-audit");
+        config.application_name("ursa");
         let ssl = ssl.or(url_ssl).unwrap_or(SslMode::Prefer);
         let root_cert = root_cert.map(Path::to_owned).or(url_root);
         if matches!(ssl, SslMode::VerifyCa | SslMode::VerifyFull) && root_cert.is_none() {
@@ -119,6 +122,12 @@ impl Database {
             root_cert,
             shown: redact(url),
         })
+    }
+
+    /// Names the client to the server (`application_name`, shown in `pg_stat_activity`).
+    pub fn named(mut self, application: &str) -> Database {
+        self.config.application_name(application);
+        self
     }
 
     /// The URL with its password hidden.
