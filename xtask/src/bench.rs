@@ -19,7 +19,7 @@ mod bench_publish;
 /// Arguments of `cargo xtask bench`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// The suite: `codegen`, `schema-check`, `registry`, `runtime`, `commit-interval`, `audit`, `notify` or `publish`.
+    /// The suite: `codegen`, `schema-check`, `registry`, `runtime`, `commit-interval`, `audit`, `notify`, `metrics` or `publish`.
     suite: String,
     /// Keep the working directory (datum bytes, schemas, criterion estimates) and print its path.
     #[arg(long)]
@@ -38,10 +38,11 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         "commit-interval" => crate::bench_runtime::commit_interval(),
         "audit" => crate::bench_audit::run(),
         "notify" => crate::bench_notify::run(),
+        "metrics" => crate::bench_metrics::run(),
         "publish" => bench_publish::run(),
         other => {
             bail!(
-                "unknown benchmark suite `{other}` (known: codegen, schema-check, registry, runtime, commit-interval, audit, notify, publish)"
+                "unknown benchmark suite `{other}` (known: codegen, schema-check, registry, runtime, commit-interval, audit, notify, metrics, publish)"
             )
         }
     }

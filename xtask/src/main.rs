@@ -3,6 +3,7 @@
 mod bench;
 mod bench_audit;
 mod bench_governance;
+mod bench_metrics;
 mod bench_notify;
 mod bench_runtime;
 mod codegen;
