@@ -16,7 +16,8 @@
 //!   for ursa and for the peer.
 //!
 //! Goals, informational: (a) at least 10× (b) per CPU-second; under 300 bytes per live series.
-//! `URSA_BENCH_RECORDS` sets N (300,000); `URSA_BENCH_SERIES` the live series (100,000).
+//! `URSA_BENCH_RECORDS` sets N (300,000); `URSA_BENCH_SERIES` the live series (100,000); `URSA_BENCH_PERF=FILE`
+//! records a `perf` profile of (a).
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -306,7 +307,28 @@ impl Bench<'_> {
         let log = std::fs::File::create(self.work.join(format!("ursa-{tag}.log")))?;
         let ticks = clock_ticks();
         let start = Instant::now();
-        let child = Command::new(self.ursa)
+        // URSA_BENCH_PERF=FILE profiles the main run's worker with `perf record` (its CPU figures then are perf's).
+        let mut command = match std::env::var_os("URSA_BENCH_PERF").filter(|_| tag == "all") {
+            Some(out) => {
+                let mut c = Command::new("perf");
+                c.args([
+                    "record",
+                    "-e",
+                    "cpu-clock",
+                    "-F",
+                    "2000",
+                    "--call-graph",
+                    "dwarf,16384",
+                    "-o",
+                ])
+                .arg(out)
+                .arg("--")
+                .arg(self.ursa);
+                c
+            }
+            None => Command::new(self.ursa),
+        };
+        let child = command
             .arg("run")
             .arg(&worker)
             .arg(&connector)
