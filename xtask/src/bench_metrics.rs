@@ -28,8 +28,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::bench_runtime::{
-    Measure, Proc, clock_ticks, cpu_of, free_port, generated_schema, machine, peak_of, peer,
-    python, release_ursa, start_apache_kafka, start_registry, write_row,
+    Measure, Proc, clock_ticks, cpu_of, env_u64, free_port, generated_schema, machine, peak_of,
+    peer, python, release_ursa, start_apache_kafka, start_registry, write_row,
 };
 
 const DEFAULT_RECORDS: u64 = 300_000;
@@ -52,15 +52,6 @@ const TOPICS: &[(&str, &str, &str)] = &[
     ),
     ("analytics.usage-stats", "analytics", "UsageStats"),
 ];
-
-fn env_u64(name: &str, default: u64) -> Result<u64> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .with_context(|| format!("{name} must be a number")),
-        Err(_) => Ok(default),
-    }
-}
 
 pub fn run() -> Result<ExitCode> {
     crate::test::ensure_python_packages()?;

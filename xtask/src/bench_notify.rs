@@ -38,7 +38,7 @@ use serde_json::Value;
 
 use crate::bench_audit::with_database;
 use crate::bench_runtime::{
-    Measure, Proc, clock_ticks, cpu_of, generated_schema, machine, peak_of, peer, python,
+    Measure, Proc, clock_ticks, cpu_of, env_u64, generated_schema, machine, peak_of, peer, python,
     release_ursa, start_apache_kafka, start_registry, write_row,
 };
 
@@ -120,15 +120,6 @@ impl Providers {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-    }
-}
-
-fn env_u64(name: &str, default: u64) -> Result<u64> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .with_context(|| format!("{name} must be a number")),
-        Err(_) => Ok(default),
     }
 }
 

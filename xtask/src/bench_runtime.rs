@@ -98,6 +98,16 @@ impl Measure {
     }
 }
 
+/// A number from the environment (`URSA_BENCH_…`), or `default` when unset.
+pub(crate) fn env_u64(name: &str, default: u64) -> Result<u64> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("{name} must be a number")),
+        Err(_) => Ok(default),
+    }
+}
+
 pub(crate) fn free_port() -> Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
