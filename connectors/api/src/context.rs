@@ -194,11 +194,22 @@ impl SinkMetrics {
 
     /// Counters `ursa_plugin_<name>_total{<label>="…"}` with at most the registry's cap of distinct values.
     pub fn counters(&self, name: &str, help: &str, label: &'static str) -> BoundedCounters {
+        self.labelled_counters(name, help, &[label])
+    }
+
+    /// Counters `ursa_plugin_<name>_total{<labels[0]>="…",…}` with at most the registry's cap of distinct label
+    /// sets (past it, every label of a new set is [`OTHER`]).
+    pub fn labelled_counters(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&'static str],
+    ) -> BoundedCounters {
         let family = Family::<Vec<(&'static str, String)>, Counter>::default();
         self.register(name, help, family.clone());
         BoundedCounters {
             family,
-            label,
+            labels: labels.to_vec(),
             cap: self.cap,
             seen: Arc::new(Mutex::new(HashSet::new())),
         }
@@ -218,39 +229,56 @@ impl SinkMetrics {
 #[derive(Clone)]
 pub struct BoundedCounters {
     family: Family<Vec<(&'static str, String)>, Counter>,
-    label: &'static str,
+    labels: Vec<&'static str>,
     cap: usize,
-    seen: Arc<Mutex<HashSet<String>>>,
+    seen: Arc<Mutex<HashSet<Vec<String>>>>,
 }
 
 impl std::fmt::Debug for BoundedCounters {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BoundedCounters")
-            .field("label", &self.label)
+            .field("labels", &self.labels)
             .field("cap", &self.cap)
             .finish_non_exhaustive()
     }
 }
 
 impl BoundedCounters {
-    /// The counter of `value` (or of [`OTHER`] once the cap is reached by other values).
+    /// The counter of `value` (or of [`OTHER`] once the cap is reached by other values), for a one-label
+    /// family.
     pub fn get(&self, value: &str) -> Counter {
-        let shown = match self.seen.lock() {
+        self.get_set(&[value])
+    }
+
+    /// The counter of one label set, values in the family's label order (all [`OTHER`] once the cap is reached
+    /// by other sets; a missing value is empty).
+    pub fn get_set(&self, values: &[&str]) -> Counter {
+        let set: Vec<String> = self
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(i, _)| values.get(i).copied().unwrap_or_default().to_owned())
+            .collect();
+        let admitted = match self.seen.lock() {
             Ok(mut seen) => {
-                if seen.contains(value) {
-                    value.to_owned()
+                if seen.contains(&set) {
+                    true
                 } else if seen.len() < self.cap {
-                    seen.insert(value.to_owned());
-                    value.to_owned()
+                    seen.insert(set.clone());
+                    true
                 } else {
-                    OTHER.to_owned()
+                    false
                 }
             }
-            Err(_) => OTHER.to_owned(),
+            Err(_) => false,
         };
-        self.family
-            .get_or_create(&vec![(self.label, shown)])
-            .clone()
+        let key: Vec<(&'static str, String)> = self
+            .labels
+            .iter()
+            .zip(set)
+            .map(|(l, v)| (*l, if admitted { v } else { OTHER.to_owned() }))
+            .collect();
+        self.family.get_or_create(&key).clone()
     }
 }
 
@@ -285,5 +313,25 @@ mod tests {
         );
         assert_eq!(rx.try_recv().unwrap(), Request::Commit);
         assert_eq!(ctx.task(), "alerts-0");
+    }
+
+    #[test]
+    fn label_sets_are_bounded_as_a_whole() {
+        let m = SinkMetrics::new("alerts", 2);
+        let attempts = m.labelled_counters("attempts", "Sends", &["channel", "outcome"]);
+        attempts.get_set(&["sms", "sent"]).inc();
+        attempts.get_set(&["sms", "sent"]).inc();
+        attempts.get_set(&["push", "retry"]).inc();
+        attempts.get_set(&["email", "sent"]).inc();
+        let text = m.render();
+        assert!(
+            text.contains("ursa_plugin_attempts_total{connector=\"alerts\",channel=\"sms\",outcome=\"sent\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("channel=\"_other\",outcome=\"_other\"} 1"),
+            "{text}"
+        );
+        assert!(!text.contains("email"), "{text}");
     }
 }

@@ -197,10 +197,10 @@ impl NotifySink {
             latency.insert(c.as_str(), h);
         }
         let metrics = Metrics {
-            attempts: m.counters(
+            attempts: m.labelled_counters(
                 "notify_attempts",
-                "Sends by channel/provider/outcome",
-                "attempt",
+                "Sends by channel, provider and outcome",
+                &["channel", "provider", "outcome"],
             ),
             events: m.counters(
                 "notify_events",
@@ -798,11 +798,11 @@ impl Core {
             .map_err(db_err)?;
         self.metrics
             .attempts
-            .get(&format!(
-                "{}/{}/ambiguous",
-                job.key.channel,
-                provider_of(job.key.channel_kind().unwrap_or(ChannelKind::Email), None)
-            ))
+            .get_set(&[
+                &job.key.channel,
+                provider_of(job.key.channel_kind().unwrap_or(ChannelKind::Email), None),
+                "ambiguous",
+            ])
             .inc();
         if let Owner::Rule(r) = &job.owner
             && r.escalation.is_some()
@@ -992,7 +992,7 @@ impl Core {
         }
         self.metrics
             .attempts
-            .get(&format!("{channel}/{provider}/{}", result.outcome()))
+            .get_set(&[channel.as_str(), provider, result.outcome()])
             .inc();
         let attempts = job.attempts as u32 + 1;
         let exhausted =

@@ -974,7 +974,10 @@ async fn a_dedupe_window_notifies_once_per_key_and_reopens_when_it_ends() {
     .await;
     assert_eq!(fx.states(&c).await, vec![("webhook".into(), "sent".into())]);
     assert_eq!(
-        fx.metric("ursa_plugin_notify_attempts_total", "webhook/webhook/sent"),
+        fx.metric(
+            "ursa_plugin_notify_attempts_total",
+            "channel=\"webhook\",provider=\"webhook\",outcome=\"sent\""
+        ),
         3.0
     );
     assert!(
