@@ -129,7 +129,7 @@ fn resolve(value: &str) -> Result<String, String> {
 async fn connect(db: &Db) -> Result<Client, String> {
     let url = resolve(&db.url)?;
     let ssl = db.sslmode.as_deref().map(SslMode::from_str).transpose()?;
-    let database = Database::parse(&url, ssl, db.sslrootcert.as_deref())?;
+    let database = Database::parse(&url, ssl, db.sslrootcert.as_deref())?.named("ursa-audit");
     database
         .connect()
         .await
