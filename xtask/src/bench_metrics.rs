@@ -29,7 +29,7 @@ use anyhow::{Context, Result, bail};
 
 use crate::bench_runtime::{
     Measure, Proc, clock_ticks, cpu_of, env_u64, free_port, generated_schema, machine, peak_of,
-    peer, python, release_ursa, start_apache_kafka, start_registry, write_row,
+    peer, python, release_ursa, start_apache_kafka, start_registry, ursa_command, write_row,
 };
 
 const DEFAULT_RECORDS: u64 = 300_000;
@@ -299,26 +299,7 @@ impl Bench<'_> {
         let ticks = clock_ticks();
         let start = Instant::now();
         // URSA_BENCH_PERF=FILE profiles the main run's worker with `perf record` (its CPU figures then are perf's).
-        let mut command = match std::env::var_os("URSA_BENCH_PERF").filter(|_| tag == "all") {
-            Some(out) => {
-                let mut c = Command::new("perf");
-                c.args([
-                    "record",
-                    "-e",
-                    "cpu-clock",
-                    "-F",
-                    "2000",
-                    "--call-graph",
-                    "dwarf,16384",
-                    "-o",
-                ])
-                .arg(out)
-                .arg("--")
-                .arg(self.ursa);
-                c
-            }
-            None => Command::new(self.ursa),
-        };
+        let mut command = ursa_command(self.ursa, tag == "all");
         let child = command
             .arg("run")
             .arg(&worker)

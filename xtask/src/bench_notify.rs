@@ -39,7 +39,7 @@ use serde_json::Value;
 use crate::bench_audit::with_database;
 use crate::bench_runtime::{
     Measure, Proc, clock_ticks, cpu_of, env_u64, generated_schema, machine, peak_of, peer, python,
-    release_ursa, start_apache_kafka, start_registry, write_row,
+    release_ursa, start_apache_kafka, start_registry, ursa_command, write_row,
 };
 
 const HOUSEHOLDS: u64 = 1000;
@@ -585,27 +585,7 @@ text = "{{{{ message_count }}}} messages"
         let log = std::fs::File::create(self.work.join(format!("ursa-{tag}.log")))?;
         // URSA_BENCH_PERF=FILE profiles the throughput phase's worker with `perf record` (its CPU figures then
         // are perf's own, not the worker's).
-        let mut command = match std::env::var_os("URSA_BENCH_PERF").filter(|_| tag == "throughput")
-        {
-            Some(out) => {
-                let mut c = Command::new("perf");
-                c.args([
-                    "record",
-                    "-e",
-                    "cpu-clock",
-                    "-F",
-                    "4000",
-                    "--call-graph",
-                    "dwarf,16384",
-                    "-o",
-                ])
-                .arg(out)
-                .arg("--")
-                .arg(self.ursa);
-                c
-            }
-            None => Command::new(self.ursa),
-        };
+        let mut command = ursa_command(self.ursa, tag == "throughput");
         let child = command
             .arg("run")
             .arg(worker)

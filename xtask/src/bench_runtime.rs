@@ -98,6 +98,31 @@ impl Measure {
     }
 }
 
+/// `ursa` as a command; with `profiled` and `URSA_BENCH_PERF=FILE` set, under `perf record` into FILE (CPU
+/// figures of the process are then perf's own).
+pub(crate) fn ursa_command(ursa: &Path, profiled: bool) -> Command {
+    match std::env::var_os("URSA_BENCH_PERF").filter(|_| profiled) {
+        Some(out) => {
+            let mut c = Command::new("perf");
+            c.args([
+                "record",
+                "-e",
+                "cpu-clock",
+                "-F",
+                "2000",
+                "--call-graph",
+                "dwarf,16384",
+                "-o",
+            ])
+            .arg(out)
+            .arg("--")
+            .arg(ursa);
+            c
+        }
+        None => Command::new(ursa),
+    }
+}
+
 /// A number from the environment (`URSA_BENCH_…`), or `default` when unset.
 pub(crate) fn env_u64(name: &str, default: u64) -> Result<u64> {
     match std::env::var(name) {
