@@ -114,6 +114,16 @@ CREATE TABLE IF NOT EXISTS notify_ledger (
 );
 CREATE INDEX IF NOT EXISTS notify_ledger_due ON notify_ledger (state, not_before);
 CREATE INDEX IF NOT EXISTS notify_ledger_message ON notify_ledger (provider_message_id);
+ALTER TABLE notify_ledger ADD COLUMN IF NOT EXISTS provider_status_rank INT;
+CREATE TABLE IF NOT EXISTS notify_provider_status (
+    id          BIGSERIAL PRIMARY KEY,
+    message_id  TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    error_code  TEXT,
+    received_at BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS notify_provider_status_message ON notify_provider_status (message_id);
+CREATE INDEX IF NOT EXISTS notify_provider_status_received ON notify_provider_status (received_at);
 CREATE TABLE IF NOT EXISTS notify_escalation (
     event_id    TEXT NOT NULL,
     guardian_id TEXT NOT NULL,

@@ -435,6 +435,87 @@ pub async fn by_message_id(conn: &Conn<'_>, id: &str) -> Result<Option<LedgerEnt
     Ok(row.as_ref().map(entry))
 }
 
+/// How far along a provider's delivery status is: callbacks arrive in any order, and a late `sent` must not
+/// overwrite `delivered`. Final statuses (`delivered`, `undelivered`, `failed`, `read`, `canceled`) rank highest.
+pub fn status_rank(status: &str) -> i32 {
+    match status {
+        "accepted" | "scheduled" | "queued" => 0,
+        "sending" => 1,
+        "sent" => 2,
+        _ => 3,
+    }
+}
+
+/// Keeps a provider's status callback until it is applied: it can arrive before the send's outcome (and so its
+/// message id) is in the ledger.
+pub async fn keep_status(
+    conn: &Conn<'_>,
+    message_id: &str,
+    status: &str,
+    error_code: Option<&str>,
+) -> Result<(), DbError> {
+    conn.execute(
+        "INSERT INTO notify_provider_status (message_id, status, error_code, received_at)
+         VALUES ($1, $2, $3, $4)",
+        &[&message_id, &status, &error_code, &now_ms()],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Takes the kept statuses of a message once the ledger knows it, oldest first (none while it does not). Run
+/// after [`keep_status`] by the callback and after [`record`] by the send, one of the two always finds them.
+pub async fn take_statuses(
+    conn: &Conn<'_>,
+    message_id: &str,
+) -> Result<Vec<(String, Option<String>)>, DbError> {
+    let rows = conn
+        .query(
+            "DELETE FROM notify_provider_status WHERE message_id = $1
+               AND EXISTS (SELECT 1 FROM notify_ledger WHERE provider_message_id = $1)
+             RETURNING id, status, error_code",
+            &[&message_id],
+        )
+        .await?;
+    let mut taken: Vec<(i64, String, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    taken.sort_by_key(|t| t.0);
+    Ok(taken.into_iter().map(|(_, s, c)| (s, c)).collect())
+}
+
+/// Forgets kept statuses received before `before` whose message the ledger never learnt.
+pub async fn expire_statuses(conn: &Conn<'_>, before: i64) -> Result<u64, DbError> {
+    Ok(conn
+        .execute(
+            "DELETE FROM notify_provider_status WHERE received_at < $1",
+            &[&before],
+        )
+        .await?)
+}
+
+/// Records a provider's delivery status on the entry of its message, unless a status as far along is there.
+pub async fn set_status(
+    conn: &Conn<'_>,
+    message_id: &str,
+    status: &str,
+    error_code: Option<&str>,
+) -> Result<bool, DbError> {
+    let shown = format!(
+        "status {status}{}",
+        error_code.map(|c| format!(" ({c})")).unwrap_or_default()
+    );
+    let n = conn
+        .execute(
+            "UPDATE notify_ledger SET response = $2, provider_status_rank = $3, updated_at = $4
+             WHERE provider_message_id = $1 AND COALESCE(provider_status_rank, -1) <= $3",
+            &[&message_id, &shown, &status_rank(status), &now_ms()],
+        )
+        .await?;
+    Ok(n == 1)
+}
+
 /// A sent SMS that the carrier could not deliver (Twilio 30003): due again at `at`.
 pub async fn reschedule_sent(
     conn: &Conn<'_>,

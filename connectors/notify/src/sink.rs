@@ -142,6 +142,9 @@ pub struct NotifySink {
     stop: Arc<Notify>,
 }
 
+/// How long a status callback for a message the ledger does not know is kept (a day).
+const STATUS_KEPT_MS: i64 = 86_400_000;
+
 fn db_err(e: DbError) -> SinkError {
     SinkError::retriable(e.to_string())
 }
@@ -1039,6 +1042,14 @@ impl Core {
         if !ours {
             return Ok(outcome.state.to_owned());
         }
+        if let (ChannelKind::Sms, Some(sid), Some(_)) = (
+            channel,
+            outcome.provider_message_id.as_deref(),
+            self.settings.public_url.as_ref(),
+        ) {
+            // Status callbacks that came before this outcome was recorded.
+            self.apply_statuses(conn, sid).await?;
+        }
         match &result {
             SendResult::BadAddress { reason, .. } if channel == ChannelKind::Push => {
                 recipients::quarantine(
@@ -1332,6 +1343,10 @@ impl Core {
                 self.send(&mut conn, job).await?;
             }
         }
+        // Status callbacks of messages the ledger never learnt (another sender's, or a send lost in a crash).
+        dedup::expire_statuses(&conn, now_ms() - STATUS_KEPT_MS)
+            .await
+            .map_err(db_err)?;
         // Escalations.
         let every = |rule: &str| {
             self.rules
@@ -1526,29 +1541,41 @@ impl Core {
         error_code: Option<&str>,
     ) -> Result<bool, SinkError> {
         let conn = self.conn().await?;
-        let Some(e) = dedup::by_message_id(&conn, sid).await.map_err(db_err)? else {
-            conn.release();
-            return Ok(false);
-        };
-        let changed = match (status, error_code) {
-            ("undelivered" | "failed", Some("30003")) => {
-                let at = now_ms() + 300_000;
-                dedup::reschedule_sent(&conn, &e.key, at, "Twilio 30003: unreachable handset; trying again later")
-                    .await
-                    .map_err(db_err)?
-            }
-            _ => {
-                conn
-                    .execute(
-                        "UPDATE notify_ledger SET response = $2, updated_at = $3 WHERE provider_message_id = $1",
-                        &[&sid, &format!("status {status}{}", error_code.map(|c| format!(" ({c})")).unwrap_or_default()), &now_ms()],
+        // Kept first, then applied if the ledger knows the message: a callback can come before the send's
+        // outcome is recorded, and then the send applies it (`apply_statuses` after `dedup::record`).
+        dedup::keep_status(&conn, sid, status, error_code)
+            .await
+            .map_err(db_err)?;
+        let applied = self.apply_statuses(&conn, sid).await?;
+        conn.release();
+        Ok(applied)
+    }
+
+    /// Applies the kept status callbacks of a message the ledger knows. Returns whether any changed it.
+    async fn apply_statuses(&self, conn: &Conn<'_>, sid: &str) -> Result<bool, SinkError> {
+        let statuses = dedup::take_statuses(conn, sid).await.map_err(db_err)?;
+        let mut changed = false;
+        for (status, code) in &statuses {
+            changed |= match (status.as_str(), code.as_deref()) {
+                ("undelivered" | "failed", Some("30003")) => {
+                    let Some(e) = dedup::by_message_id(conn, sid).await.map_err(db_err)? else {
+                        continue;
+                    };
+                    let at = now_ms() + 300_000;
+                    dedup::reschedule_sent(
+                        conn,
+                        &e.key,
+                        at,
+                        "Twilio 30003: unreachable handset; trying again later",
                     )
                     .await
-                    .map_err(|e| db_err(e.into()))?
-                    == 1
-            }
-        };
-        conn.release();
+                    .map_err(db_err)?
+                }
+                (status, code) => dedup::set_status(conn, sid, status, code)
+                    .await
+                    .map_err(db_err)?,
+            };
+        }
         Ok(changed)
     }
 }

@@ -1072,6 +1072,92 @@ async fn twilio_status_callbacks_reach_the_ledger_and_forged_ones_are_refused() 
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_twilio_status_that_arrives_before_the_api_answer_is_kept_and_applied() {
+    let mut fx = Fx::new(&[], true).await;
+    // The carrier is quicker than the API's answer: both callbacks reach the sink before it knows the sid.
+    fx.twilio.call_back_before_answering(true);
+    let a = uuid();
+    assert_eq!(
+        fx.put("child.safety-violation", violation(&a, "HIGH"))
+            .await,
+        Outcome::Delivered
+    );
+    let callbacks = fx.twilio.callbacks();
+    assert_eq!(callbacks.len(), 2, "{callbacks:?}");
+    assert!(callbacks.iter().all(|c| c.answer == 204), "{callbacks:?}");
+    let row = sms_row(&fx.pg, &a).await;
+    assert_eq!(row.get::<_, String>(0), "sent");
+    assert_eq!(
+        row.get::<_, Option<String>>(1).as_deref(),
+        Some("status delivered"),
+        "the final status, though it came before the send was recorded"
+    );
+    // Twilio does not promise the order of callbacks: a `sent` after `delivered` changes nothing.
+    let url = format!("http://127.0.0.1:{}/twilio/status", fx.http_port);
+    let params: Vec<(String, String)> = [
+        ("AccountSid", ACCOUNT_SID),
+        ("MessageSid", callbacks[0].sid.as_str()),
+        ("MessageStatus", "sent"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    let signature =
+        ursa_connector_notify::channels::sms::callback_signature(AUTH_TOKEN, &url, &params);
+    let r = reqwest::Client::new()
+        .post(&url)
+        .header("x-twilio-signature", signature)
+        .form(&params)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(
+        sms_row(&fx.pg, &a)
+            .await
+            .get::<_, Option<String>>(1)
+            .as_deref(),
+        Some("status delivered")
+    );
+    // 30003 that early still schedules the retry.
+    fx.twilio.deliver_as(PHONE, "undelivered", Some("30003"));
+    let b = uuid();
+    let before = jiff::Timestamp::now().as_millisecond();
+    fx.put("child.safety-violation", violation(&b, "HIGH"))
+        .await;
+    let row = sms_row(&fx.pg, &b).await;
+    assert_eq!(row.get::<_, String>(0), "retry");
+    assert!(row.get::<_, Option<String>>(2).unwrap().contains("30003"));
+    let due = row.get::<_, Option<i64>>(3).unwrap();
+    assert!(
+        (before + 240_000..before + 360_000).contains(&due),
+        "about five minutes on: {due} vs {before}"
+    );
+    // Nothing is left waiting for a message the ledger knows; one it never learns is forgotten after a day.
+    let waiting = async || -> Vec<String> {
+        fx.pg
+            .query("SELECT message_id FROM notify_provider_status", &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    };
+    assert_eq!(waiting().await, Vec::<String>::new());
+    let day = 86_400_000;
+    fx.pg
+        .execute(
+            "INSERT INTO notify_provider_status (message_id, status, received_at) VALUES
+               ('SMold', 'delivered', $1), ('SMnew', 'delivered', $2)",
+            &[&(before - day - 1_000), &(before - day + 60_000)],
+        )
+        .await
+        .unwrap();
+    fx.sink.core().run_scheduler().await.unwrap();
+    assert_eq!(waiting().await, vec!["SMnew".to_owned()]);
+}
+
 #[test]
 fn bad_rules_and_templates_are_validation_errors_with_positions() {
     let dir = tempfile::tempdir().unwrap();

@@ -136,6 +136,11 @@ struct FakeState {
     /// The final status (and error code) Twilio reports for a `To` number: `delivered` by default.
     outcomes: BTreeMap<String, (String, Option<String>)>,
     callbacks: Vec<Callback>,
+    /// One client for every callback (building one loads the system's trust store).
+    client: reqwest::Client,
+    /// Whether the status callbacks are made (and answered) before the API's own answer, as they can be when
+    /// the carrier is quicker than the network between Twilio and the sender.
+    callbacks_first: bool,
 }
 
 /// A status callback the fake made, as Twilio does to a message's `StatusCallback` URL.
@@ -165,7 +170,7 @@ async fn callbacks(
         .get(&to)
         .cloned()
         .unwrap_or_else(|| ("delivered".into(), None));
-    let client = reqwest::Client::new();
+    let client = state.lock().unwrap().client.clone();
     for status in ["sent".to_owned(), last] {
         let mut params: Vec<(String, String)> = vec![
             ("AccountSid".into(), ACCOUNT_SID.into()),
@@ -265,15 +270,16 @@ async fn messages(
         )
             .into_response();
     }
-    let created = || {
+    let callbacks_first = state.lock().unwrap().callbacks_first;
+    let created = async || {
         let sid = format!("SM{:032x}", rand_u128());
         if let Some(url) = f.get("StatusCallback") {
-            tokio::spawn(callbacks(
-                Arc::clone(&state),
-                url.clone(),
-                sid.clone(),
-                f.clone(),
-            ));
+            let calls = callbacks(Arc::clone(&state), url.clone(), sid.clone(), f.clone());
+            if callbacks_first {
+                calls.await;
+            } else {
+                tokio::spawn(calls);
+            }
         }
         (
             StatusCode::CREATED,
@@ -307,7 +313,7 @@ async fn messages(
         Some(Script::SlowAccept { delay }) => {
             record(201);
             tokio::time::sleep(delay).await;
-            created()
+            created().await
         }
         Some(Script::Refuse(code)) => {
             record(400);
@@ -319,7 +325,7 @@ async fn messages(
         }
         _ => {
             record(201);
-            created()
+            created().await
         }
     }
 }
@@ -362,6 +368,11 @@ impl Fake {
             to.to_owned(),
             (status.to_owned(), error_code.map(str::to_owned)),
         );
+    }
+
+    /// Makes the status callbacks of later messages arrive (and be answered) before the API answers the send.
+    pub fn call_back_before_answering(&self, first: bool) {
+        self.state.lock().unwrap().callbacks_first = first;
     }
 
     /// The status callbacks made so far, in order.
