@@ -3,7 +3,9 @@
 //! library, a Twilio fake checking the form API, an FCM server checking its OAuth2 grant). A critical safety
 //! alert reaches SMS and push at once, escalates to email, and its signed link stops the escalation; routine
 //! news goes out as one digest across a `kill -9`; and while workers are `kill -9`ed during a stream of sends,
-//! the peers see nothing twice and nothing goes missing except what the ledger marks ambiguous.
+//! the peers see nothing twice and nothing goes missing except what the ledger marks ambiguous. The catalog's own
+//! Avro events, published with `ursa-publish` (registered in the dev registry, topics under a prefix), build the
+//! directory, raise the alert, and an `AlertAcknowledged` on the acknowledgement topic stops its escalation.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,11 +48,24 @@ const PHONE: &str = "+15005550100";
 const DEVICE: &str = "fcm-device-token-e2e";
 
 struct Topics {
+    /// The prefix of every topic (`ursa-publish`'s `topic_prefix`).
+    prefix: String,
     safety: String,
     milestones: String,
     usage: String,
     guardians: String,
+    registered: String,
+    acks: String,
     audit: String,
+}
+
+/// How the test's events are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Values {
+    /// JSON, with the JSON converter.
+    Json,
+    /// The catalog's Avro (Confluent framing, keys too), with the Avro converter and the dev registry.
+    Avro,
 }
 
 fn rules(t: &Topics) -> String {
@@ -73,7 +88,7 @@ channels = ["sms", "push", "email"]
 fanout = 2
 escalation = {{ every = "2s", max = 2 }}
 [rule.templates.sms.en]
-text = "ALERT {{{{ notification.event_id }}}} {{{{ notification.ack_url }}}}"
+text = "ALERT {{{{ severity }}}} {{{{ notification.event_id }}}} {{{{ notification.ack_url }}}}"
 [rule.templates.push.en]
 title = "Safety alert"
 body = "{{{{ notification.event_id }}}}"
@@ -126,24 +141,29 @@ struct Setup {
     fcm: FcmServer,
     receiver: Receiver,
     producer: FutureProducer,
-    _registry: ursa_registry::RunningServer,
+    registry: ursa_registry::RunningServer,
 }
 
-async fn setup() -> Setup {
+async fn setup(values: Values) -> Setup {
     let kafka = Kafka::shared();
-    let p = unique_name("notify");
+    let p = format!("{}.", unique_name("notify"));
     let topics = Topics {
-        safety: format!("{p}.safety"),
-        milestones: format!("{p}.milestones"),
-        usage: format!("{p}.usage"),
-        guardians: format!("{p}.guardians"),
-        audit: format!("{p}.audit-log"),
+        safety: format!("{p}child.safety-violation"),
+        milestones: format!("{p}child.milestone-achieved"),
+        usage: format!("{p}analytics.usage-stats"),
+        guardians: format!("{p}guardian.contact-updated"),
+        registered: format!("{p}child.registered"),
+        acks: format!("{p}guardian.alert-acknowledged"),
+        audit: format!("{p}system.audit-log"),
+        prefix: p,
     };
     for (t, n) in [
         (&topics.safety, 3),
         (&topics.milestones, 3),
         (&topics.usage, 3),
         (&topics.guardians, 1),
+        (&topics.registered, 1),
+        (&topics.acks, 1),
         (&topics.audit, 1),
     ] {
         create_topic(kafka, t, n).await.unwrap();
@@ -185,15 +205,21 @@ async fn setup() -> Setup {
     .unwrap();
     let http = free_port().unwrap();
     let s = secrets.display();
-    let config: BTreeMap<&str, String> = [
+    let mut config: BTreeMap<&str, String> = [
         ("name", unique_name("alerts")),
         ("connector.class", "notify".into()),
         (
             "topics",
-            format!(
-                "{},{},{},{}",
-                topics.safety, topics.milestones, topics.usage, topics.guardians
-            ),
+            [
+                &topics.safety,
+                &topics.milestones,
+                &topics.usage,
+                &topics.guardians,
+                &topics.registered,
+                &topics.acks,
+            ]
+            .map(String::as_str)
+            .join(","),
         ),
         ("key.converter", "string".into()),
         ("value.converter", "json".into()),
@@ -203,7 +229,11 @@ async fn setup() -> Setup {
         ("notify.rules.file", rules_file.display().to_string()),
         ("notify.database.url", format!("${{file:{s}:db}}")),
         ("notify.directory.guardian.topic", topics.guardians.clone()),
-        ("notify.directory.topics", topics.guardians.clone()),
+        (
+            "notify.directory.topics",
+            format!("{},{}", topics.guardians, topics.registered),
+        ),
+        ("notify.ack.topic", topics.acks.clone()),
         ("notify.email.host", "127.0.0.1".into()),
         ("notify.email.port", smtp.port.to_string()),
         ("notify.email.username", "bear".into()),
@@ -240,6 +270,17 @@ async fn setup() -> Setup {
     ]
     .into_iter()
     .collect();
+    if values == Values::Avro {
+        for k in ["key.converter", "value.converter"] {
+            config.insert(k, "avro".into());
+        }
+        for k in [
+            "key.converter.schema.registry.url",
+            "value.converter.schema.registry.url",
+        ] {
+            config.insert(k, registry.url().to_owned());
+        }
+    }
     let connector = dir.path().join("notify.toml");
     let text: String = config
         .iter()
@@ -264,7 +305,7 @@ async fn setup() -> Setup {
         fcm,
         receiver,
         producer,
-        _registry: registry,
+        registry,
     }
 }
 
@@ -343,7 +384,7 @@ fn uuid() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn alerts_escalate_digests_go_out_once_and_kill_9_sends_nothing_twice() {
-    let s = setup().await;
+    let s = setup(Values::Json).await;
     let db = s.db().await;
     let mut worker = s.start();
     s.produce(
@@ -543,5 +584,205 @@ async fn alerts_escalate_digests_go_out_once_and_kill_9_sends_nothing_twice() {
             .count(),
         1
     );
+    worker.terminate().unwrap();
+}
+
+/// A column of the household's primary guardian in the directory (`None` before the sink made its tables).
+async fn guardian(db: &Db, column: &str) -> Option<String> {
+    let c = db.get().await.unwrap();
+    let v = c
+        .client()
+        .query_opt(
+            &format!("SELECT {column} FROM notify_guardian WHERE guardian_id = $1"),
+            &[&HOUSEHOLD],
+        )
+        .await
+        .ok()
+        .flatten()
+        .and_then(|r| r.get::<_, Option<String>>(0));
+    c.release();
+    v
+}
+
+/// The metadata of a new event from `producer`.
+fn metadata(producer: &str) -> ursa_events::com::teddy::common::EventMetadata {
+    ursa_events::com::teddy::common::EventMetadata {
+        event_id: ursa_publish::demo::uuid(),
+        occurred_at: ursa_publish::demo::now(),
+        correlation_id: None,
+        causation_id: None,
+        producer: producer.to_owned(),
+        schema_version: 1,
+        trace_parent: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catalog_avro_events_build_the_directory_raise_the_alert_and_an_ack_event_stops_it() {
+    use ursa_avro::uuid::Uuid;
+    use ursa_events::com::teddy::child::{
+        ChildRegistered, ConsentFlags, RegistrationChannel, Severity,
+    };
+    use ursa_events::com::teddy::common::{AgeBand, ChildRef, Locale};
+    use ursa_events::com::teddy::guardian::{
+        AckChannel, AlertAcknowledged, GuardianContactUpdated, PushDevice, PushPlatform,
+    };
+    use ursa_publish::{Publisher, PublisherConfig, SchemaIdPolicy};
+
+    let s = setup(Values::Avro).await;
+    let db = s.db().await;
+    let mut worker = s.start();
+    let mut config =
+        PublisherConfig::new(Kafka::shared().bootstrap(), s.registry.url(), "notify-e2e");
+    config.topic_prefix = s.topics.prefix.clone();
+    config.schema_ids = SchemaIdPolicy::AutoRegister;
+    config.delivery_timeout = Some(Duration::from_secs(30));
+    let publisher = Publisher::new(config).unwrap();
+    let household = Uuid::parse_str(HOUSEHOLD).unwrap();
+    let child = ChildRef {
+        child_id: Uuid::parse_str(CHILD).unwrap(),
+        household_id: household,
+    };
+    // The registration makes the household's primary guardian (email, locale and time zone from nested records).
+    publisher
+        .publish(&ChildRegistered {
+            metadata: metadata("onboarding"),
+            child: child.clone(),
+            first_name: "Robin".into(),
+            birth_date: ursa_avro::chrono::NaiveDate::from_ymd_opt(2019, 4, 2).unwrap(),
+            age_band: AgeBand::default(),
+            guardian_email: "parent@family.example".into(),
+            guardian_phone: None,
+            locale: Locale {
+                language_tag: "en-GB".into(),
+                time_zone: "Europe/London".into(),
+            },
+            consent: ConsentFlags {
+                data_processing: true,
+                voice_retention: false,
+                analytics: false,
+                marketing: false,
+                policy_version: "2026-01".into(),
+                consented_at: ursa_publish::demo::now(),
+            },
+            device: None,
+            channel: RegistrationChannel::MobileApp,
+        })
+        .await
+        .unwrap();
+    until(
+        "the registration in the directory",
+        Duration::from_secs(60),
+        || async {
+            (guardian(&db, "time_zone").await.as_deref() == Some("Europe/London")).then_some(())
+        },
+    )
+    .await;
+    // A contact update adds the phone and a push device, and leaves the email alone (null: unchanged).
+    publisher
+        .publish(&GuardianContactUpdated {
+            metadata: metadata("guardian-app"),
+            guardian_id: household,
+            household_id: household,
+            removed: false,
+            email: None,
+            phone: Some(PHONE.into()),
+            webhook_url: None,
+            locale: None,
+            time_zone: None,
+            quiet_hours: None,
+            preferences: None,
+            devices: vec![PushDevice {
+                token: DEVICE.into(),
+                platform: PushPlatform::Fcm,
+                active: true,
+            }],
+        })
+        .await
+        .unwrap();
+    until(
+        "the contact update in the directory",
+        Duration::from_secs(60),
+        || async {
+            (guardian(&db, "phone").await.as_deref() == Some(PHONE)
+                && s.count(
+                    &db,
+                    "SELECT count(*) FROM notify_device WHERE state = 'active'",
+                )
+                .await
+                    == 1)
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        guardian(&db, "email").await.as_deref(),
+        Some("parent@family.example")
+    );
+
+    // A critical violation: SMS and push at once (the enum reaches the template), email on escalation (with the
+    // excerpt: email may carry PII, SMS may not).
+    let mut violation = ursa_publish::demo::safety_violation(child.child_id, "a worrying excerpt");
+    violation.child = child.clone();
+    violation.severity = Severity::Critical;
+    let id = violation.metadata.event_id.to_string();
+    publisher.publish(&violation).await.unwrap();
+    let sms = until("the SMS", Duration::from_secs(30), || async {
+        s.twilio
+            .received_for(PHONE)
+            .into_iter()
+            .find(|r| r.form["Body"].contains(&id))
+    })
+    .await;
+    assert!(
+        sms.form["Body"].starts_with("ALERT CRITICAL "),
+        "{}",
+        sms.form["Body"]
+    );
+    assert!(!sms.form["Body"].contains("worrying"));
+    until("the push", Duration::from_secs(10), || async {
+        (s.fcm.delivered_to(DEVICE) >= 1).then_some(())
+    })
+    .await;
+    let email = until("the escalation email", Duration::from_secs(30), || async {
+        s.smtp
+            .messages()
+            .into_iter()
+            .find(|m| m["subject"].as_str().is_some_and(|x| x.contains(&id)))
+    })
+    .await;
+    assert_eq!(email["to"], json!(["parent@family.example"]), "{email}");
+    assert!(
+        email["text"]
+            .as_str()
+            .unwrap()
+            .contains("a worrying excerpt"),
+        "{email}"
+    );
+
+    // The guardian acknowledges in the app: the event on the acknowledgement topic stops the escalation.
+    publisher
+        .publish(&AlertAcknowledged {
+            metadata: metadata("guardian-app"),
+            event_id: violation.metadata.event_id,
+            guardian_id: household,
+            household_id: household,
+            via: AckChannel::App,
+        })
+        .await
+        .unwrap();
+    until("the acknowledgement", Duration::from_secs(30), || async {
+        let n = s
+            .count(
+                &db,
+                &format!(
+                    "SELECT count(*) FROM notify_escalation WHERE event_id = '{id}' AND state = 'acked'"
+                ),
+            )
+            .await;
+        (n == 1).then_some(())
+    })
+    .await;
+    publisher.shutdown(Duration::from_secs(10)).await.unwrap();
     worker.terminate().unwrap();
 }

@@ -234,8 +234,11 @@ impl Db {
     pub async fn migrate(&self) -> Result<(), DbError> {
         let mut c = self.get().await?;
         let tx = c.client_mut().transaction().await?;
-        tx.batch_execute("SELECT pg_advisory_xact_lock(7242053001)")
-            .await?;
+        // `… already exists, skipping` notices are no news on every start.
+        tx.batch_execute(
+            "SET LOCAL client_min_messages = warning; SELECT pg_advisory_xact_lock(7242053001)",
+        )
+        .await?;
         tx.batch_execute(DDL).await?;
         tx.commit().await?;
         c.release();

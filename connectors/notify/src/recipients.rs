@@ -9,6 +9,10 @@
 //! - `guardian.contact-updated` (`com.teddy.guardian.GuardianContactUpdated`) adds or changes any guardian of a
 //!   household: contacts, devices, quiet hours, preferences, or removes one.
 //!
+//! Which of these a record is comes from its Avro writer schema's name, so topics may be named as a deployment
+//! likes (an environment prefix, another name); a record without one (JSON) goes by the catalog's topic names,
+//! and `notify.directory.guardian.topic` names the guardian topic.
+//!
 //! Acknowledgements come on `guardian.alert-acknowledged` (`com.teddy.guardian.AlertAcknowledged`, read by the
 //! sink when `notify.ack.topic` names it).
 //!
@@ -239,6 +243,44 @@ pub async fn due_rechecks(conn: &Conn<'_>, limit: i64) -> Result<Vec<Device>, Db
         .collect())
 }
 
+/// What a directory event is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirectoryEvent {
+    /// `com.teddy.child.ChildRegistered`.
+    ChildRegistered,
+    /// `com.teddy.child.ChildProfileUpdated`.
+    ChildProfileUpdated,
+    /// `com.teddy.guardian.GuardianContactUpdated`.
+    GuardianContactUpdated,
+}
+
+impl DirectoryEvent {
+    /// From an Avro writer schema's full name, else (no schema) from the topic.
+    pub fn of(
+        type_name: Option<&str>,
+        topic: &str,
+        guardian_topic: &str,
+    ) -> Option<DirectoryEvent> {
+        match type_name {
+            Some("com.teddy.child.ChildRegistered") => Some(DirectoryEvent::ChildRegistered),
+            Some("com.teddy.child.ChildProfileUpdated") => {
+                Some(DirectoryEvent::ChildProfileUpdated)
+            }
+            Some("com.teddy.guardian.GuardianContactUpdated") => {
+                Some(DirectoryEvent::GuardianContactUpdated)
+            }
+            Some(_) => None,
+            None if topic == guardian_topic => Some(DirectoryEvent::GuardianContactUpdated),
+            None => match topic {
+                "child.registered" => Some(DirectoryEvent::ChildRegistered),
+                "child.profile-updated" => Some(DirectoryEvent::ChildProfileUpdated),
+                "guardian.contact-updated" => Some(DirectoryEvent::GuardianContactUpdated),
+                _ => None,
+            },
+        }
+    }
+}
+
 fn text(v: &Value, path: &[&str]) -> Option<String> {
     path.iter()
         .try_fold(v, |v, k| v.get(*k))
@@ -280,17 +322,16 @@ fn valid_zone(z: Option<String>, warnings: &mut Vec<String>) -> Option<String> {
     }
 }
 
-/// Applies a directory event (see the module docs); `None` when the topic is not a directory topic.
+/// Applies a directory event (see the module docs).
 pub async fn apply(
     conn: &mut Conn<'_>,
-    topic: &str,
+    kind: DirectoryEvent,
     event: &Value,
-    guardian_topic: &str,
-) -> Result<Option<Applied>, DbError> {
+) -> Result<Applied, DbError> {
     let now = now_ms();
     let mut applied = Applied::default();
-    match topic {
-        "child.registered" => {
+    match kind {
+        DirectoryEvent::ChildRegistered => {
             let (Some(child), Some(household)) = (
                 text(event, &["child", "child_id"]),
                 text(event, &["child", "household_id"]),
@@ -298,7 +339,7 @@ pub async fn apply(
                 applied
                     .warnings
                     .push("a registration without child or household id".into());
-                return Ok(Some(applied));
+                return Ok(applied);
             };
             let phone = valid_phone(text(event, &["guardian_phone"]), &mut applied.warnings);
             let zone = valid_zone(text(event, &["locale", "time_zone"]), &mut applied.warnings)
@@ -323,12 +364,12 @@ pub async fn apply(
             tx.commit().await?;
             applied.guardian_id = Some(household);
         }
-        "child.profile-updated" => {
+        DirectoryEvent::ChildProfileUpdated => {
             let (Some(child), Some(household)) = (
                 text(event, &["child", "child_id"]),
                 text(event, &["child", "household_id"]),
             ) else {
-                return Ok(Some(applied));
+                return Ok(applied);
             };
             conn
                 .execute(
@@ -371,12 +412,12 @@ pub async fn apply(
                 applied.guardian_id = Some(household.clone());
             }
         }
-        t if t == guardian_topic => {
+        DirectoryEvent::GuardianContactUpdated => {
             let Some(guardian) = text(event, &["guardian_id"]) else {
                 applied
                     .warnings
                     .push("a guardian event without guardian_id".into());
-                return Ok(Some(applied));
+                return Ok(applied);
             };
             applied.guardian_id = Some(guardian.clone());
             if event.get("removed").and_then(Value::as_bool) == Some(true) {
@@ -392,7 +433,7 @@ pub async fn apply(
                 )
                 .await?;
                 tx.commit().await?;
-                return Ok(Some(applied));
+                return Ok(applied);
             }
             let household = text(event, &["household_id"]).unwrap_or_else(|| guardian.clone());
             let phone = valid_phone(text(event, &["phone"]), &mut applied.warnings);
@@ -473,9 +514,8 @@ pub async fn apply(
             }
             tx.commit().await?;
         }
-        _ => return Ok(None),
     }
-    Ok(Some(applied))
+    Ok(applied)
 }
 
 #[cfg(test)]
@@ -503,5 +543,31 @@ mod tests {
         );
         assert!(g.wants("safety", false), "safety cannot be turned off");
         assert_eq!(g.channels_for("usage"), Some(vec!["email".to_owned()]));
+    }
+
+    #[test]
+    fn directory_events_go_by_their_schema_then_their_topic() {
+        use DirectoryEvent::*;
+        let of = |name, topic| DirectoryEvent::of(name, topic, "people");
+        // An Avro record says what it is, whatever the topic is called.
+        assert_eq!(
+            of(
+                Some("com.teddy.child.ChildRegistered"),
+                "staging.child.registered"
+            ),
+            Some(ChildRegistered)
+        );
+        assert_eq!(
+            of(Some("com.teddy.guardian.GuardianContactUpdated"), "x"),
+            Some(GuardianContactUpdated)
+        );
+        assert_eq!(
+            of(Some("com.teddy.child.MilestoneAchieved"), "people"),
+            None
+        );
+        // Without a schema: the configured guardian topic, then the catalog's names.
+        assert_eq!(of(None, "people"), Some(GuardianContactUpdated));
+        assert_eq!(of(None, "child.profile-updated"), Some(ChildProfileUpdated));
+        assert_eq!(of(None, "staging.child.registered"), None);
     }
 }

@@ -31,7 +31,7 @@ use crate::channels::webhook::Webhook;
 use crate::channels::{Address, Message, SendResult};
 use crate::db::{Conn, Db, DbError, ms, now_ms};
 use crate::dedup::{self, Claim, Key, LedgerEntry};
-use crate::recipients::{self, Device, Guardian};
+use crate::recipients::{self, Device, DirectoryEvent, Guardian};
 use crate::routing;
 use crate::rules::{self, ChannelKind, Priority, Rule, Rules};
 
@@ -380,17 +380,34 @@ impl Core {
         if self.settings.directory_topics.iter().any(|t| t == topic)
             || topic == self.settings.guardian_topic
         {
+            let type_name = match record.value.format() {
+                Some(Format::Avro(w)) => {
+                    let set = w.schema_set();
+                    match &set.last_root().kind {
+                        ursa_avro::schema::SchemaKind::Named(id) => {
+                            Some(set.named(*id).name.fullname())
+                        }
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            let Some(kind) =
+                DirectoryEvent::of(type_name.as_deref(), topic, &self.settings.guardian_topic)
+            else {
+                tracing::warn!(connector = %self.settings.connector, topic, offset = record.offset,
+                    "directory: {} is not a directory event; skipped", type_name.as_deref().unwrap_or("this record"));
+                return Ok(Outcome::Delivered);
+            };
             let mut conn = self.conn().await?;
-            let applied = recipients::apply(&mut conn, topic, value, &self.settings.guardian_topic)
+            let applied = recipients::apply(&mut conn, kind, value)
                 .await
                 .map_err(db_err)?;
             conn.release();
-            if let Some(a) = applied {
-                for w in &a.warnings {
-                    tracing::warn!(connector = %self.settings.connector, topic, offset = record.offset, "directory: {w}");
-                }
-                self.count("directory");
+            for w in &applied.warnings {
+                tracing::warn!(connector = %self.settings.connector, topic, offset = record.offset, "directory: {w}");
             }
+            self.count("directory");
             return Ok(Outcome::Delivered);
         }
         if self.settings.ack_topic.as_deref() == Some(topic) {
