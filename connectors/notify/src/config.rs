@@ -60,6 +60,13 @@ fn keys() -> Vec<Key> {
             "Connections to PostgreSQL.",
         ),
         Key::optional(
+            "notify.concurrency",
+            Int,
+            "16",
+            G,
+            "Recipients whose events of a batch are handled at once (one recipient's events are handled in order; directory changes and acknowledgements wait for what came before them).",
+        ),
+        Key::optional(
             "notify.directory.topics",
             List,
             "child.registered,child.profile-updated,guardian.contact-updated",
@@ -642,6 +649,9 @@ pub fn settings(c: &Parsed, connector: &str) -> Settings {
                 (ch, LimitConfig::from_parsed(c, &prefix))
             })
             .collect(),
+        concurrency: usize::try_from(int("notify.concurrency", 16))
+            .unwrap_or(1)
+            .clamp(1, 256),
     }
 }
 

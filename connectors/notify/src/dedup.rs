@@ -276,7 +276,7 @@ impl Outcome {
 /// Records an outcome for a pending entry we hold, and its audit record, in one transaction. Returns false if
 /// the entry was not ours any more (another claim took it over).
 pub async fn record(
-    conn: &mut Conn<'_>,
+    conn: &Conn<'_>,
     key: &Key,
     claimed_by: &str,
     outcome: &Outcome,

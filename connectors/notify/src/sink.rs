@@ -85,6 +85,8 @@ pub struct Settings {
     pub recheck_max_failures: i32,
     /// Limits per channel.
     pub limits: BTreeMap<&'static str, LimitConfig>,
+    /// Recipients handled at once within a batch (their statements share one connection: pipelined).
+    pub concurrency: usize,
 }
 
 struct Metrics {
@@ -135,12 +137,25 @@ pub struct Core {
     migrated: tokio::sync::OnceCell<()>,
 }
 
+/// How a record is ordered within a batch (see [`Core::put`]).
+enum Lane {
+    /// After everything before it, before everything after it (directory changes, acknowledgements).
+    Barrier,
+    /// In order with the other events of this recipient.
+    Recipient(String),
+    /// In no order (nothing to notify, or not decodable).
+    Free,
+}
+
 /// The `notify` sink.
 pub struct NotifySink {
     core: Arc<Core>,
     background: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     stop: Arc<Notify>,
 }
+
+/// The least time between two scheduler passes.
+const PASS_GAP: Duration = Duration::from_millis(25);
 
 /// How long a status callback for a message the ledger does not know is kept (a day).
 const STATUS_KEPT_MS: i64 = 86_400_000;
@@ -260,6 +275,12 @@ impl NotifySink {
                 if let Err(e) = core.run_scheduler().await {
                     tracing::warn!(connector = %core.settings.connector, "notify scheduler: {e}");
                 }
+                // Kicks that come meanwhile (every batch kicks) wait for one pass after the gap: a busy sink
+                // runs a few passes a second, not one per batch.
+                tokio::select! {
+                    () = stop.notified() => return,
+                    () = tokio::time::sleep(PASS_GAP) => {}
+                }
             }
         }));
         if let Some(listen) = self.core.settings.listen.clone() {
@@ -357,18 +378,86 @@ impl Core {
         self.metrics.events.get(kind).inc();
     }
 
+    /// Handles a batch. Directory changes and acknowledgements are applied in order, each after everything
+    /// before it; between them, the events of different recipients are handled at once (`notify.concurrency`),
+    /// and those of one recipient in order, so a guardian's limits and dedupe windows see them one by one.
     async fn put(&self, records: &[SinkRecord]) -> Result<Vec<Outcome>, SinkError> {
-        let mut out = Vec::with_capacity(records.len());
-        for r in records {
-            out.push(self.handle(r).await?);
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        if records.is_empty() {
+            return Ok(Vec::new());
         }
-        if !out.is_empty() {
-            self.kick();
+        let conn = self.conn().await?;
+        let mut out: Vec<Option<Outcome>> = vec![None; records.len()];
+        let mut i = 0;
+        while i < records.len() {
+            if matches!(self.lane_of(&records[i]), Lane::Barrier) {
+                out[i] = Some(self.handle(&conn, &records[i]).await?);
+                i += 1;
+                continue;
+            }
+            // Up to the next barrier: one lane per recipient, in the order they first appear.
+            let mut lanes: Vec<Vec<usize>> = Vec::new();
+            let mut by_key: HashMap<String, usize> = HashMap::new();
+            while i < records.len() {
+                match self.lane_of(&records[i]) {
+                    Lane::Barrier => break,
+                    Lane::Recipient(key) => match by_key.get(&key) {
+                        Some(&l) => lanes[l].push(i),
+                        None => {
+                            by_key.insert(key, lanes.len());
+                            lanes.push(vec![i]);
+                        }
+                    },
+                    Lane::Free => lanes.push(vec![i]),
+                }
+                i += 1;
+            }
+            let conn = &conn;
+            let done: Vec<Vec<(usize, Outcome)>> = stream::iter(lanes)
+                .map(|lane| async move {
+                    let mut done = Vec::with_capacity(lane.len());
+                    for j in lane {
+                        done.push((j, self.handle(conn, &records[j]).await?));
+                    }
+                    Ok::<_, SinkError>(done)
+                })
+                .buffer_unordered(self.settings.concurrency.max(1))
+                .try_collect()
+                .await?;
+            for (j, o) in done.into_iter().flatten() {
+                out[j] = Some(o);
+            }
         }
-        Ok(out)
+        conn.release();
+        self.kick();
+        Ok(out
+            .into_iter()
+            .map(|o| o.unwrap_or(Outcome::Delivered))
+            .collect())
     }
 
-    async fn handle(&self, record: &SinkRecord) -> Result<Outcome, SinkError> {
+    /// How a record is ordered within a batch.
+    fn lane_of(&self, record: &SinkRecord) -> Lane {
+        let topic: &str = &record.topic;
+        if self.settings.directory_topics.iter().any(|t| t == topic)
+            || topic == self.settings.guardian_topic
+            || self.settings.ack_topic.as_deref() == Some(topic)
+        {
+            return Lane::Barrier;
+        }
+        let Ok(value) = record.value_json() else {
+            return Lane::Free;
+        };
+        self.rules
+            .find(topic, value)
+            .and_then(|rule| rules::lookup(value, &rule.recipients))
+            .and_then(Value::as_str)
+            .map_or(Lane::Free, |r| Lane::Recipient(r.to_owned()))
+    }
+
+    /// Handles a record; events are handled on `conn` (shared by the batch's lanes, so their statements go out
+    /// together), directory changes and acknowledgements on a connection of their own (transactions).
+    async fn handle(&self, conn: &Conn<'_>, record: &SinkRecord) -> Result<Outcome, SinkError> {
         let value = match record.value_json() {
             Ok(v) => v,
             Err(e) => return Ok(Outcome::permanent(e.to_string())),
@@ -449,7 +538,6 @@ impl Core {
             .get("child")
             .and_then(|c| c.get("household_id"))
             .and_then(Value::as_str);
-        let conn = self.conn().await?;
         let pii_json = Value::Array(pii.iter().map(|p| Value::String(p.clone())).collect());
         // Both on one connection at once: tokio-postgres pipelines them (one round trip).
         let (stored, guardians) = tokio::join!(
@@ -467,7 +555,6 @@ impl Core {
         );
         stored.map_err(db_err)?;
         let guardians = guardians.map_err(db_err)?;
-        conn.release();
         if guardians.is_empty() {
             return Ok(Outcome::Permanent {
                 reason: format!("rule {}: no guardian is known for {recipient}", rule.name),
@@ -486,7 +573,10 @@ impl Core {
         let mut failures = Vec::new();
         let mut any_ok = false;
         for g in guardians {
-            match self.notify_guardian(&rule, &event_id, &stored, g).await? {
+            match self
+                .notify_guardian(conn, &rule, &event_id, &stored, g)
+                .await?
+            {
                 Ok(()) => any_ok = true,
                 Err(why) => failures.push(why),
             }
@@ -504,6 +594,7 @@ impl Core {
     /// Notifies one guardian of an event per its rule: `Err` (inside) says why nobody was reached.
     async fn notify_guardian(
         &self,
+        conn: &Conn<'_>,
         rule: &Arc<Rule>,
         event_id: &str,
         event: &Arc<dedup::StoredEvent>,
@@ -514,7 +605,6 @@ impl Core {
             self.count("suppressed_preference");
             return Ok(Ok(()));
         }
-        let mut conn = self.conn().await?;
         if let Some(window) = rule.dedupe_window {
             let ctx = rules::context(
                 &event.payload,
@@ -556,7 +646,6 @@ impl Core {
                     audit::enqueue(&conn, &a).await.map_err(db_err)?;
                     self.count("suppressed_dedupe");
                 }
-                conn.release();
                 return Ok(Ok(()));
             }
         }
@@ -564,7 +653,6 @@ impl Core {
         let tz = routing::zone(&g.time_zone);
         if rule.priority == Priority::Digest {
             let Some(digest) = &self.rules.digest else {
-                conn.release();
                 return Ok(Err("no digest configured".into()));
             };
             let end = routing::digest_window_end(digest.window, now, &tz).as_millisecond();
@@ -588,7 +676,6 @@ impl Core {
             )
             .await
             .map_err(db_err)?;
-            conn.release();
             return Ok(Ok(()));
         }
         let held =
@@ -628,7 +715,6 @@ impl Core {
             }
         }
         if chosen.is_empty() {
-            conn.release();
             return Ok(Err(format!(
                 "guardian {} has no reachable channel among {:?}",
                 g.id, rule.channels
@@ -648,6 +734,7 @@ impl Core {
         }
         let mut reached = false;
         let mut why = Vec::new();
+        let mut jobs = Vec::new();
         for c in chosen {
             for target in self.targets(c, &devices) {
                 let key = Key::new(event_id, &g.id, c, &target, 0);
@@ -680,32 +767,41 @@ impl Core {
                     reached = true;
                     continue;
                 }
-                let job = Job {
-                    key,
-                    owner: Owner::Rule(Arc::clone(rule)),
-                    priority: rule.priority,
-                    step: 0,
-                    attempts: 0,
-                    claimed_by: format!("put:{}", self.settings.instance),
-                    event: Arc::clone(event),
-                    guardian: g.clone(),
-                };
-                match self.claim_and_send(&mut conn, job).await? {
-                    s if s == "failed" || s == "skipped" => why.push(format!("{c}: {s}")),
-                    _ => reached = true,
-                }
+                jobs.push((
+                    c,
+                    Job {
+                        key,
+                        owner: Owner::Rule(Arc::clone(rule)),
+                        priority: rule.priority,
+                        step: 0,
+                        attempts: 0,
+                        claimed_by: format!("put:{}", self.settings.instance),
+                        event: Arc::clone(event),
+                        guardian: g.clone(),
+                    },
+                ));
             }
         }
-        conn.release();
+        // Every channel at once: the claims go out in one round trip (tokio-postgres pipelines the statements
+        // of one connection), then the sends run side by side, each recording its own outcome.
+        let states = futures_util::future::join_all(
+            jobs.into_iter()
+                .map(|(c, job)| async move { (c, self.claim_and_send(conn, job).await) }),
+        )
+        .await;
+        for (c, state) in states {
+            match state? {
+                s if s == "failed" || s == "skipped" => why.push(format!("{c}: {s}")),
+                _ => reached = true,
+            }
+        }
         if reached {
             Ok(Ok(()))
         } else {
             // Every first channel failed permanently; fallbacks were tried inside.
-            let conn = self.conn().await?;
             let entries = dedup::entries_of(&conn, event_id, &g.id)
                 .await
                 .map_err(db_err)?;
-            conn.release();
             let ok = entries
                 .iter()
                 .any(|e| !matches!(e.state.as_str(), "failed" | "skipped"));
@@ -772,7 +868,7 @@ impl Core {
     }
 
     /// Claims a job's entry and sends it; the final (or waiting) state.
-    async fn claim_and_send(&self, conn: &mut Conn<'_>, mut job: Job) -> Result<String, SinkError> {
+    async fn claim_and_send(&self, conn: &Conn<'_>, mut job: Job) -> Result<String, SinkError> {
         let claim = dedup::claim(
             conn,
             &job.key,
@@ -796,7 +892,7 @@ impl Core {
 
     /// A pending entry whose send may or may not have happened: sent again where the provider dedupes
     /// (webhooks), else marked ambiguous (and a critical alert escalates on its next channel).
-    async fn reconcile(&self, conn: &mut Conn<'_>, job: Job) -> Result<String, SinkError> {
+    async fn reconcile(&self, conn: &Conn<'_>, job: Job) -> Result<String, SinkError> {
         if job.key.channel_kind() == Some(ChannelKind::Webhook) {
             return self.send(conn, job).await;
         }
@@ -867,7 +963,7 @@ impl Core {
 
     /// Renders and sends a claimed job, records the outcome, and acts on it (quarantine, fallback, escalation,
     /// back-off). Returns the entry's new state.
-    async fn send(&self, conn: &mut Conn<'_>, job: Job) -> Result<String, SinkError> {
+    async fn send(&self, conn: &Conn<'_>, job: Job) -> Result<String, SinkError> {
         let Some(channel) = job.key.channel_kind() else {
             return Ok("skipped".into());
         };
@@ -1111,7 +1207,7 @@ impl Core {
 
     /// After a channel failed for good: the next channel of the rule not used yet in this round (push counts
     /// as failed only when every device failed).
-    async fn fallback(&self, conn: &mut Conn<'_>, job: &Job) -> Result<(), SinkError> {
+    async fn fallback(&self, conn: &Conn<'_>, job: &Job) -> Result<(), SinkError> {
         let channels: Vec<ChannelKind> = match &job.owner {
             Owner::Rule(r) => r.channels.clone(),
             Owner::Digest => self
@@ -1558,14 +1654,52 @@ impl Core {
         error_code: Option<&str>,
     ) -> Result<bool, SinkError> {
         let conn = self.conn().await?;
-        // Kept first, then applied if the ledger knows the message: a callback can come before the send's
-        // outcome is recorded, and then the send applies it (`apply_statuses` after `dedup::record`).
-        dedup::keep_status(&conn, sid, status, error_code)
-            .await
-            .map_err(db_err)?;
-        let applied = self.apply_statuses(&conn, sid).await?;
+        // Usually the send's outcome is recorded already: one statement. Otherwise the status is kept, then
+        // applied if the ledger knows the message by now; if not, the send applies it once it records the
+        // message id (`apply_statuses` after `dedup::record`): one of the two always sees the other.
+        let applied = match self.apply_status(&conn, sid, status, error_code).await? {
+            Some(changed) => changed,
+            None => {
+                dedup::keep_status(&conn, sid, status, error_code)
+                    .await
+                    .map_err(db_err)?;
+                self.apply_statuses(&conn, sid).await?
+            }
+        };
         conn.release();
         Ok(applied)
+    }
+
+    /// Applies one status to the entry of its message: `None` if the ledger does not know the message (or
+    /// knows a status as far along, which the kept-status path then sorts out).
+    async fn apply_status(
+        &self,
+        conn: &Conn<'_>,
+        sid: &str,
+        status: &str,
+        code: Option<&str>,
+    ) -> Result<Option<bool>, SinkError> {
+        match (status, code) {
+            ("undelivered" | "failed", Some("30003")) => {
+                let Some(e) = dedup::by_message_id(conn, sid).await.map_err(db_err)? else {
+                    return Ok(None);
+                };
+                let at = now_ms() + 300_000;
+                dedup::reschedule_sent(
+                    conn,
+                    &e.key,
+                    at,
+                    "Twilio 30003: unreachable handset; trying again later",
+                )
+                .await
+                .map(Some)
+                .map_err(db_err)
+            }
+            (status, code) => Ok(dedup::set_status(conn, sid, status, code)
+                .await
+                .map_err(db_err)?
+                .then_some(true)),
+        }
     }
 
     /// Applies the kept status callbacks of a message the ledger knows. Returns whether any changed it.
@@ -1573,25 +1707,10 @@ impl Core {
         let statuses = dedup::take_statuses(conn, sid).await.map_err(db_err)?;
         let mut changed = false;
         for (status, code) in &statuses {
-            changed |= match (status.as_str(), code.as_deref()) {
-                ("undelivered" | "failed", Some("30003")) => {
-                    let Some(e) = dedup::by_message_id(conn, sid).await.map_err(db_err)? else {
-                        continue;
-                    };
-                    let at = now_ms() + 300_000;
-                    dedup::reschedule_sent(
-                        conn,
-                        &e.key,
-                        at,
-                        "Twilio 30003: unreachable handset; trying again later",
-                    )
-                    .await
-                    .map_err(db_err)?
-                }
-                (status, code) => dedup::set_status(conn, sid, status, code)
-                    .await
-                    .map_err(db_err)?,
-            };
+            changed |= self
+                .apply_status(conn, sid, status, code.as_deref())
+                .await?
+                .unwrap_or(false);
         }
         Ok(changed)
     }
