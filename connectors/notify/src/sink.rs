@@ -542,7 +542,7 @@ impl Core {
         // Both on one connection at once: tokio-postgres pipelines them (one round trip).
         let (stored, guardians) = tokio::join!(
             dedup::store_event(
-                &conn,
+                conn,
                 &event_id,
                 topic,
                 &rule.name,
@@ -551,7 +551,7 @@ impl Core {
                 child_id,
                 household_id,
             ),
-            recipients::guardians(&conn, recipient)
+            recipients::guardians(conn, recipient)
         );
         stored.map_err(db_err)?;
         let guardians = guardians.map_err(db_err)?;
@@ -616,7 +616,7 @@ impl Core {
                 .ok()
                 .flatten()
                 .unwrap_or_else(|| event_id.to_owned());
-            let first = dedup::dedupe(&conn, &rule.name, &key, &g.id, event_id, ms(window))
+            let first = dedup::dedupe(conn, &rule.name, &key, &g.id, event_id, ms(window))
                 .await
                 .map_err(db_err)?;
             if !first {
@@ -643,7 +643,7 @@ impl Core {
                 if new {
                     let a =
                         self.audit_entry("notification.suppressed", "SUCCESS", &k, event, "", None);
-                    audit::enqueue(&conn, &a).await.map_err(db_err)?;
+                    audit::enqueue(conn, &a).await.map_err(db_err)?;
                     self.count("suppressed_dedupe");
                 }
                 return Ok(Ok(()));
@@ -682,7 +682,7 @@ impl Core {
             routing::held_until(rule.priority, now, &tz, g.quiet).map(|t| t.as_millisecond());
         // Devices matter only to push: a rule without it reads none.
         let devices = if rule.channels.contains(&ChannelKind::Push) {
-            recipients::devices(&conn, &g.id).await.map_err(db_err)?
+            recipients::devices(conn, &g.id).await.map_err(db_err)?
         } else {
             Vec::new()
         };
@@ -722,7 +722,7 @@ impl Core {
         }
         if let Some(esc) = rule.escalation {
             dedup::start_escalation(
-                &conn,
+                conn,
                 event_id,
                 &g.id,
                 &rule.name,
@@ -761,7 +761,7 @@ impl Core {
                             "",
                             Some("quiet hours"),
                         );
-                        audit::enqueue(&conn, &a).await.map_err(db_err)?;
+                        audit::enqueue(conn, &a).await.map_err(db_err)?;
                         self.count("held_quiet_hours");
                     }
                     reached = true;
@@ -799,7 +799,7 @@ impl Core {
             Ok(Ok(()))
         } else {
             // Every first channel failed permanently; fallbacks were tried inside.
-            let entries = dedup::entries_of(&conn, event_id, &g.id)
+            let entries = dedup::entries_of(conn, event_id, &g.id)
                 .await
                 .map_err(db_err)?;
             let ok = entries
@@ -1440,7 +1440,7 @@ impl Core {
                 let outcome =
                     dedup::Outcome::not_sent("failed", None, "its event or guardian is gone");
                 dedup::record(
-                    &mut conn,
+                    &conn,
                     &e.key,
                     &format!("scheduler:{instance}"),
                     &outcome,
@@ -1451,9 +1451,9 @@ impl Core {
                 continue;
             };
             if e.reason.as_deref() == Some("lease expired") {
-                self.reconcile(&mut conn, job).await?;
+                self.reconcile(&conn, job).await?;
             } else {
-                self.send(&mut conn, job).await?;
+                self.send(&conn, job).await?;
             }
         }
         // Status callbacks of messages the ledger never learnt (another sender's, or a send lost in a crash).
