@@ -6,8 +6,8 @@
 //! publisher drains the outbox to Kafka (at least once). Its event id is derived from what it describes, so a
 //! record published twice is the same event for the audit store.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
@@ -162,6 +162,33 @@ pub struct AuditConfig {
     pub producer: String,
 }
 
+/// The process's producer for these servers and properties: one for every task and connector that agrees on
+/// them (each producer has its own threads and connections).
+fn producer(bootstrap: &str, properties: &[(String, String)]) -> Result<FutureProducer, String> {
+    type Producers = Mutex<HashMap<(String, Vec<(String, String)>), FutureProducer>>;
+    static PRODUCERS: OnceLock<Producers> = OnceLock::new();
+    let key = (bootstrap.to_owned(), properties.to_vec());
+    let producers = PRODUCERS.get_or_init(Producers::default);
+    let mut map = producers
+        .lock()
+        .map_err(|_| "audit producer: the cache is poisoned".to_owned())?;
+    if let Some(p) = map.get(&key) {
+        return Ok(p.clone());
+    }
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000");
+    for (k, v) in properties {
+        c.set(k, v);
+    }
+    let p: FutureProducer = c.create().map_err(|e| format!("audit producer: {e}"))?;
+    map.insert(key, p.clone());
+    Ok(p)
+}
+
 /// Drains the outbox to Kafka.
 pub struct Publisher {
     config: AuditConfig,
@@ -181,23 +208,19 @@ impl std::fmt::Debug for Publisher {
 impl Publisher {
     /// A publisher (no I/O until the first drain).
     pub fn new(config: AuditConfig) -> Result<Publisher, String> {
-        let mut c = ClientConfig::new();
-        c.set("bootstrap.servers", &config.bootstrap)
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000");
-        for (k, v) in &config.properties {
-            c.set(k, v);
-        }
-        let producer: FutureProducer = c.create().map_err(|e| format!("audit producer: {e}"))?;
+        let producer = producer(&config.bootstrap, &config.properties)?;
         Ok(Publisher {
             config,
             producer,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .build()
-                .map_err(|e| e.to_string())?,
+            // Shared with the channels (each client loads the system's trust store).
+            http: crate::channels::http_client(
+                Duration::from_secs(10),
+                None,
+                false,
+                false,
+                "notify.audit.schema.registry.url",
+            )
+            .map_err(|e| e.to_string())?,
             schema_id: tokio::sync::Mutex::new(None),
         })
     }
@@ -231,17 +254,29 @@ impl Publisher {
         Ok(id)
     }
 
-    /// Publishes up to `limit` outbox records in order and removes them; returns how many.
+    /// Publishes up to `limit` outbox records in order and removes them; returns how many. The records are
+    /// locked while they are published (`FOR UPDATE SKIP LOCKED`), so relays draining at once (a connector's
+    /// tasks, other workers) each take other records: none is published twice.
     pub async fn drain(&self, db: &Arc<Db>, limit: i64) -> Result<usize, String> {
         let conn = db.get().await.map_err(|e| e.to_string())?;
-        let rows = conn
-            .query(
-                "SELECT id, record FROM notify_outbox ORDER BY id LIMIT $1",
-                &[&limit],
+        let err = |e: tokio_postgres::Error| e.to_string();
+        // BEGIN and the SELECT in one round trip (statements on a connection run in the order sent). On an error
+        // the connection is dropped, not released: it closes, and its transaction with it.
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&limit];
+        let (begun, rows) = tokio::join!(
+            conn.client().batch_execute("BEGIN"),
+            conn.query(
+                "SELECT id, record FROM notify_outbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+                &params,
             )
-            .await
-            .map_err(|e| e.to_string())?;
+        );
+        begun.map_err(err)?;
+        let rows = rows.map_err(err)?;
         if rows.is_empty() {
+            conn.client()
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| e.to_string())?;
             conn.release();
             return Ok(0);
         }
@@ -284,11 +319,13 @@ impl Publisher {
                 }
             }
         }
-        if !done.is_empty() {
-            conn.execute("DELETE FROM notify_outbox WHERE id = ANY($1)", &[&done])
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&done];
+        let (deleted, committed) = tokio::join!(
+            conn.execute("DELETE FROM notify_outbox WHERE id = ANY($1)", &params),
+            conn.client().batch_execute("COMMIT")
+        );
+        deleted.map_err(err)?;
+        committed.map_err(err)?;
         conn.release();
         match first_error {
             Some(e) => Err(format!("publishing audit records: {e}")),
