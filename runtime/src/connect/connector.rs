@@ -252,18 +252,20 @@ fn registry_client(url: &str) -> Result<Arc<RegistryClient>, Fatal> {
     static CLIENTS: std::sync::OnceLock<
         std::sync::Mutex<std::collections::HashMap<String, Arc<RegistryClient>>>,
     > = std::sync::OnceLock::new();
-    let clients = CLIENTS.get_or_init(Default::default);
-    if let Some(c) = clients.lock().ok().and_then(|m| m.get(url).cloned()) {
-        return Ok(c);
+    // Held while a client is built: tasks starting at once wait for the one client instead of each building one.
+    let mut clients = CLIENTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(c) = clients.get(url) {
+        return Ok(Arc::clone(c));
     }
     let mut c = ursa_registry::ClientConfig::new(url);
     c.timeout = Duration::from_secs(10);
     let client = Arc::new(RegistryClient::new(c).map_err(|e| Fatal {
         trace: format!("the schema registry client: {e}"),
     })?);
-    if let Ok(mut m) = clients.lock() {
-        m.insert(url.to_owned(), Arc::clone(&client));
-    }
+    clients.insert(url.to_owned(), Arc::clone(&client));
     Ok(client)
 }
 

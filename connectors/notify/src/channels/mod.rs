@@ -199,9 +199,13 @@ pub fn http_client(
         None => None,
     };
     let key = (timeout, pem, http2, http2 && plain_http2);
-    let clients = CLIENTS.get_or_init(Clients::default);
-    if let Some(c) = clients.lock().ok().and_then(|m| m.get(&key).cloned()) {
-        return Ok(c);
+    // Held while a client is built: tasks starting at once wait for the one client instead of each building one.
+    let mut clients = CLIENTS
+        .get_or_init(Clients::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(c) = clients.get(&key) {
+        return Ok(c.clone());
     }
     let mut b = reqwest::Client::builder()
         .timeout(timeout)
@@ -220,9 +224,7 @@ pub fn http_client(
     let client = b
         .build()
         .map_err(|e| SetupError::new(ca_key, format!("cannot build the HTTP client: {e}")))?;
-    if let Ok(mut m) = clients.lock() {
-        m.insert(key, client.clone());
-    }
+    clients.insert(key, client.clone());
     Ok(client)
 }
 

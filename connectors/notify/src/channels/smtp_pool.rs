@@ -25,8 +25,9 @@ use lettre::transport::smtp::response::Response;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// Idle sessions kept for reuse.
-const MAX_IDLE: usize = 8;
+/// Idle sessions kept for reuse (a batch sends up to `notify.concurrency` emails at once: fewer kept would close
+/// and reopen sessions on every batch).
+const MAX_IDLE: usize = 32;
 /// An idle session older than this is checked with NOOP before it is used.
 const CHECK_AFTER: Duration = Duration::from_secs(30);
 
