@@ -999,6 +999,24 @@ async fn sms_row(pg: &tokio_postgres::Client, id: &str) -> tokio_postgres::Row {
     .unwrap()
 }
 
+/// Posts a status callback to the sink's HTTP server with `signature`; what it answered.
+async fn post_status(fx: &Fx, signature: &str, params: &[(String, String)]) -> u16 {
+    reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{}/twilio/status", fx.http_port))
+        .header("x-twilio-signature", signature)
+        .form(params)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The provider response the ledger holds for an event's SMS.
+async fn sms_response(fx: &Fx, id: &str) -> Option<String> {
+    sms_row(&fx.pg, id).await.get(1)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twilio_status_callbacks_reach_the_ledger_and_forged_ones_are_refused() {
     let mut fx = Fx::new(&[], true).await;
@@ -1051,23 +1069,13 @@ async fn twilio_status_callbacks_reach_the_ledger_and_forged_ones_are_refused() 
         "about five minutes on: {due} vs {before}"
     );
     // A callback that Twilio did not sign (or signed for another body) is refused and changes nothing.
-    let http = reqwest::Client::new();
-    let r = http
-        .post(format!("http://127.0.0.1:{}/twilio/status", fx.http_port))
-        .header("x-twilio-signature", "bm90IGEgc2lnbmF0dXJl")
-        .form(&[
-            ("MessageSid", callbacks[0].sid.as_str()),
-            ("MessageStatus", "failed"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 403);
+    let forged = [
+        ("MessageSid".to_owned(), callbacks[0].sid.clone()),
+        ("MessageStatus".to_owned(), "failed".to_owned()),
+    ];
+    assert_eq!(post_status(&fx, "bm90IGEgc2lnbmF0dXJl", &forged).await, 403);
     assert_eq!(
-        sms_row(&fx.pg, &a)
-            .await
-            .get::<_, Option<String>>(1)
-            .as_deref(),
+        sms_response(&fx, &a).await.as_deref(),
         Some("status delivered")
     );
 }
@@ -1105,19 +1113,9 @@ async fn a_twilio_status_that_arrives_before_the_api_answer_is_kept_and_applied(
     .collect();
     let signature =
         ursa_connector_notify::channels::sms::callback_signature(AUTH_TOKEN, &url, &params);
-    let r = reqwest::Client::new()
-        .post(&url)
-        .header("x-twilio-signature", signature)
-        .form(&params)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(post_status(&fx, &signature, &params).await, 204);
     assert_eq!(
-        sms_row(&fx.pg, &a)
-            .await
-            .get::<_, Option<String>>(1)
-            .as_deref(),
+        sms_response(&fx, &a).await.as_deref(),
         Some("status delivered")
     );
     // 30003 that early still schedules the retry.
