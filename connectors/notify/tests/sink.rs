@@ -6,8 +6,9 @@
 //! a send cut off mid-way is never repeated on a provider that does not dedupe; an acknowledgement event
 //! stops an escalation as the link does; a guardian's preferences order the channels and turn routine
 //! categories off (never safety); a dedupe window notifies once per key; Twilio's signed status callbacks
-//! reach the ledger (30003 tries again later) and forged ones are refused; the sink's metrics count all of it;
-//! a bad rule is a positioned validation error.
+//! reach the ledger (30003 tries again later), in any order and even before the send is recorded, and forged
+//! ones are refused; a batch handled at once keeps directory changes between the events around them; the
+//! sink's metrics count all of it; a bad rule is a positioned validation error.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use ursa_connector_notify::testing as support;
@@ -1154,6 +1155,56 @@ async fn a_twilio_status_that_arrives_before_the_api_answer_is_kept_and_applied(
         .unwrap();
     fx.sink.core().run_scheduler().await.unwrap();
     assert_eq!(waiting().await, vec!["SMnew".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_keeps_directory_changes_between_the_events_around_them() {
+    let mut fx = Fx::new(&[], true).await;
+    const NEW_PHONE: &str = "+15005550199";
+    let (a, b, c) = (uuid(), uuid(), uuid());
+    let mut records = Vec::new();
+    for (topic, value) in [
+        ("child.safety-violation", violation(&a, "HIGH")),
+        ("child.safety-violation", violation(&b, "HIGH")),
+        (
+            "guardian.contact-updated",
+            json!({"guardian_id": HOUSEHOLD, "household_id": HOUSEHOLD, "phone": NEW_PHONE}),
+        ),
+        ("child.safety-violation", violation(&c, "HIGH")),
+    ] {
+        fx.offset += 1;
+        records.push(json_record(topic, 0, fx.offset, value));
+    }
+    // Handled at once where they may be, but the phone number changes between b and c, as it does in the topic.
+    let outcomes = fx.put_records(&records).await;
+    assert!(
+        outcomes.iter().all(|o| *o == Outcome::Delivered),
+        "{outcomes:?}"
+    );
+    let bodies = |to: &str| -> Vec<String> {
+        fx.twilio
+            .received_for(to)
+            .into_iter()
+            .map(|r| r.form["Body"].clone())
+            .collect()
+    };
+    let old = bodies(PHONE);
+    let new = bodies(NEW_PHONE);
+    assert!(
+        [&a, &b]
+            .iter()
+            .all(|id| old.iter().any(|m| m.contains(id.as_str()))),
+        "a and b to the old number: {old:?}"
+    );
+    assert!(
+        new.iter().any(|m| m.contains(&c)),
+        "c to the new one: {new:?}"
+    );
+    assert!(!old.iter().any(|m| m.contains(&c)), "{old:?}");
+    assert!(
+        !new.iter().any(|m| m.contains(&a) || m.contains(&b)),
+        "{new:?}"
+    );
 }
 
 #[test]
