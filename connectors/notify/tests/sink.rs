@@ -1000,6 +1000,18 @@ async fn sms_row(pg: &tokio_postgres::Client, id: &str) -> tokio_postgres::Row {
     .unwrap()
 }
 
+/// The event's SMS is due again about five minutes after `before`, for Twilio's 30003.
+async fn assert_retried_after_30003(pg: &tokio_postgres::Client, id: &str, before: i64) {
+    let row = sms_row(pg, id).await;
+    assert_eq!(row.get::<_, String>(0), "retry");
+    assert!(row.get::<_, Option<String>>(2).unwrap().contains("30003"));
+    let due = row.get::<_, Option<i64>>(3).unwrap();
+    assert!(
+        (before + 240_000..before + 360_000).contains(&due),
+        "about five minutes on: {due} vs {before}"
+    );
+}
+
 /// Posts a status callback to the sink's HTTP server with `signature`; what it answered.
 async fn post_status(fx: &Fx, signature: &str, params: &[(String, String)]) -> u16 {
     reqwest::Client::new()
@@ -1061,14 +1073,7 @@ async fn twilio_status_callbacks_reach_the_ledger_and_forged_ones_are_refused() 
         || async { (fx.twilio.callbacks().len() == 4).then_some(()) },
     )
     .await;
-    let row = sms_row(&fx.pg, &b).await;
-    assert_eq!(row.get::<_, String>(0), "retry");
-    assert!(row.get::<_, Option<String>>(2).unwrap().contains("30003"));
-    let due = row.get::<_, Option<i64>>(3).unwrap();
-    assert!(
-        (before + 240_000..before + 360_000).contains(&due),
-        "about five minutes on: {due} vs {before}"
-    );
+    assert_retried_after_30003(&fx.pg, &b, before).await;
     // A callback that Twilio did not sign (or signed for another body) is refused and changes nothing.
     let forged = [
         ("MessageSid".to_owned(), callbacks[0].sid.clone()),
@@ -1125,14 +1130,7 @@ async fn a_twilio_status_that_arrives_before_the_api_answer_is_kept_and_applied(
     let before = jiff::Timestamp::now().as_millisecond();
     fx.put("child.safety-violation", violation(&b, "HIGH"))
         .await;
-    let row = sms_row(&fx.pg, &b).await;
-    assert_eq!(row.get::<_, String>(0), "retry");
-    assert!(row.get::<_, Option<String>>(2).unwrap().contains("30003"));
-    let due = row.get::<_, Option<i64>>(3).unwrap();
-    assert!(
-        (before + 240_000..before + 360_000).contains(&due),
-        "about five minutes on: {due} vs {before}"
-    );
+    assert_retried_after_30003(&fx.pg, &b, before).await;
     // Nothing is left waiting for a message the ledger knows; one it never learns is forgotten after a day.
     let waiting = async || -> Vec<String> {
         fx.pg
