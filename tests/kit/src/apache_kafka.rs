@@ -97,79 +97,12 @@ fn run(what: &str, command: &mut Command) -> Result<()> {
 /// A CA and a server certificate for `localhost`/`127.0.0.1`, signed by it, as PEM files in `dir`:
 /// `ca.pem`, and `server.pem` (PKCS#8 key followed by the certificate, Kafka's PEM keystore).
 fn make_tls(dir: &Path) -> Result<(PathBuf, PathBuf)> {
-    let openssl = |args: &[&str]| {
-        let mut c = Command::new("openssl");
-        c.args(args).current_dir(dir);
-        run(
-            "openssl (generating the test CA; install it with `apt-get install -y openssl`)",
-            &mut c,
-        )
-    };
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    openssl(
-        &[
-            &["req", "-x509"],
-            &ec[..],
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "3",
-                "-subj",
-                "/CN=ursa test CA",
-            ],
-        ]
-        .concat(),
-    )?;
-    openssl(
-        &[
-            &["req"],
-            &ec[..],
-            &[
-                "-keyout",
-                "server.key",
-                "-out",
-                "server.csr",
-                "-subj",
-                "/CN=localhost",
-            ],
-        ]
-        .concat(),
-    )?;
-    std::fs::write(
-        dir.join("san.ext"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )?;
-    openssl(&[
-        "x509",
-        "-req",
-        "-in",
-        "server.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-out",
-        "server.crt",
-        "-days",
-        "3",
-        "-extfile",
-        "san.ext",
-    ])?;
-    let key = std::fs::read_to_string(dir.join("server.key"))?;
-    let crt = std::fs::read_to_string(dir.join("server.crt"))?;
+    let ca = crate::certs::make_ca(dir, "ca", "DNS:localhost,IP:127.0.0.1")?;
+    let key = std::fs::read_to_string(dir.join("ca-server.key"))?;
+    let crt = std::fs::read_to_string(dir.join("ca-server.crt"))?;
     let bundle = dir.join("server.pem");
     std::fs::write(&bundle, format!("{key}{crt}"))?;
-    Ok((dir.join("ca.pem"), bundle))
+    Ok((ca, bundle))
 }
 
 /// Formats a KRaft storage directory and starts the node; returns once it listens (the caller waits for

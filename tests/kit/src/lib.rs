@@ -8,6 +8,7 @@
 
 mod apache_kafka;
 mod apicurio;
+mod certs;
 mod connect;
 mod groups;
 mod kafka;
@@ -21,13 +22,13 @@ mod wait;
 
 pub use apache_kafka::{SCRAM_USER, SaslSsl};
 pub use apicurio::{APICURIO_GLOBAL_COMPATIBILITY, Apicurio};
+pub use certs::make_ca;
 pub use connect::{FILE_STREAM_SINK, KafkaConnect};
 pub use groups::group_assignments;
 pub use kafka::{Backend, Kafka, create_topic, free_port};
 pub use names::unique_name;
 pub use peers::{FETCH_PEERS, classpath, java, java_peers_available, peer, peers_dir};
 pub use postgres::{INSTALL_POSTGRES, Postgres, TestDatabase};
-pub use postgres_tls::make_ca;
 pub use process::WorkerProcess;
 pub use service::{STOP_SIGNAL_ENV, Service};
 pub use wait::wait_until;
