@@ -93,14 +93,8 @@ pub(crate) fn with_database(url: &str, database: &str) -> Result<String> {
 }
 
 pub fn run() -> Result<ExitCode> {
-    crate::test::ensure_python_packages()?;
-    if !crate::peers::ensure_java_peers()? {
-        bail!("java or mvn does not answer here: install Java 17+ and Maven, then run this again");
-    }
-    let n: u64 = match std::env::var("URSA_BENCH_RECORDS") {
-        Ok(v) => v.parse().context("URSA_BENCH_RECORDS must be a number")?,
-        Err(_) => DEFAULT_RECORDS,
-    };
+    crate::bench_runtime::ensure_kafka_peers()?;
+    let n = crate::bench_runtime::env_u64("URSA_BENCH_RECORDS", DEFAULT_RECORDS)?;
     let root = crate::codegen::root();
     let ursa = release_ursa(&root)?;
     let pg = crate::postgres::ensure_postgres()?;

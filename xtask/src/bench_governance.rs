@@ -10,6 +10,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::bench_runtime::release_ursa;
 use anyhow::{Context, Result, bail};
 
 const VERSIONS: usize = 50;
@@ -24,13 +25,6 @@ fn run_ok(cmd: &mut Command, what: &str) -> Result<String> {
         );
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn release_ursa(root: &Path) -> Result<std::path::PathBuf> {
-    crate::test::cargo(&["build", "--release", "--quiet", "-p", "ursa"])?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
-    Ok(target.join("release/ursa"))
 }
 
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {

@@ -54,10 +54,7 @@ const TOPICS: &[(&str, &str, &str)] = &[
 ];
 
 pub fn run() -> Result<ExitCode> {
-    crate::test::ensure_python_packages()?;
-    if !crate::peers::ensure_java_peers()? {
-        bail!("java or mvn does not answer here: install Java 17+ and Maven, then run this again");
-    }
+    crate::bench_runtime::ensure_kafka_peers()?;
     let n = env_u64("URSA_BENCH_RECORDS", DEFAULT_RECORDS)?;
     let series = env_u64("URSA_BENCH_SERIES", DEFAULT_SERIES)?;
     let root = crate::codegen::root();

@@ -124,10 +124,7 @@ impl Providers {
 }
 
 pub fn run() -> Result<ExitCode> {
-    crate::test::ensure_python_packages()?;
-    if !crate::peers::ensure_java_peers()? {
-        bail!("java or mvn does not answer here: install Java 17+ and Maven, then run this again");
-    }
+    crate::bench_runtime::ensure_kafka_peers()?;
     let n = env_u64("URSA_BENCH_RECORDS", DEFAULT_RECORDS)?;
     let seconds = env_u64("URSA_BENCH_SECONDS", DEFAULT_SECONDS)?;
     let root = crate::codegen::root();
@@ -143,9 +140,7 @@ pub fn run() -> Result<ExitCode> {
         "--example",
         "bench_peers",
     ])?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    let providers = target.join("release/examples/bench_peers");
+    let providers = crate::bench_runtime::target_dir(&root).join("release/examples/bench_peers");
     let pg = crate::postgres::ensure_postgres()?;
     let work = std::env::temp_dir().join(format!("ursa-bench-notify-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;

@@ -190,9 +190,22 @@ pub(crate) fn start_registry(ursa: &Path) -> Result<(Proc, String)> {
 
 pub(crate) fn release_ursa(root: &Path) -> Result<PathBuf> {
     crate::test::cargo(&["build", "--release", "--quiet", "-p", "ursa"])?;
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
-    Ok(target.join("release/ursa"))
+    Ok(target_dir(root).join("release/ursa"))
+}
+
+/// Where cargo builds: `CARGO_TARGET_DIR`, else the workspace's `target/`.
+pub(crate) fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
+}
+
+/// What the benches beside Kafka and a Python peer need: the Python packages, and Java with Maven (Apache
+/// Kafka from Maven Central).
+pub(crate) fn ensure_kafka_peers() -> Result<()> {
+    crate::test::ensure_python_packages()?;
+    if !crate::peers::ensure_java_peers()? {
+        bail!("java or mvn does not answer here: install Java 17+ and Maven, then run this again");
+    }
+    Ok(())
 }
 
 /// `MessageReceived::SCHEMA` (the self-contained writer schema of the generated type), read from the generated
@@ -268,9 +281,7 @@ fn peer_measure(name: &str, v: &Value) -> Measure {
 /// which cannot parse nisshi's ApiVersion v3 response, so kcat runs on this one (as under `cargo test`, whose
 /// library path includes build-script output directories).
 fn rdkafka_lib_dir(root: &Path) -> Option<PathBuf> {
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
-    std::fs::read_dir(target.join("release/build"))
+    std::fs::read_dir(target_dir(root).join("release/build"))
         .ok()?
         .filter_map(|e| e.ok())
         .filter(|e| e.file_name().to_string_lossy().starts_with("rdkafka-sys-"))
@@ -1335,17 +1346,11 @@ const ROUNDS: usize = 3;
 /// JSON records from Apache Kafka with `offset.flush.interval.ms` = 5 s, 1 s and 500 ms, alternating, three
 /// rounds; prints the median records/s and records per CPU-second of each, and their ratios to 5 s.
 pub fn commit_interval() -> Result<ExitCode> {
-    crate::test::ensure_python_packages()?;
-    let n: u64 = match std::env::var("URSA_BENCH_RECORDS") {
-        Ok(v) => v.parse().context("URSA_BENCH_RECORDS must be a number")?,
-        Err(_) => DEFAULT_RECORDS,
-    };
+    ensure_kafka_peers()?;
+    let n = env_u64("URSA_BENCH_RECORDS", DEFAULT_RECORDS)?;
     let root = crate::codegen::root();
     let ursa = release_ursa(&root)?;
     let peers = root.join("target/peers");
-    if !crate::peers::ensure_java_peers()? {
-        bail!("java or mvn does not answer here: install Java 17+ and Maven, then run this again");
-    }
     let work = std::env::temp_dir().join(format!("ursa-bench-interval-{}", std::process::id()));
     std::fs::create_dir_all(&work)?;
     let result = commit_interval_in(&root, &ursa, &peers, &work, n);
