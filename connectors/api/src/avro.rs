@@ -60,6 +60,15 @@ impl AvroWriter {
         &self.set
     }
 
+    /// The full name of the writer's top-level record (or enum, fixed), e.g. `com.teddy.child.ChildRegistered`;
+    /// `None` for a primitive, array, map or union schema.
+    pub fn record_name(&self) -> Option<String> {
+        match &self.set.last_root().kind {
+            ursa_avro::schema::SchemaKind::Named(id) => Some(self.set.named(*id).name.fullname()),
+            _ => None,
+        }
+    }
+
     /// Decodes a datum (without the Confluent header) into generic JSON.
     pub fn decode_json(&self, datum: &[u8]) -> Result<serde_json::Value, ursa_avro::Error> {
         ursa_avro::value::decode_json(&self.set, self.set.last_root(), datum)

@@ -9,6 +9,7 @@
 //! the providers' responses.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -135,16 +136,23 @@ pub struct Core {
     pii_cache: Mutex<HashMap<u32, Arc<BTreeSet<String>>>>,
     kick: Notify,
     migrated: tokio::sync::OnceCell<()>,
+    /// When the scheduler last expired kept status callbacks (ms).
+    statuses_expired_at: AtomicI64,
 }
 
-/// How a record is ordered within a batch (see [`Core::put`]).
+/// What a record of a batch is, and so how it is ordered (see [`Core::put`]).
 enum Lane {
-    /// After everything before it, before everything after it (directory changes, acknowledgements).
+    /// A directory change or an acknowledgement: after everything before it, before everything after it.
     Barrier,
-    /// In order with the other events of this recipient.
-    Recipient(String),
-    /// In no order (nothing to notify, or not decodable).
-    Free,
+    /// An event a rule matched: in order with the other events of its recipient.
+    Event {
+        /// The rule.
+        rule: Arc<Rule>,
+        /// Whom the event is about (the rule's `recipients` path).
+        recipient: String,
+    },
+    /// Nothing to send: its outcome.
+    Done(Outcome),
 }
 
 /// The `notify` sink.
@@ -245,6 +253,7 @@ impl NotifySink {
                 pii_cache: Mutex::new(HashMap::new()),
                 kick: Notify::new(),
                 migrated: tokio::sync::OnceCell::new(),
+                statuses_expired_at: AtomicI64::new(0),
             }),
             background: Mutex::new(Vec::new()),
             stop: Arc::new(Notify::new()),
@@ -388,36 +397,41 @@ impl Core {
         }
         let conn = self.conn().await?;
         let mut out: Vec<Option<Outcome>> = vec![None; records.len()];
+        let mut lanes: Vec<Option<Lane>> = records.iter().map(|r| Some(self.lane_of(r))).collect();
         let mut i = 0;
         while i < records.len() {
-            if matches!(self.lane_of(&records[i]), Lane::Barrier) {
-                out[i] = Some(self.handle(&conn, &records[i]).await?);
+            if matches!(lanes[i], Some(Lane::Barrier)) {
+                out[i] = Some(self.handle_barrier(&records[i]).await?);
                 i += 1;
                 continue;
             }
-            // Up to the next barrier: one lane per recipient, in the order they first appear.
-            let mut lanes: Vec<Vec<usize>> = Vec::new();
-            let mut by_key: HashMap<String, usize> = HashMap::new();
-            while i < records.len() {
-                match self.lane_of(&records[i]) {
-                    Lane::Barrier => break,
-                    Lane::Recipient(key) => match by_key.get(&key) {
-                        Some(&l) => lanes[l].push(i),
+            // Up to the next barrier: the events of one recipient in a queue of their own, in the order the
+            // recipients first appear.
+            let mut queues: Vec<Vec<(usize, Arc<Rule>, String)>> = Vec::new();
+            let mut by_recipient: HashMap<String, usize> = HashMap::new();
+            while i < records.len() && !matches!(lanes[i], Some(Lane::Barrier)) {
+                match lanes[i].take() {
+                    Some(Lane::Event { rule, recipient }) => match by_recipient.get(&recipient) {
+                        Some(&q) => queues[q].push((i, rule, recipient)),
                         None => {
-                            by_key.insert(key, lanes.len());
-                            lanes.push(vec![i]);
+                            by_recipient.insert(recipient.clone(), queues.len());
+                            queues.push(vec![(i, rule, recipient)]);
                         }
                     },
-                    Lane::Free => lanes.push(vec![i]),
+                    Some(Lane::Done(o)) => out[i] = Some(o),
+                    Some(Lane::Barrier) | None => {}
                 }
                 i += 1;
             }
             let conn = &conn;
-            let done: Vec<Vec<(usize, Outcome)>> = stream::iter(lanes)
-                .map(|lane| async move {
-                    let mut done = Vec::with_capacity(lane.len());
-                    for j in lane {
-                        done.push((j, self.handle(conn, &records[j]).await?));
+            let done: Vec<Vec<(usize, Outcome)>> = stream::iter(queues)
+                .map(|queue| async move {
+                    let mut done = Vec::with_capacity(queue.len());
+                    for (j, rule, recipient) in queue {
+                        let o = self
+                            .handle_event(conn, &records[j], rule, &recipient)
+                            .await?;
+                        done.push((j, o));
                     }
                     Ok::<_, SinkError>(done)
                 })
@@ -436,49 +450,52 @@ impl Core {
             .collect())
     }
 
-    /// How a record is ordered within a batch.
-    fn lane_of(&self, record: &SinkRecord) -> Lane {
-        let topic: &str = &record.topic;
-        if self.settings.directory_topics.iter().any(|t| t == topic)
+    /// Whether `topic`'s records build the guardian directory.
+    fn is_directory_topic(&self, topic: &str) -> bool {
+        self.settings.directory_topics.iter().any(|t| t == topic)
             || topic == self.settings.guardian_topic
-            || self.settings.ack_topic.as_deref() == Some(topic)
-        {
-            return Lane::Barrier;
-        }
-        let Ok(value) = record.value_json() else {
-            return Lane::Free;
-        };
-        self.rules
-            .find(topic, value)
-            .and_then(|rule| rules::lookup(value, &rule.recipients))
-            .and_then(Value::as_str)
-            .map_or(Lane::Free, |r| Lane::Recipient(r.to_owned()))
     }
 
-    /// Handles a record; events are handled on `conn` (shared by the batch's lanes, so their statements go out
-    /// together), directory changes and acknowledgements on a connection of their own (transactions).
-    async fn handle(&self, conn: &Conn<'_>, record: &SinkRecord) -> Result<Outcome, SinkError> {
+    /// What a record is: decoded, its topic and the rules looked at once.
+    fn lane_of(&self, record: &SinkRecord) -> Lane {
+        let value = match record.value_json() {
+            Ok(v) => v,
+            Err(e) => return Lane::Done(Outcome::permanent(e.to_string())),
+        };
+        if value.is_null() {
+            return Lane::Done(Outcome::Delivered);
+        }
+        let topic: &str = &record.topic;
+        if self.is_directory_topic(topic) || self.settings.ack_topic.as_deref() == Some(topic) {
+            return Lane::Barrier;
+        }
+        let Some(rule) = self.rules.find(topic, value) else {
+            return Lane::Done(Outcome::Delivered);
+        };
+        match rules::lookup(value, &rule.recipients).and_then(Value::as_str) {
+            Some(r) => Lane::Event {
+                rule: Arc::clone(rule),
+                recipient: r.to_owned(),
+            },
+            None => Lane::Done(Outcome::permanent(format!(
+                "rule {}: the event has no `{}` to find its guardians by",
+                rule.name,
+                rule.recipients.join(".")
+            ))),
+        }
+    }
+
+    /// Handles a directory change or an acknowledgement (a [`Lane::Barrier`]), on a connection of its own (a
+    /// directory change is a transaction).
+    async fn handle_barrier(&self, record: &SinkRecord) -> Result<Outcome, SinkError> {
         let value = match record.value_json() {
             Ok(v) => v,
             Err(e) => return Ok(Outcome::permanent(e.to_string())),
         };
-        if value.is_null() {
-            return Ok(Outcome::Delivered);
-        }
         let topic: &str = &record.topic;
-        if self.settings.directory_topics.iter().any(|t| t == topic)
-            || topic == self.settings.guardian_topic
-        {
+        if self.is_directory_topic(topic) {
             let type_name = match record.value.format() {
-                Some(Format::Avro(w)) => {
-                    let set = w.schema_set();
-                    match &set.last_root().kind {
-                        ursa_avro::schema::SchemaKind::Named(id) => {
-                            Some(set.named(*id).name.fullname())
-                        }
-                        _ => None,
-                    }
-                }
+                Some(Format::Avro(w)) => w.record_name(),
                 _ => None,
             };
             let Some(kind) =
@@ -499,21 +516,31 @@ impl Core {
             self.count("directory");
             return Ok(Outcome::Delivered);
         }
-        if self.settings.ack_topic.as_deref() == Some(topic) {
-            let Some(event_id) = value.get("event_id").and_then(Value::as_str) else {
-                return Ok(Outcome::permanent("an acknowledgement without event_id"));
-            };
-            let guardian = value
-                .get("guardian_id")
-                .and_then(Value::as_str)
-                .unwrap_or("unknown");
-            self.acknowledge(event_id, guardian, "topic").await?;
-            return Ok(Outcome::Delivered);
-        }
-        let Some(rule) = self.rules.find(topic, value) else {
-            return Ok(Outcome::Delivered);
+        let Some(event_id) = value.get("event_id").and_then(Value::as_str) else {
+            return Ok(Outcome::permanent("an acknowledgement without event_id"));
         };
-        let rule = Arc::clone(rule);
+        let guardian = value
+            .get("guardian_id")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown");
+        self.acknowledge(event_id, guardian, "topic").await?;
+        Ok(Outcome::Delivered)
+    }
+
+    /// Handles an event `rule` matched, about `recipient`, on `conn` (shared by the batch's queues, so their
+    /// statements go out together).
+    async fn handle_event(
+        &self,
+        conn: &Conn<'_>,
+        record: &SinkRecord,
+        rule: Arc<Rule>,
+        recipient: &str,
+    ) -> Result<Outcome, SinkError> {
+        let value = match record.value_json() {
+            Ok(v) => v,
+            Err(e) => return Ok(Outcome::permanent(e.to_string())),
+        };
+        let topic: &str = &record.topic;
         let event_id = value
             .get("metadata")
             .and_then(|m| m.get("event_id"))
@@ -523,13 +550,6 @@ impl Core {
                 str::to_owned,
             );
         let pii = self.pii_of(record);
-        let Some(recipient) = rules::lookup(value, &rule.recipients).and_then(Value::as_str) else {
-            return Ok(Outcome::permanent(format!(
-                "rule {}: the event has no `{}` to find its guardians by",
-                rule.name,
-                rule.recipients.join(".")
-            )));
-        };
         let child_id = value
             .get("child")
             .and_then(|c| c.get("child_id"))
@@ -1427,6 +1447,17 @@ impl Core {
         Ok(first)
     }
 
+    /// Forgets the kept status callbacks of messages the ledger never learnt (another sender's, or a send lost
+    /// in a crash) once they are a day old; how many. The scheduler does it once a minute.
+    pub async fn expire_statuses(&self) -> Result<u64, SinkError> {
+        let conn = self.conn().await?;
+        let n = dedup::expire_statuses(&conn, now_ms() - STATUS_KEPT_MS)
+            .await
+            .map_err(db_err)?;
+        conn.release();
+        Ok(n)
+    }
+
     /// One pass of the scheduler: due sends, escalations, digests, token re-checks, the audit outbox.
     pub async fn run_scheduler(&self) -> Result<(), SinkError> {
         let mut conn = self.conn().await?;
@@ -1456,10 +1487,19 @@ impl Core {
                 self.send(&conn, job).await?;
             }
         }
-        // Status callbacks of messages the ledger never learnt (another sender's, or a send lost in a crash).
-        dedup::expire_statuses(&conn, now_ms() - STATUS_KEPT_MS)
-            .await
-            .map_err(db_err)?;
+        // Kept status callbacks, once a minute (not on every pass: a busy sink makes dozens a second).
+        let now = now_ms();
+        let last = self.statuses_expired_at.load(Ordering::Relaxed);
+        if now - last >= 60_000
+            && self
+                .statuses_expired_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            dedup::expire_statuses(&conn, now - STATUS_KEPT_MS)
+                .await
+                .map_err(db_err)?;
+        }
         // Escalations.
         let every = |rule: &str| {
             self.rules

@@ -1151,7 +1151,7 @@ async fn a_twilio_status_that_arrives_before_the_api_answer_is_kept_and_applied(
         )
         .await
         .unwrap();
-    fx.sink.core().run_scheduler().await.unwrap();
+    fx.sink.core().expire_statuses().await.unwrap();
     assert_eq!(waiting().await, vec!["SMnew".to_owned()]);
 }
 
