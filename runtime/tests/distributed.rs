@@ -4,7 +4,8 @@
 //! restarted worker replays the config topic (read to its end before it acts: an old restart request does not
 //! fire again; a STOPPED connector stays stopped; its connector files do not revert REST edits), a target state
 //! that precedes its config (as compaction leaves them) still applies, a stopped or killed worker's statuses
-//! go away, and workers have the ids they are given.
+//! go away, workers have the ids they are given, and a worker coming or going moves only the tasks that change
+//! workers.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 // Distributed mode runs on Apache Kafka whatever the backend: `two_workers_share_connectors_through_kafka` reads
 // the split from the group's member assignments, which timed out on nisshi (to investigate; see issue 8's note).
@@ -14,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
-use ursa_testkit::{Kafka, WorkerProcess, create_topic, group_assignments, unique_name};
+use ursa_testkit::{
+    Kafka, WorkerProcess, create_topic, group_assignments, group_members, unique_name,
+};
 
 /// How long any condition may take.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -70,8 +73,13 @@ fn file_sink(topic: &str, out: &Path) -> Value {
 }
 
 async fn produce(topic: &str, n: usize) {
+    produce_range(topic, 0..n).await;
+}
+
+/// Records `m<i>` for each i of `range`.
+async fn produce_range(topic: &str, range: std::ops::Range<usize>) {
     let producer: FutureProducer = Kafka::apache().config().create().unwrap();
-    for i in 0..n {
+    for i in range {
         producer
             .send(
                 FutureRecord::<str, _>::to(topic).payload(&format!("m{i}")),
@@ -579,4 +587,125 @@ fn topics_get_the_configured_replication_factor() {
         text.contains("replication factor 2") && text.contains(&format!("{group}-configs")),
         "{text}"
     );
+}
+
+/// The member ids of consumer group `group` that have partitions, sorted.
+fn member_ids(group: &str) -> Vec<String> {
+    let mut ids: Vec<String> = group_members(Kafka::apache(), group)
+        .into_iter()
+        .filter(|(_, assigned)| !assigned.is_empty())
+        .map(|(id, _)| id)
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Issue 8: a placement change moves only the tasks that change workers. Two tasks on A alone; B joins and
+/// takes task 1, B leaves and A takes it back. Task 0 runs on A throughout without a restart: its consumer
+/// keeps its group membership (the broker gives every new consumer a new member id), so its partitions are
+/// not drained and re-fetched each time a worker comes or goes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_placement_change_moves_only_the_tasks_that_change_workers() {
+    let kafka = Kafka::apache();
+    let topic = unique_name("dist-move");
+    create_topic(kafka, &topic, 4).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let group = unique_name("move");
+    let (id_a, id_b) = (format!("{group}-a"), format!("{group}-b"));
+    let toml_a = worker_toml(
+        dir.path(),
+        "a.toml",
+        &group,
+        &format!("id = \"{id_a}\""),
+        "",
+    );
+    let toml_b = worker_toml(
+        dir.path(),
+        "b.toml",
+        &group,
+        &format!("id = \"{id_b}\""),
+        "",
+    );
+    let a = start(&toml_a, &[]);
+    let name = unique_name("move");
+    let out = dir.path().join("out.jsonl");
+    let mut config = file_sink(&topic, &out);
+    config["tasks.max"] = json!("2");
+    let r = reqwest::Client::new()
+        .put(format!("{}/connectors/{name}/config", a.url))
+        .json(&config)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let group_id = format!("connect-{name}");
+    // The placement `want` reported by every worker at `urls`, and the group made of exactly those tasks'
+    // consumers (a static member's id begins with its `group.instance.id`, `ursa.<worker>.<connector>[.<task>]`)
+    // sharing the partitions. Their member ids.
+    let settled = async |want: &[(u64, String)], urls: &[&str]| {
+        for url in urls {
+            if placement(url, &name).await != want {
+                return None;
+            }
+        }
+        let m = group_members(Kafka::apache(), &group_id);
+        let mut all: Vec<(String, i32)> = m.iter().flat_map(|(_, p)| p.clone()).collect();
+        all.sort();
+        let every = (0..4).map(|p| (topic.clone(), p)).collect::<Vec<_>>();
+        let consumers = want.iter().all(|(task, worker)| {
+            let instance = match task {
+                0 => format!("ursa.{worker}.{name}-"),
+                t => format!("ursa.{worker}.{name}.{t}-"),
+            };
+            m.iter().any(|(id, _)| id.starts_with(&instance))
+        });
+        (m.len() == want.len() && consumers && m.iter().all(|(_, p)| !p.is_empty()) && all == every)
+            .then(|| member_ids(&group_id))
+    };
+    let both_on_a = vec![(0, id_a.clone()), (1, id_a.clone())];
+    let first = until(
+        "tasks 0 and 1 on A, sharing the four partitions",
+        async || settled(&both_on_a, &[&a.url]).await,
+    )
+    .await;
+    produce_range(&topic, 0..20).await;
+    until("20 records written", async || {
+        (values(&out).len() == 20).then_some(())
+    })
+    .await;
+
+    let mut b = start(&toml_b, &[]);
+    let split = vec![(0, id_a.clone()), (1, id_b.clone())];
+    let second = until(
+        "task 0 on A, task 1 on B, sharing the partitions",
+        async || settled(&split, &[&a.url, &b.url]).await,
+    )
+    .await;
+    let kept: Vec<&String> = second.iter().filter(|id| first.contains(id)).collect();
+    assert_eq!(
+        kept.len(),
+        1,
+        "one consumer (task 0's, on A) kept its membership when B joined: before {first:?}, after {second:?}"
+    );
+    let task0 = kept[0].clone();
+    produce_range(&topic, 20..40).await;
+    until("40 records written", async || {
+        (values(&out).len() == 40).then_some(())
+    })
+    .await;
+
+    assert!(b.terminate().unwrap(), "B stops cleanly");
+    let third = until("both tasks on A again", async || {
+        settled(&both_on_a, &[&a.url]).await
+    })
+    .await;
+    assert!(
+        third.contains(&task0),
+        "task 0's consumer kept its membership when B left: {task0} not in {third:?}"
+    );
+    produce_range(&topic, 40..60).await;
+    until("60 records written", async || {
+        (values(&out).len() == 60).then_some(())
+    })
+    .await;
 }

@@ -63,6 +63,8 @@ pub struct ConnectorHandle {
     pub config: ConnectorConfig,
     target: watch::Sender<Target>,
     tasks: Vec<TaskHandle>,
+    env: Arc<Env>,
+    metrics: SinkMetrics,
 }
 
 /// One task of a connector on this worker.
@@ -103,37 +105,60 @@ impl ConnectorHandle {
         let metrics = SinkMetrics::new(&config.name, SinkMetrics::DEFAULT_CAP);
         env.telemetry
             .add_sink_metrics(&config.name, metrics.clone());
-        let tasks = ids
-            .into_iter()
-            .map(|id| {
-                let (restart, restart_rx) = mpsc::channel(4);
-                let status = Arc::new(Mutex::new(Status {
-                    state: State::Unassigned,
-                    trace: None,
-                    restarts: 0,
-                }));
-                let task = tokio::spawn(supervise(
-                    config.clone(),
-                    Arc::clone(&env),
-                    id,
-                    metrics.clone(),
-                    target.subscribe(),
-                    restart_rx,
-                    Arc::clone(&status),
-                ));
-                TaskHandle {
-                    id,
-                    restart,
-                    status,
-                    task,
-                }
-            })
-            .collect();
-        ConnectorHandle {
+        let mut handle = ConnectorHandle {
             config,
             target,
-            tasks,
+            tasks: Vec::new(),
+            env,
+            metrics,
+        };
+        handle.tasks = ids.into_iter().map(|id| handle.spawn_task(id)).collect();
+        handle
+    }
+
+    /// Starts supervising task `id`, following the connector's target.
+    fn spawn_task(&self, id: u32) -> TaskHandle {
+        let (restart, restart_rx) = mpsc::channel(4);
+        let status = Arc::new(Mutex::new(Status {
+            state: State::Unassigned,
+            trace: None,
+            restarts: 0,
+        }));
+        let task = tokio::spawn(supervise(
+            self.config.clone(),
+            Arc::clone(&self.env),
+            id,
+            self.metrics.clone(),
+            self.target.subscribe(),
+            restart_rx,
+            Arc::clone(&status),
+        ));
+        TaskHandle {
+            id,
+            restart,
+            status,
+            task,
         }
+    }
+
+    /// Runs exactly the tasks `ids` here (a placement change in distributed mode): starts the ones not running
+    /// yet and lets go of those no longer placed here, while every other task runs on untouched (its consumer
+    /// keeps its group membership and partitions). Returns the let-go tasks' ends: each drains, commits and
+    /// closes like a stop, within the drain deadline.
+    pub fn place(&mut self, ids: &[u32]) -> Vec<(u32, JoinHandle<()>)> {
+        let (kept, gone): (Vec<TaskHandle>, Vec<TaskHandle>) = std::mem::take(&mut self.tasks)
+            .into_iter()
+            .partition(|t| ids.contains(&t.id));
+        self.tasks = kept;
+        for &id in ids {
+            if !self.tasks.iter().any(|t| t.id == id) {
+                let task = self.spawn_task(id);
+                self.tasks.push(task);
+            }
+        }
+        self.tasks.sort_by_key(|t| t.id);
+        // Dropping a task's restart sender detaches it: its supervisor stops the pipeline and returns.
+        gone.into_iter().map(|t| (t.id, t.task)).collect()
     }
 
     /// The ids of the tasks this worker runs, in order.

@@ -480,6 +480,7 @@ impl Worker {
             }
         }
         let mut drains = Vec::new();
+        let mut moved = Vec::new();
         {
             let mut s = lock(&self.slots);
             let gone: Vec<String> = s
@@ -493,22 +494,16 @@ impl Worker {
             for (name, d) in &desired {
                 let fresh = parsed.remove(name);
                 match s.get_mut(name) {
-                    Some(Slot::Live(h))
-                        if h.config.raw == d.config
-                            && h.task_ids()
-                                != local_tasks(
-                                    Some(store),
-                                    &self.env.worker_id,
-                                    h.config.tasks_max,
-                                ) =>
-                    {
-                        // The live workers changed: this worker's share of the tasks did too.
-                        let next = Some((h.config.clone(), d.target));
-                        Self::retire(&mut s, name, next, &mut drains);
-                    }
                     Some(Slot::Live(h)) if h.config.raw == d.config => {
                         if h.target() != d.target {
                             h.set_target(d.target);
+                        }
+                        // The live workers changed, and this worker's share of the tasks with them: only
+                        // the tasks that moved start or stop; the others keep running.
+                        let here =
+                            local_tasks(Some(store), &self.env.worker_id, h.config.tasks_max);
+                        if h.task_ids() != here {
+                            moved.push((name.clone(), h.place(&here)));
                         }
                     }
                     Some(Slot::Changing {
@@ -564,7 +559,33 @@ impl Worker {
             // Not awaited: the drain's end wakes the loop again.
             drop(self.drain(name, old));
         }
+        for (name, gone) in moved {
+            self.let_go(name, gone);
+        }
         self.reconciled.send_replace(seen);
+    }
+
+    /// Waits, on a task of its own, for the tasks of connector `name` that moved to another worker to drain
+    /// (as [`Worker::shutdown`] waits for drains), then drops their state series.
+    fn let_go(&self, name: String, gone: Vec<(u32, JoinHandle<()>)>) {
+        if gone.is_empty() {
+            return;
+        }
+        let env = Arc::clone(&self.env);
+        let slots = Arc::clone(&self.slots);
+        let task = tokio::spawn(async move {
+            for (id, task) in gone {
+                let _ = task.await;
+                // Unless it came back meanwhile.
+                let back = matches!(lock(&slots).get(&name), Some(Slot::Live(h)) if h.task_ids().contains(&id));
+                if !back {
+                    env.telemetry.remove_task(&name, id);
+                }
+            }
+        });
+        let mut drains = lock(&self.drains);
+        drains.retain(|t| !t.is_finished());
+        drains.push(task);
     }
 
     /// Takes connector `name`'s handle out of its slot, leaving the slot `Changing` towards `next` (removed

@@ -1,4 +1,4 @@
-//! What a consumer group looks like from the broker: each member's assigned partitions.
+//! What a consumer group looks like from the broker: its members and each one's assigned partitions.
 
 use std::time::Duration;
 
@@ -10,6 +10,15 @@ use crate::Kafka;
 /// assignment yet are left out): Kafka's consumer protocol assignment (version, then per topic its name and
 /// partitions), as DescribeGroups returns it.
 pub fn group_assignments(kafka: &Kafka, group: &str) -> Vec<Vec<(String, i32)>> {
+    group_members(kafka, group)
+        .into_iter()
+        .map(|(_, assigned)| assigned)
+        .collect()
+}
+
+/// Each member of consumer group `group` with an assignment: its member id (the broker gives a new one to
+/// every new consumer, so an id that stays means a consumer that kept its membership) and its partitions.
+pub fn group_members(kafka: &Kafka, group: &str) -> Vec<(String, Vec<(String, i32)>)> {
     let Ok(consumer) = kafka.config().create::<BaseConsumer>() else {
         return Vec::new();
     };
@@ -20,7 +29,7 @@ pub fn group_assignments(kafka: &Kafka, group: &str) -> Vec<Vec<(String, i32)>> 
     for g in list.groups() {
         for m in g.members() {
             if let Some(bytes) = m.assignment() {
-                out.push(parse_assignment(bytes));
+                out.push((m.id().to_owned(), parse_assignment(bytes)));
             }
         }
     }

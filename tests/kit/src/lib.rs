@@ -24,7 +24,7 @@ pub use apache_kafka::{SCRAM_USER, SaslSsl};
 pub use apicurio::{APICURIO_GLOBAL_COMPATIBILITY, Apicurio};
 pub use certs::make_ca;
 pub use connect::{FILE_STREAM_SINK, KafkaConnect};
-pub use groups::group_assignments;
+pub use groups::{group_assignments, group_members};
 pub use kafka::{Backend, Kafka, create_topic, free_port};
 pub use names::unique_name;
 pub use peers::{FETCH_PEERS, classpath, java, java_peers_available, peer, peers_dir};

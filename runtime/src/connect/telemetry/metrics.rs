@@ -671,6 +671,21 @@ impl Metrics {
         }
     }
 
+    /// Drops the state series of one task of the connector (it now runs on another worker).
+    pub(super) fn remove_task(&self, connector: &str, task: u32) {
+        let mut index = self.write();
+        let Some(c) = index.connectors.get_mut(connector) else {
+            return;
+        };
+        if c.state.remove(&task).is_some() {
+            for i in 0..TASK_STATES.len() {
+                self.families
+                    .task_state
+                    .remove(&state_labels(&c.labels, task, i));
+            }
+        }
+    }
+
     /// Drops every series of the connector; returns whether it had any.
     pub(super) fn remove_connector(&self, connector: &str) -> bool {
         let mut index = self.write();

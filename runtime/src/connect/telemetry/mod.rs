@@ -263,6 +263,12 @@ impl Telemetry {
         );
     }
 
+    /// Drops a task's state series: the task left this worker (a placement change), the connector did not.
+    pub fn remove_task(&self, connector: &str, task: u32) {
+        self.metrics.remove_task(connector, task);
+        tracing::info!(connector, task, "task left this worker");
+    }
+
     /// Drops every series of a deleted connector; returns whether it had any.
     pub fn remove_connector(&self, connector: &str) -> bool {
         if let Ok(mut s) = self.sinks.lock() {
