@@ -709,3 +709,96 @@ async fn a_placement_change_moves_only_the_tasks_that_change_workers() {
     })
     .await;
 }
+
+/// The active topics (KIP-558) of connector `name`, through `url`.
+async fn active_topics(url: &str, name: &str) -> Value {
+    let (code, v) = get(format!("{url}/connectors/{name}/topics")).await;
+    assert_eq!(code, 200, "{v}");
+    v[name]["topics"].clone()
+}
+
+/// Issue 8 (14), distributed: the active topics live in the status topic. Every worker lists the topic the
+/// connector consumed records of, whichever runs the task; a reset through either forgets it on both; a
+/// topic consumed afterwards is listed by both; a restarted worker lists it as soon as it serves.
+#[tokio::test(flavor = "multi_thread")]
+async fn active_topics_are_shared_through_the_status_topic() {
+    let kafka = Kafka::apache();
+    let (first, second) = (unique_name("dist-act-a"), unique_name("dist-act-b"));
+    create_topic(kafka, &first, 1).await.unwrap();
+    create_topic(kafka, &second, 1).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let group = unique_name("act");
+    let toml_a = worker_toml(
+        dir.path(),
+        "a.toml",
+        &group,
+        &format!("id = \"{group}-a\""),
+        "",
+    );
+    let toml_b = worker_toml(
+        dir.path(),
+        "b.toml",
+        &group,
+        &format!("id = \"{group}-b\""),
+        "",
+    );
+    let (a, mut b) = (start(&toml_a, &[]), start(&toml_b, &[]));
+    let name = unique_name("act");
+    let out = dir.path().join("out.jsonl");
+    let config = file_sink(&format!("{first},{second}"), &out);
+    let r = reqwest::Client::new()
+        .put(format!("{}/connectors/{name}/config", a.url))
+        .json(&config)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    produce_range(&first, 0..5).await;
+    until("5 records written", async || {
+        (values(&out).len() == 5).then_some(())
+    })
+    .await;
+    let both = |want: Value| {
+        let (a, b, name) = (a.url.clone(), b.url.clone(), name.clone());
+        async move || {
+            (active_topics(&a, &name).await == want && active_topics(&b, &name).await == want)
+                .then_some(())
+        }
+    };
+    until(
+        "the first topic active on both workers",
+        both(json!([first])),
+    )
+    .await;
+
+    let r = reqwest::Client::new()
+        .put(format!("{}/connectors/{name}/topics/reset", b.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 202);
+    assert_eq!(
+        active_topics(&b.url, &name).await,
+        json!([]),
+        "the worker that took the reset has read it back"
+    );
+    until("no active topics on either worker", both(json!([]))).await;
+    produce_range(&second, 5..10).await;
+    until("10 records written", async || {
+        (values(&out).len() == 10).then_some(())
+    })
+    .await;
+    until(
+        "the second topic active on both workers",
+        both(json!([second])),
+    )
+    .await;
+
+    assert!(b.terminate().unwrap(), "B stops cleanly");
+    let b = start(&toml_b, &[]);
+    assert_eq!(
+        active_topics(&b.url, &name).await,
+        json!([second]),
+        "a restarted worker reads the active topics back before it serves"
+    );
+}

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Value, json};
+use ursa::connect::active_topics::ActiveTopics;
 use ursa::connect::api::ConnectApi;
 use ursa::connect::config::ReferencePolicy;
 use ursa::connect::rest::RestConfig;
@@ -1232,4 +1233,105 @@ async fn third_party_python_client_drives_the_real_worker() {
     }
     assert!(worker.connectors().await.is_empty());
     worker.shutdown().await;
+}
+
+/// Issue 8 (14): active topics as in Kafka Connect (KIP-558). A connector subscribed to two topics lists only
+/// the one it consumed records of (not its subscription); a reset while it runs forgets it until records of it
+/// come again; records of the other topic make that one active; a delete forgets them all, so a connector
+/// created again under the name starts with none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn active_topics_are_the_consumed_ones_and_a_reset_forgets_them() {
+    let (a, b) = (topic("sem-act-a", 1).await, topic("sem-act-b", 1).await);
+    let producer = Producer::new();
+    producer.send_many(&a, 0, 0..3, |i| format!("a{i}")).await;
+    let recorder = Recorder::new();
+    let worker = worker(&recorder);
+    let (_server, rest) = rest(&worker).await;
+    let name = unique_name("sem-act");
+    let config = sink_config(&name, &format!("{a},{b}"), &[]);
+    let path = format!("/connectors/{name}/config");
+    let (code, v) = rest.put(&path, Some(&json!(config))).await;
+    assert_eq!(code, 201, "{v}");
+    let topics = async || {
+        let (code, v) = rest.get(&format!("/connectors/{name}/topics")).await;
+        assert_eq!(code, 200, "{v}");
+        v[&name]["topics"].clone()
+    };
+    let (on_a, on_b) = (
+        Committed::of_connector(&name, &a, 1),
+        Committed::of_connector(&name, &b, 1),
+    );
+    on_a.wait_for("a's records committed", &[Some(3)]).await;
+    // A partition records its topic before its first batch is delivered, so before any commit.
+    assert_eq!(
+        topics().await,
+        json!([a]),
+        "only the topic it consumed records of"
+    );
+
+    let (code, v) = rest
+        .put(&format!("/connectors/{name}/topics/reset"), None)
+        .await;
+    assert_eq!(code, 202, "{v}");
+    assert_eq!(topics().await, json!([]), "forgotten by the reset");
+    producer.send_many(&b, 0, 0..2, |i| format!("b{i}")).await;
+    on_b.wait_for("b's records committed", &[Some(2)]).await;
+    assert_eq!(
+        topics().await,
+        json!([b]),
+        "b consumed since the reset, a not"
+    );
+    producer.send_many(&a, 0, 3..4, |i| format!("a{i}")).await;
+    on_a.wait_for("a's new record committed", &[Some(4)]).await;
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(topics().await, json!(both), "a is active again");
+
+    assert_eq!(rest.delete(&format!("/connectors/{name}")).await.0, 204);
+    let (code, v) = rest.put(&path, Some(&json!(config))).await;
+    assert_eq!(code, 201, "{v}");
+    rest.wait_state(&name, "RUNNING").await;
+    assert_eq!(
+        topics().await,
+        json!([]),
+        "a connector created again starts with none"
+    );
+    assert_eq!(rest.delete(&format!("/connectors/{name}")).await.0, 204);
+    worker.shutdown().await;
+}
+
+/// `[topic_tracking]` as Kafka Connect's `topic.tracking.enable` and `topic.tracking.allow.reset`: resets
+/// refused, or tracking off altogether, answer 403 with Connect's messages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn topic_tracking_can_refuse_resets_or_be_off() {
+    let topic = topic("sem-track", 1).await;
+    for (enable, allow_reset) in [(true, false), (false, true)] {
+        let recorder = Recorder::new();
+        let mut env = support::env(ursa::connect::telemetry::Telemetry::new());
+        env.active_topics = Arc::new(ActiveTopics::with_reset(enable, allow_reset));
+        let worker = support::worker_in(&recorder, env);
+        let (_server, rest) = rest(&worker).await;
+        let name = unique_name("sem-track");
+        let config = sink_config(&name, &topic, &[]);
+        let (code, v) = rest
+            .put(&format!("/connectors/{name}/config"), Some(&json!(config)))
+            .await;
+        assert_eq!(code, 201, "{v}");
+        let (code, v) = rest
+            .put(&format!("/connectors/{name}/topics/reset"), None)
+            .await;
+        let message = if enable {
+            "Topic tracking reset is disabled."
+        } else {
+            "Topic tracking is disabled."
+        };
+        assert_eq!((code, v["message"].as_str()), (403, Some(message)), "{v}");
+        let (code, v) = rest.get(&format!("/connectors/{name}/topics")).await;
+        if enable {
+            assert_eq!(code, 200, "{v}");
+        } else {
+            assert_eq!((code, v["message"].as_str()), (403, Some(message)), "{v}");
+        }
+        worker.shutdown().await;
+    }
 }

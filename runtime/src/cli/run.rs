@@ -8,6 +8,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
+use crate::connect::active_topics::ActiveTopics;
 use crate::connect::api::{ApiError, ConnectApi, FlatConfig};
 use crate::connect::config::connector::common_keys;
 use crate::connect::config::worker::{Mode, WorkerConfig};
@@ -122,6 +123,10 @@ fn prepare(worker: &Path, connectors: &[PathBuf]) -> Result<Prepared, Vec<String
         telemetry,
         drain_deadline: w.drain_deadline,
         worker_id,
+        active_topics: Arc::new(ActiveTopics::with_reset(
+            w.topic_tracking.enable,
+            w.topic_tracking.allow_reset,
+        )),
     };
     let worker = Worker::new(env);
     let mut problems = Vec::new();

@@ -210,6 +210,9 @@ pub enum ApiError {
     /// 400: the config is invalid (per-key errors in the message).
     #[error("{0}")]
     BadRequest(String),
+    /// 403: the worker's config does not allow it.
+    #[error("{0}")]
+    Forbidden(String),
     /// 500: something failed inside the worker.
     #[error("{0}")]
     Internal(String),
@@ -222,6 +225,7 @@ impl ApiError {
             ApiError::NotFound(_) => 404,
             ApiError::Conflict(_) => 409,
             ApiError::BadRequest(_) => 400,
+            ApiError::Forbidden(_) => 403,
             ApiError::Internal(_) => 500,
         }
     }
@@ -288,7 +292,7 @@ pub trait ConnectApi: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<ConnectorStatus, ApiError>>;
     /// `DELETE /connectors/{name}`.
     fn delete(&self, name: String) -> BoxFuture<'_, Result<(), ApiError>>;
-    /// `GET /connectors/{name}/topics`.
+    /// `GET /connectors/{name}/topics`: the topics it consumed records of since it was created or reset.
     fn topics(&self, name: String) -> BoxFuture<'_, Result<Vec<String>, ApiError>>;
     /// `GET /connectors/{name}/offsets`.
     fn offsets(&self, name: String) -> BoxFuture<'_, Result<Offsets, ApiError>>;
@@ -330,7 +334,7 @@ pub trait ConnectApi: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<ConnectorInfo, ApiError>>;
     /// `POST /connectors/{name}/tasks/{task}/restart`.
     fn restart_task(&self, name: String, task: u32) -> BoxFuture<'_, Result<(), ApiError>>;
-    /// `PUT /connectors/{name}/topics/reset`.
+    /// `PUT /connectors/{name}/topics/reset`: forgets its active topics.
     fn reset_topics(&self, name: String) -> BoxFuture<'_, Result<(), ApiError>>;
     /// `GET /connector-plugins/{plugin}/config` (KIP-769): every key's definition.
     fn plugin_config(&self, plugin: String) -> Result<Vec<serde_json::Value>, ApiError>;

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use ursa_registry::RegistryClient;
 
+use super::active_topics::ActiveTopics;
 use super::api::State;
 use super::config::ConnectorConfig;
 use super::convert::{Converter, ConverterKind};
@@ -30,6 +31,8 @@ pub struct Env {
     pub drain_deadline: Duration,
     /// This worker's id (its REST address).
     pub worker_id: String,
+    /// The topics each connector consumed records from (KIP-558).
+    pub active_topics: Arc<ActiveTopics>,
 }
 
 impl Env {
@@ -41,6 +44,7 @@ impl Env {
             telemetry: self.telemetry.clone(),
             drain_deadline: self.drain_deadline,
             worker_id: self.worker_id.clone(),
+            active_topics: Arc::clone(&self.active_topics),
         }
     }
 }
@@ -378,6 +382,8 @@ fn build(
         telemetry: env.telemetry.clone(),
         fatal,
         flush_lock: tokio::sync::Mutex::new(()),
+        task,
+        active_topics: Arc::clone(&env.active_topics),
     });
     Ok((ctx, requests))
 }

@@ -4,6 +4,7 @@
 //! Layers: [`config`] (typed config definitions, secrets) → [`api`] (what a worker answers) → the pipeline
 //! (consumer, per-partition processing, sinks) → [`rest`] (HTTP).
 
+pub mod active_topics;
 pub mod api;
 pub mod config;
 pub mod connector;

@@ -285,8 +285,21 @@ impl Worker {
             status_topic,
             &env.worker_id,
             replication,
+            Arc::clone(&env.active_topics),
         )
         .await?;
+        // Topics the tasks see records of for the first time go to the status topic, in order, off the
+        // pipeline's path.
+        let (discovered, mut to_publish) = tokio::sync::mpsc::unbounded_channel();
+        env.active_topics.publish_to(discovered);
+        let publisher = Arc::clone(&store);
+        tokio::spawn(async move {
+            while let Some(d) = to_publish.recv().await {
+                if let Err(e) = publisher.publish_topic(&d).await {
+                    tracing::warn!(connector = %d.connector, topic = %d.topic, error = %e, "publishing an active topic failed");
+                }
+            }
+        });
         let worker = Worker::build(env, plugins, Some(Arc::clone(&store)));
         // Requests from before this worker started are history, not for it.
         *lock(&worker.restarts_seen) = store
@@ -946,6 +959,22 @@ impl Worker {
             .map_err(|e| ApiError::Internal(e.to_string()))
     }
 
+    /// Forgets connector `name`'s active topics: here (standalone), or on every worker through tombstones in
+    /// the status topic, read back before this returns (distributed).
+    async fn forget_topics(&self, name: &str) -> Result<(), ApiError> {
+        let active = &self.env.active_topics;
+        match &self.store {
+            None => {
+                active.forget(name);
+                Ok(())
+            }
+            Some(store) => store
+                .forget_topics(name, &active.of(name))
+                .await
+                .map_err(ApiError::Internal),
+        }
+    }
+
     /// Every partition of the connector's topics.
     fn partitions(
         &self,
@@ -1067,8 +1096,19 @@ impl ConnectApi for Worker {
     }
 
     fn reset_topics(&self, name: String) -> BoxFuture<'_, Result<(), ApiError>> {
-        // The topics a connector reports are those it subscribes to: a reset leaves nothing to forget.
-        Box::pin(async move { self.with_slot(&name, |_| ()) })
+        Box::pin(async move {
+            let active = &self.env.active_topics;
+            if !active.enabled() {
+                return Err(ApiError::Forbidden("Topic tracking is disabled.".into()));
+            }
+            if !active.allow_reset() {
+                return Err(ApiError::Forbidden(
+                    "Topic tracking reset is disabled.".into(),
+                ));
+            }
+            self.with_slot(&name, |_| ())?;
+            self.forget_topics(&name).await
+        })
     }
 
     fn plugin_config(&self, plugin: String) -> Result<Vec<serde_json::Value>, ApiError> {
@@ -1234,10 +1274,11 @@ impl ConnectApi for Worker {
                     },
                 )
                 .await?;
-                // Then its target state: a connector created again under this name starts RUNNING.
-                return self
-                    .write(store, ConfigRecord::ClearTarget { name: name.clone() })
-                    .await;
+                // Then its target state: a connector created again under this name starts RUNNING, and with
+                // no active topics.
+                self.write(store, ConfigRecord::ClearTarget { name: name.clone() })
+                    .await?;
+                return self.forget_topics(&name).await;
             }
             let old = {
                 let mut s = lock(&self.slots);
@@ -1258,29 +1299,19 @@ impl ConnectApi for Worker {
             };
             // Gone for readers at once; the task drains without the lock.
             if let Some(old) = old {
-                let _ = self.drain(name, old).await;
+                let _ = self.drain(name.clone(), old).await;
             }
-            Ok(())
+            self.forget_topics(&name).await
         })
     }
 
     fn topics(&self, name: String) -> BoxFuture<'_, Result<Vec<String>, ApiError>> {
         Box::pin(async move {
-            let sub = self.with_slot(&name, |slot| slot.config().subscription.clone())?;
-            match sub {
-                Subscription::Topics(t) => Ok(t),
-                Subscription::Regex(_) => {
-                    let consumer = self.group_consumer("ursa-topics-probe")?;
-                    let tpl = tokio::task::block_in_place(|| self.partitions(&consumer, &sub))?;
-                    let mut names: Vec<String> = tpl
-                        .elements()
-                        .iter()
-                        .map(|e| e.topic().to_owned())
-                        .collect();
-                    names.dedup();
-                    Ok(names)
-                }
+            if !self.env.active_topics.enabled() {
+                return Err(ApiError::Forbidden("Topic tracking is disabled.".into()));
             }
+            self.with_slot(&name, |_| ())?;
+            Ok(self.env.active_topics.of(&name))
         })
     }
 

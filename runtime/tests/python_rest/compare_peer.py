@@ -192,6 +192,9 @@ def run(url, name, topic, path, records):
     )
     r.step("list, still empty", client.list_connectors)
 
+    def active_topics():
+        return client.list_connector_topics(name)[name]["topics"]
+
     # Create, then read everything.
     r.step("create", lambda: client.create_connector({"name": name, "config": config}))
     r.step("create, exists", lambda: client.create_connector({"name": name, "config": config}))
@@ -241,6 +244,10 @@ def run(url, name, topic, path, records):
     r.step("restart task 0", lambda: client.restart_connector_task(name, 0))
     wait_state("RUNNING")
     r.step("topics reset, running", lambda: client.reset_connector_topics(name))
+    # Active topics (KIP-558): a reset forgets the topic until records of it are consumed again; all of them
+    # were, so it stays forgotten.
+    r.wait("no active topics after the reset", lambda: active_topics() == [])
+    r.step("topics, after a reset while running", lambda: client.list_connector_topics(name))
 
     # Stopped: offsets can be changed.
     r.step("stop", lambda: client.stop_connector(name))
@@ -256,10 +263,14 @@ def run(url, name, topic, path, records):
     r.step("reset offsets", r.raw("DELETE", offsets_path))
     r.step("offsets, reset", r.raw("GET", offsets_path))
     r.step("topics reset, stopped", lambda: client.reset_connector_topics(name))
+    r.step("topics, after a reset while stopped", lambda: client.list_connector_topics(name))
     r.step("resume, stopped", lambda: client.resume_connector(name))
     wait_state("RUNNING")
     # The offsets were reset: every record again, after the first copy.
     r.wait(f"{2 * records} lines in the file", lambda: lines_in(path) >= 2 * records)
+    # Its records were consumed again: the topic is active again.
+    r.wait("the topic active again", lambda: active_topics() == [topic])
+    r.step("topics, active again", lambda: client.list_connector_topics(name))
 
     # Loggers.
     r.step("loggers", r.raw("GET", "/admin/loggers"))

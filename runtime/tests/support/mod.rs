@@ -798,14 +798,20 @@ pub fn env(telemetry: Telemetry) -> Env {
         // An OS-chosen port's form (`#<pid>`): consumers join dynamically, so that two connectors of one
         // test in one process (same group) are two members, not one static member fencing the other.
         worker_id: format!("semantics-test:0#{}", std::process::id()),
+        active_topics: Arc::new(ursa::connect::active_topics::ActiveTopics::new(true)),
     }
 }
 
 /// A worker with the test plugin (and the built-in ones).
 pub fn worker(recorder: &Arc<Recorder>) -> Arc<Worker> {
+    worker_in(recorder, env(Telemetry::new()))
+}
+
+/// As [`worker`], in `env`.
+pub fn worker_in(recorder: &Arc<Recorder>, env: Env) -> Arc<Worker> {
     let mut plugins = ursa::connect::sinks::builtin();
     plugins.push(Arc::new(TestPlugin(Arc::clone(recorder))));
-    Arc::new(Worker::with_plugins(env(Telemetry::new()), plugins))
+    Arc::new(Worker::with_plugins(env, plugins))
 }
 
 /// A connector run directly (no worker around it): parsed against the test plugin and the built-in ones.

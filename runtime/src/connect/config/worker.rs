@@ -142,6 +142,32 @@ fn default_status_topic() -> String {
     "connect-status".into()
 }
 
+/// Which topics each connector consumed records from (Kafka Connect's `topic.tracking.enable` and
+/// `topic.tracking.allow.reset`, KIP-558).
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicTrackingSection {
+    /// Track them (`GET /connectors/{c}/topics`); off, that endpoint and the reset answer 403.
+    #[serde(default = "yes")]
+    pub enable: bool,
+    /// Allow `PUT /connectors/{c}/topics/reset`; off, it answers 403.
+    #[serde(default = "yes")]
+    pub allow_reset: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for TopicTrackingSection {
+    fn default() -> Self {
+        TopicTrackingSection {
+            enable: true,
+            allow_reset: true,
+        }
+    }
+}
+
 /// Logging.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -177,6 +203,9 @@ pub struct WorkerConfig {
     /// Logging.
     #[serde(default)]
     pub log: LogSection,
+    /// Active-topic tracking.
+    #[serde(default)]
+    pub topic_tracking: TopicTrackingSection,
     /// How long in-flight records may take to finish on shutdown.
     #[serde(default = "default_drain", deserialize_with = "duration")]
     pub drain_deadline: Duration,
@@ -390,6 +419,22 @@ mod tests {
                 "{id}"
             );
         }
+    }
+
+    #[test]
+    fn topic_tracking_is_on_unless_turned_off() {
+        let c: WorkerConfig = toml::from_str("[kafka]\nbootstrap_servers = \"x\"\n").unwrap();
+        assert!(c.topic_tracking.enable && c.topic_tracking.allow_reset);
+        let c: WorkerConfig = toml::from_str(
+            "[kafka]\nbootstrap_servers = \"x\"\n[topic_tracking]\nallow_reset = false\n",
+        )
+        .unwrap();
+        assert!(c.topic_tracking.enable && !c.topic_tracking.allow_reset);
+        let e = toml::from_str::<WorkerConfig>(
+            "[kafka]\nbootstrap_servers = \"x\"\n[topic_tracking]\nenabled = false\n",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("unknown field `enabled`"), "{e}");
     }
 
     #[test]

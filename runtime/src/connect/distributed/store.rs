@@ -17,6 +17,9 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio::sync::watch;
 
+use crate::connect::active_topics::{
+    ActiveTopics, Discovered, TopicStatus, TopicValue, parse_key, topic_key,
+};
 use crate::connect::api::FlatConfig;
 use crate::connect::pipeline::Target;
 
@@ -94,6 +97,8 @@ pub struct Store {
     view: Arc<Mutex<View>>,
     /// The next config-topic offset not yet applied.
     applied: watch::Receiver<i64>,
+    /// The next status-topic offset not yet applied.
+    status_applied: watch::Receiver<i64>,
     /// Bumped on every applied config change.
     changed: watch::Receiver<u64>,
     /// The status keys this worker published (and has not removed).
@@ -183,6 +188,7 @@ impl Store {
         status_topic: &str,
         worker_id: &str,
         replication: Option<i16>,
+        active: Arc<ActiveTopics>,
     ) -> Result<Arc<Store>, String> {
         let admin: AdminClient<DefaultClientContext> = kafka.create().map_err(|e| e.to_string())?;
         ensure_topic(&admin, config_topic, replication).await?;
@@ -228,7 +234,9 @@ impl Store {
                 };
                 let offset = m.offset();
                 let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned());
-                if let Some(key) = &key
+                if let Some((connector, topic)) = key.as_deref().and_then(parse_key) {
+                    active.applied(&connector, &topic, m.payload().is_some());
+                } else if let Some(key) = &key
                     && let Some(worker) = key.strip_prefix("worker-")
                     && let Ok(mut view) = v.lock()
                 {
@@ -276,6 +284,7 @@ impl Store {
             status_topic: status_topic.to_owned(),
             view,
             applied,
+            status_applied,
             changed,
             own: Mutex::default(),
         }))
@@ -356,7 +365,7 @@ impl Store {
             })
             .transpose()
             .map_err(|e| e.to_string())?;
-        self.send_status(&key, value).await
+        self.send_status(&key, value).await.map(|_| ())
     }
 
     /// The live workers, by id: those whose last heartbeat this worker read less than [`WORKER_TTL`] ago (its
@@ -377,7 +386,7 @@ impl Store {
             .unwrap_or_default()
     }
 
-    async fn send_status(&self, key: &str, value: Option<Vec<u8>>) -> Result<(), String> {
+    async fn send_status(&self, key: &str, value: Option<Vec<u8>>) -> Result<i64, String> {
         let mut record: FutureRecord<'_, str, [u8]> = FutureRecord::to(&self.status_topic).key(key);
         if let Some(v) = &value {
             record = record.payload(v.as_slice());
@@ -385,8 +394,40 @@ impl Store {
         self.producer
             .send(record, Duration::from_secs(30))
             .await
-            .map(|_| ())
+            .map(|d| d.offset)
             .map_err(|(e, _)| format!("writing the status topic: {e}"))
+    }
+
+    /// Publishes a connector's newly active topic (KIP-558) to the status topic.
+    pub async fn publish_topic(&self, d: &Discovered) -> Result<(), String> {
+        let value = serde_json::to_vec(&TopicValue {
+            topic: TopicStatus {
+                name: d.topic.clone(),
+                connector: d.connector.clone(),
+                task: d.task,
+                discover_timestamp: d.at_ms,
+            },
+        })
+        .map_err(|e| e.to_string())?;
+        self.send_status(&topic_key(&d.connector, &d.topic), Some(value))
+            .await
+            .map(|_| ())
+    }
+
+    /// Forgets a connector's active topics (a reset or a deletion): a tombstone each, then waits until this
+    /// worker has read them back, so that its next answer no longer lists them.
+    pub async fn forget_topics(&self, connector: &str, topics: &[String]) -> Result<(), String> {
+        let mut last = None;
+        for topic in topics {
+            last = Some(self.send_status(&topic_key(connector, topic), None).await?);
+        }
+        let Some(last) = last else { return Ok(()) };
+        let mut applied = self.status_applied.clone();
+        tokio::time::timeout(Duration::from_secs(30), applied.wait_for(|a| *a > last))
+            .await
+            .map_err(|_| "the status topic was written but not read back within 30 s".to_owned())?
+            .map_err(|_| "the status reader stopped".to_owned())?;
+        Ok(())
     }
 
     /// A snapshot of the desired connectors: each config with its target state (RUNNING when none was

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::mpsc;
 
+use crate::connect::active_topics::ActiveTopics;
 use crate::connect::config::ConnectorConfig;
 use crate::connect::convert::Converter;
 use crate::connect::dlq::DeadLetterQueue;
@@ -135,6 +136,10 @@ pub struct ConnectorCtx {
     pub fatal: mpsc::Sender<Fatal>,
     /// Serialises flushes: a sink never sees two at once.
     pub flush_lock: tokio::sync::Mutex<()>,
+    /// The task's id.
+    pub task: u32,
+    /// Where the topics it consumes records of are recorded (KIP-558).
+    pub active_topics: Arc<ActiveTopics>,
 }
 
 impl ConnectorCtx {

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::connect::convert::ConvertError;
+use crate::connect::distributed::now_ms;
 use crate::connect::dlq::Failure;
 use crate::connect::record::RawRecord;
 use crate::connect::sink::{Outcome, SinkRecord};
@@ -57,6 +58,8 @@ pub async fn run_partition(
     mut stop: watch::Receiver<bool>,
 ) {
     let max = ctx.config.batch_max_records;
+    // The active-topics epoch at which this partition last recorded its topic.
+    let mut recorded: Option<u64> = None;
     loop {
         let first = tokio::select! {
             biased;
@@ -73,6 +76,12 @@ pub async fn run_partition(
                 Ok(r) => batch.push(r),
                 Err(_) => break,
             }
+        }
+        let epoch = ctx.active_topics.epoch();
+        if recorded != Some(epoch) {
+            ctx.active_topics
+                .record(&ctx.config.name, &batch[0].raw.topic, ctx.task, now_ms());
+            recorded = Some(epoch);
         }
         let offsets: Vec<i64> = batch.iter().map(|f| f.raw.offset).collect();
         let (done, halt) = process_batch(&ctx, &mut batch, &mut stop).await;

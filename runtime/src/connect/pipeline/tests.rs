@@ -201,6 +201,8 @@ fn context(
         bounds: Arc::clone(&bounds),
         fatal,
         flush_lock: tokio::sync::Mutex::new(()),
+        task: 0,
+        active_topics: Arc::new(crate::connect::active_topics::ActiveTopics::new(true)),
     });
     (ctx, fatal_rx, bounds)
 }
