@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use ursa::connect::active_topics::ActiveTopics;
@@ -1334,4 +1335,70 @@ async fn topic_tracking_can_refuse_resets_or_be_off() {
         }
         worker.shutdown().await;
     }
+}
+
+/// Defect 13: secret references are resolved off the async threads. A `${file:…}` reference to a FIFO blocks
+/// its reader until someone writes; on a single-threaded runtime, where one blocked call would stop
+/// everything, the REST API still answers while a create waits on it, and the create completes once the
+/// FIFO is written.
+#[tokio::test(flavor = "current_thread")]
+async fn resolving_a_reference_never_blocks_the_rest_api() {
+    let topic = topic("sem-fifo", 1).await;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("secrets.fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let recorder = Recorder::new();
+    let worker = worker(&recorder);
+    let (_server, rest) = rest_with(&worker, allow_files_in(dir.path())).await;
+    let name = unique_name("sem-fifo");
+    let reference = format!("${{file:{}:api}}", fifo.display());
+    let config = sink_config(&name, &topic, &[("x.api.password", reference.as_str())]);
+
+    // The writer, on a thread of its own: its open waits for the reader (the create resolving the
+    // reference), after which the reader waits in read; it then says so and writes once the REST API has
+    // answered meanwhile, or after 20 s (then the answer came too late).
+    let (reading_tx, reading) = tokio::sync::oneshot::channel::<()>();
+    let (answered_tx, answered) = std::sync::mpsc::channel::<()>();
+    let writer = std::thread::spawn(move || {
+        let mut w = std::fs::OpenOptions::new().write(true).open(&fifo).unwrap();
+        let _ = reading_tx.send(());
+        let in_time = answered.recv_timeout(Duration::from_secs(20)).is_ok();
+        std::io::Write::write_all(&mut w, b"api=from-the-fifo\n").unwrap();
+        in_time
+    });
+    let create = tokio::spawn({
+        let url = format!("{}/connectors", rest.base);
+        let body = json!({"name": name, "config": config});
+        async move {
+            let r = reqwest::Client::new()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            r.status().as_u16()
+        }
+    });
+    reading.await.unwrap();
+    let (code, listed) = rest.get("/connectors").await;
+    assert_eq!(code, 200, "{listed}");
+    assert_eq!(
+        listed,
+        json!([]),
+        "not created yet: its reference is still being read"
+    );
+    answered_tx.send(()).unwrap();
+    assert!(
+        writer.join().unwrap(),
+        "the REST API answered while a reference was being resolved"
+    );
+    assert_eq!(create.await.unwrap(), 201);
+    assert_eq!(rest.get("/connectors").await.1, json!([name]));
+    worker.shutdown().await;
 }
