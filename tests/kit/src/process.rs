@@ -129,3 +129,38 @@ impl Drop for WorkerProcess {
         let _ = self.child.wait();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A worker whose drain hangs (here: a process that ignores SIGTERM) fails `terminate_within` at its
+    /// timeout, and is killed, instead of hanging the suite (issue 8, defect 15).
+    #[test]
+    fn a_worker_that_ignores_sigterm_fails_the_call_in_time_and_is_killed() {
+        let child = Command::new("sh")
+            .args(["-c", "trap '' TERM; exec sleep 120"])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let mut worker = WorkerProcess {
+            child,
+            url: "http://127.0.0.1:1".into(),
+        };
+        // Bounded here too: a call that never returns fails this test instead of hanging it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let result = worker.terminate_within(Duration::from_millis(300));
+            let _ = tx.send((result.map_err(|e| e.to_string()), worker.child.try_wait()));
+        });
+        let (result, exited) = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("terminate_within did not return (pid {pid})"));
+        let error = result.unwrap_err();
+        assert!(error.contains("did not exit within 300ms"), "{error}");
+        assert!(
+            matches!(exited, Ok(Some(status)) if !status.success()),
+            "killed: {exited:?}"
+        );
+    }
+}
