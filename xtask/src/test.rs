@@ -37,6 +37,9 @@ pub fn cargo_with(args: &[&str], env: &[(&str, &str)]) -> Result<()> {
 /// Python packages the tests use as third-party peers.
 const PYTHON_PACKAGES: &[&str] = &[
     "fastavro==1.13.1",
+    // fastavro's snappy and zstandard codecs.
+    "cramjam==2.14.0",
+    "backports.zstd==1.8.0",
     "avro==1.12.2",
     "confluent-kafka[avro,schemaregistry]==2.16.1",
     "kafka-connect-py==1.0.0",

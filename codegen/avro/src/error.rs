@@ -125,6 +125,12 @@ pub enum Error {
         /// Details.
         detail: String,
     },
+    /// A malformed object container file, or one this build cannot read (a codec not compiled in).
+    #[error("object container file: {0}")]
+    Container(String),
+    /// Avro JSON that does not match its schema (where, and why).
+    #[error("Avro JSON: {0}")]
+    Json(String),
     /// Not a Confluent-framed message.
     #[error("not in Confluent wire format: {0}")]
     WireFormat(String),

@@ -8,10 +8,14 @@
 //! - [`resolve`]: schema resolution — data written with one schema read with another, compatible one;
 //! - [`AvroRecord`] and [`AvroType`]: what generated types implement; [`wire`] and [`ConfluentDecoder`]: the
 //!   Confluent wire format with writer schemas looked up by id;
-//! - [`logical`]: Rust types for logical types ([`Decimal`], [`Duration`], chrono and uuid conversions).
+//! - [`logical`]: Rust types for logical types ([`Decimal`], [`Duration`], chrono and uuid conversions);
+//! - [`container`]: object container files (null, deflate, snappy, zstandard); [`avro_json`]: Avro's JSON
+//!   encoding.
 
+pub mod avro_json;
 pub mod binary;
 mod confluent;
+pub mod container;
 mod error;
 pub mod json;
 pub mod logical;
@@ -25,6 +29,7 @@ pub mod wire;
 
 pub use binary::{Limits, Reader, encode};
 pub use confluent::{ConfluentDecoder, WriterSchema};
+pub use container::{Codec, ContainerReader, ContainerWriter};
 pub use error::Error;
 pub use indexmap::IndexMap;
 pub use logical::{Decimal, Duration};

@@ -78,6 +78,23 @@ pub trait AvroRecord: AvroType + 'static {
         Ok(v)
     }
 
+    /// Avro's JSON encoding of this value ([`crate::avro_json`]: unions tagged with their branch, bytes as
+    /// code points 0–255, logical types as their underlying type).
+    fn to_avro_json(&self) -> Result<String, Error> {
+        let set = Self::schema()?;
+        let json = crate::avro_json::encode_datum(set, set.last_root(), &self.to_avro_datum()?)?;
+        serde_json::to_string(&json).map_err(|e| Error::Json(e.to_string()))
+    }
+
+    /// Reads Avro's JSON encoding of a value of this type (a missing field takes its default).
+    fn from_avro_json(text: &str) -> Result<Self, Error> {
+        let json = crate::avro_json::parse(text)?;
+        let set = Self::schema()?;
+        let mut datum = Vec::new();
+        crate::avro_json::decode_datum(set, set.last_root(), &json, &mut datum)?;
+        Self::from_avro_datum(&datum)
+    }
+
     /// Decodes data written with a compatible `writer` schema (Avro schema resolution). To decode many
     /// datums, build a [`Resolver`] once with [`Resolver::for_record`] and call [`AvroRecord::from_resolved`].
     fn from_avro_datum_with_writer(bytes: &[u8], writer: &SchemaSet) -> Result<Self, Error> {

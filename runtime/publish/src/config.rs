@@ -44,7 +44,7 @@ pub enum Compression {
     /// LZ4 (bundled with librdkafka): the default, cheapest on CPU for Avro records.
     #[default]
     Lz4,
-    /// zstd: needs rdkafka's `zstd` feature (and libzstd), which the workspace does not enable.
+    /// zstd (librdkafka is built with it): smaller batches than lz4 for a little more CPU.
     Zstd,
 }
 

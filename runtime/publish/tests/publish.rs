@@ -17,8 +17,8 @@ use ursa_events::com::teddy::conversation::MessageReceived;
 use ursa_events::com::teddy::dlq::{FailedEvent, FailureStage};
 use ursa_publish::demo::{message_received, safety_violation};
 use ursa_publish::{
-    Aggregate, DeadLetter, Error, EventBuffer, Publisher, RDKafkaErrorCode, SchemaIdPolicy,
-    Subscriber, SubscriberConfig, UnitOfWork,
+    Aggregate, Compression, DeadLetter, Error, EventBuffer, Publisher, RDKafkaErrorCode,
+    SchemaIdPolicy, Subscriber, SubscriberConfig, UnitOfWork,
 };
 use ursa_registry::RegistryClient;
 use ursa_testkit::{Kafka, unique_name};
@@ -155,6 +155,16 @@ async fn publishes_framed_keyed_records_with_headers_in_key_order() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn python_avro_deserializer_reads_what_the_publisher_wrote() {
+    python_reads(Compression::default()).await;
+}
+
+/// The same, compressed with zstd (librdkafka built with it: without, the producer is refused at creation).
+#[tokio::test(flavor = "multi_thread")]
+async fn python_avro_deserializer_reads_zstd_compressed_records() {
+    python_reads(Compression::Zstd).await;
+}
+
+async fn python_reads(compression: Compression) {
     let kafka = Kafka::shared();
     let registry = registry().await;
     let prefix = prefix();
@@ -162,12 +172,9 @@ async fn python_avro_deserializer_reads_what_the_publisher_wrote() {
     create_topic(kafka.bootstrap(), &topic, 1, &[])
         .await
         .unwrap();
-    let publisher = Publisher::new(publisher_config(
-        kafka.bootstrap(),
-        &registry.url(),
-        &prefix,
-    ))
-    .unwrap();
+    let mut config = publisher_config(kafka.bootstrap(), &registry.url(), &prefix);
+    config.compression = compression;
+    let publisher = Publisher::new(config).unwrap();
     let mut sent = Vec::new();
     for i in 0..5 {
         let e = safety_violation(ursa_publish::demo::uuid(), &format!("excerpt é✓ {i}"));

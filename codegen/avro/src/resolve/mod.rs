@@ -88,4 +88,14 @@ impl Resolver {
     pub fn transcode(&self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         self.plan.transcode(input, out)
     }
+
+    /// Reads the next writer datum from `r`, where more may follow (a block of an object container file),
+    /// and appends its reader encoding to `out`. On error `out` is left as it was.
+    pub fn transcode_next(
+        &self,
+        r: &mut crate::Reader<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        self.plan.transcode_next(r, out)
+    }
 }

@@ -28,9 +28,25 @@ impl Plan {
     pub(crate) fn transcode(&self, input: &[u8], out: &mut Vec<u8>) -> Result<(), Error> {
         let start = out.len();
         let mut r = Reader::new(input);
+        self.transcode_next(&mut r, out)?;
+        let result = r.finish();
+        if result.is_err() {
+            out.truncate(start);
+        }
+        result
+    }
+
+    /// Reads the next writer datum from `r` (more may follow) and appends its reader encoding to `out`; on
+    /// error `out` is left as it was.
+    pub(crate) fn transcode_next(
+        &self,
+        r: &mut Reader<'_>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), Error> {
+        let start = out.len();
         let result = if self.reorders {
             let mut scratch = SCRATCH.try_with(Cell::take).unwrap_or_default();
-            let result = self.node(self.root, &mut r, out, &mut scratch);
+            let result = self.node(self.root, r, out, &mut scratch);
             if scratch.bytes.capacity() <= KEEP_SCRATCH {
                 scratch.bytes.clear();
                 scratch.marks.clear();
@@ -38,9 +54,8 @@ impl Plan {
             }
             result
         } else {
-            self.node(self.root, &mut r, out, &mut Scratch::default())
+            self.node(self.root, r, out, &mut Scratch::default())
         };
-        let result = result.and_then(|()| r.finish());
         if result.is_err() {
             out.truncate(start);
         }
