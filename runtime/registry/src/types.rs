@@ -23,7 +23,7 @@ pub fn parse_level(s: &str) -> Option<CompatibilityLevel> {
 }
 
 /// A reference from a schema to a named type registered under another subject's version.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Reference {
     /// The referenced type's full name (for Avro).
     pub name: String,

@@ -935,3 +935,68 @@ async fn subjects_of_an_id_are_paged_after_removing_duplicates() {
     assert_eq!(page.body, json!(["b-value"]));
     server.stop().await.unwrap();
 }
+
+/// `?normalize=true` (Confluent's): the schema is normalized before it is stored or looked up, so schemas that
+/// differ only in key order, alias order or the order of custom attributes are one schema: one id, one
+/// version. Without it, attribute order counts (as Confluent's canonical string keeps it).
+#[tokio::test]
+async fn normalize_makes_attribute_and_alias_order_irrelevant() {
+    let server = start().await;
+    let raw = Raw::new(&server.url());
+    let a = r#"{"type":"record","name":"Event","namespace":"ns","aliases":["Old","Older"],"owner":"safety","tier":1,
+        "fields":[{"name":"id","type":"string","aliases":["key","ident"],"pii":false,"doc":"the id"}]}"#;
+    let b = r#"{"fields":[{"doc":"the id","pii":false,"aliases":["ident","key"],"type":"string","name":"id"}],
+        "tier":1,"owner":"safety","aliases":["Older","Old"],"namespace":"ns","name":"Event","type":"record"}"#;
+    let register = async |subject: &str, text: &str, normalize: bool| {
+        let q = if normalize { "?normalize=true" } else { "" };
+        let r = raw
+            .post(
+                &format!("/subjects/{subject}/versions{q}"),
+                json!({ "schema": text }),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body["id"].as_u64().unwrap()
+    };
+    let first = register("n-value", a, true).await;
+    assert_eq!(register("n-value", b, true).await, first, "one schema");
+    assert_eq!(raw.get("/subjects/n-value/versions").await.body, json!([1]));
+    // What is stored is the normalized text: sorted keys and aliases, full names.
+    let stored = raw.get(&format!("/schemas/ids/{first}")).await.body["schema"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(stored.starts_with(r#"{"aliases":["ns.Old","ns.Older"],"fields":[{"aliases":["ident","key"],"doc":"the id","name":"id","pii":false,"type":"string"}],"name":"ns.Event","owner":"safety","tier":1,"type":"record"}"#), "{stored}");
+    // Looked up normalized: found from either spelling; not normalized, the reordered text is not the stored one.
+    for text in [a, b] {
+        let r = raw
+            .post(
+                "/subjects/n-value?normalize=true",
+                json!({ "schema": text }),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.body["id"].as_u64()),
+            (200, Some(first)),
+            "{r:?}"
+        );
+    }
+    let r = raw.post("/subjects/n-value", json!({ "schema": b })).await;
+    assert_eq!(r.status, 404, "{r:?}");
+    // Without normalize, the two spellings are two schemas (the attribute order differs).
+    let x = register("plain-value", a, false).await;
+    let y = register("plain-value", b, false).await;
+    assert_ne!(x, y);
+    // The compatibility check takes it too.
+    let r = raw
+        .post(
+            "/compatibility/subjects/n-value/versions/latest?normalize=true",
+            json!({ "schema": b }),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["is_compatible"].clone()),
+        (200, json!(true)),
+        "{r:?}"
+    );
+}

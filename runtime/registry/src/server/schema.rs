@@ -100,6 +100,61 @@ fn key(set: &SchemaSet, references: &[Reference]) -> String {
     format!("AVRO\n{normalized}\n{refs}")
 }
 
+/// The normalized text of a parsed schema (`?normalize=true`, as Confluent's): every attribute kept, names
+/// written in full, the named types of its references referred to by name, every schema and field object's
+/// keys sorted and its aliases sorted, no whitespace. Two schemas that differ only in those respects
+/// normalize to the same text, so they get the same id and version. (Confluent's normalized text orders keys
+/// its own way; what the identity depends on is the same.)
+pub(crate) fn normalized_text(set: &SchemaSet) -> String {
+    let Some(last) = set.roots().last().map(|(file, _)| file) else {
+        return String::new();
+    };
+    let external: Vec<_> = set
+        .named_types()
+        .filter(|(_, t)| t.loc.file != last)
+        .map(|(id, _)| id)
+        .collect();
+    let mut json = set.json_with_references(set.last_root(), &external);
+    normalize_node(&mut json);
+    json.to_string()
+}
+
+/// Sorts the keys and aliases of a schema node and of the schema nodes inside it, leaving defaults and
+/// custom attribute values as they are.
+fn normalize_node(v: &mut Value) {
+    match v {
+        Value::Array(branches) => branches.iter_mut().for_each(normalize_node),
+        Value::Object(m) => {
+            sort_object(m);
+            for key in ["type", "items", "values"] {
+                if let Some(inner) = m.get_mut(key) {
+                    normalize_node(inner);
+                }
+            }
+            if let Some(Value::Array(fields)) = m.get_mut("fields") {
+                for f in fields.iter_mut() {
+                    if let Value::Object(fm) = f {
+                        sort_object(fm);
+                        if let Some(t) = fm.get_mut("type") {
+                            normalize_node(t);
+                        }
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+fn sort_object(m: &mut serde_json::Map<String, Value>) {
+    if let Some(Value::Array(aliases)) = m.get_mut("aliases") {
+        aliases.sort_by(|a, b| a.as_str().cmp(&b.as_str()));
+    }
+    let mut entries: Vec<(String, Value)> = std::mem::take(m).into_iter().collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    m.extend(entries);
+}
+
 /// Checks `new` against `history` (oldest first) at `level`.
 pub(crate) fn check(
     level: CompatibilityLevel,

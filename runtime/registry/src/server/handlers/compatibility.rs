@@ -59,7 +59,7 @@ async fn check(
     let verbose = flag(params, "verbose");
     let version = version.map(version_id).transpose()?;
     let store = state.store.read().await;
-    let (_, _, parsed) = request.prepare(&store, &request.contract())?;
+    let (_, _, parsed) = request.prepare(&store, &request.contract(), flag(params, "normalize"))?;
     let history: Vec<Arc<SchemaSet>> = match version {
         None => store.history(subject),
         Some(VersionId::Latest) => store

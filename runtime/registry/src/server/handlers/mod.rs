@@ -88,11 +88,14 @@ impl SchemaRequest {
     }
 
     /// The schema text, parsed with its references: (text, normalized references, parsed), the schema's
-    /// identity including `contract`.
+    /// identity including `contract`. With `normalize` (`?normalize=true`), the text is the schema's normalized
+    /// text ([`super::schema::normalized_text`]) and the references are sorted, duplicates removed: what is
+    /// stored, or looked up.
     pub(crate) fn prepare(
         &self,
         store: &Store,
         contract: &Contract,
+        normalize: bool,
     ) -> Result<(String, Vec<Reference>, Parsed), ApiError> {
         match self.schema_type.as_deref() {
             None => {}
@@ -110,6 +113,16 @@ impl SchemaRequest {
         let references = store
             .normalize_references(self.references.clone().unwrap_or_default())
             .map_err(ApiError::invalid_schema)?;
+        let parsed = store
+            .prepare(&text, &references, contract)
+            .map_err(ApiError::invalid_schema)?;
+        if !normalize {
+            return Ok((text, references, parsed));
+        }
+        let mut references = references;
+        references.sort();
+        references.dedup();
+        let text = super::schema::normalized_text(&parsed.set);
         let parsed = store
             .prepare(&text, &references, contract)
             .map_err(ApiError::invalid_schema)?;

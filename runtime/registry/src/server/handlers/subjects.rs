@@ -76,7 +76,7 @@ pub(crate) async fn lookup(
                 return Err(ApiError::subject_not_found(&subject));
             }
             let contract = request.contract();
-            let (_, _, parsed) = request.prepare(&store, &contract)?;
+            let (_, _, parsed) = request.prepare(&store, &contract, flag(&params, "normalize"))?;
             // Without metadata or rules, the schema alone is looked up (whatever was registered with it).
             let found = if contract == Contract::default() {
                 store.find_schema_in_subject(&subject, &parsed.schema_key, include_deleted)

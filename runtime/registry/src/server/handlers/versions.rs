@@ -118,10 +118,12 @@ struct IdResponse {
     id: u32,
 }
 
-/// `POST /subjects/{subject}/versions`: registers a schema (idempotently) → `{"id": N}`.
+/// `POST /subjects/{subject}/versions` (`?normalize=true`: the normalized schema): registers a schema
+/// (idempotently) → `{"id": N}`.
 pub(crate) async fn register(
     State(state): State<AppState>,
     Path(subject): Path<String>,
+    Query(params): Query<Params>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -129,8 +131,9 @@ pub(crate) async fn register(
         Ok(r) => r,
         Err(e) => return respond(Err(e)),
     };
+    let normalize = flag(&params, "normalize");
     let result = write(&state, move |store| {
-        plan_register(store, &subject, &request)
+        plan_register(store, &subject, &request, normalize)
     })
     .await;
     respond(result.map(|id| http::ok(&IdResponse { id })))
@@ -140,6 +143,7 @@ fn plan_register(
     store: &Store,
     subject: &str,
     request: &SchemaRequest,
+    normalize: bool,
 ) -> Result<(Option<Mutation>, u32), ApiError> {
     check_subject(subject)?;
     let mode = store.effective_mode(subject);
@@ -161,7 +165,7 @@ fn plan_register(
         contract.metadata = contract.metadata.or(latest.metadata);
         contract.rule_set = contract.rule_set.or(latest.rule_set);
     }
-    let (text, references, parsed) = request.prepare(store, &contract)?;
+    let (text, references, parsed) = request.prepare(store, &contract, normalize)?;
 
     if let Some((version, id)) = store.find_in_subject(subject, &parsed.key, false) {
         let same_version = given_version.is_none_or(|v| v == i64::from(version));
