@@ -1000,3 +1000,106 @@ async fn normalize_makes_attribute_and_alias_order_irrelevant() {
         "{r:?}"
     );
 }
+
+/// Schema contexts (Confluent's): `:.staging:orders-value` lives in context `.staging`, with ids of its own
+/// (id 1 there is not id 1 of the default context), its own compatibility default (`/config/:.staging:`),
+/// and references that resolve in it; `/schemas/ids/{id}?subject=` picks the context, `/contexts` lists
+/// them, `/subjects` lists every context's subjects (`subjectPrefix` narrows).
+#[tokio::test]
+async fn contexts_have_their_own_ids_settings_and_references() {
+    let server = start().await;
+    let raw = Raw::new(&server.url());
+    let other = json!({"type": "record", "name": "Order", "namespace": "com.acme",
+                       "fields": [{"name": "n", "type": "int"}]});
+    assert_eq!(raw.register("orders-value", &user_v1()).await, 1);
+    assert_eq!(
+        raw.register(":.staging:orders-value", &other).await,
+        1,
+        "ids per context"
+    );
+    // The default context's schema again, in staging: a new id there (no sharing across contexts).
+    assert_eq!(raw.register(":.staging:users-value", &user_v1()).await, 2);
+    let schema_of = async |path: &str| -> Value {
+        let a = raw.get(path).await;
+        assert_eq!(a.status, 200, "{path}: {a:?}");
+        serde_json::from_str(a.body["schema"].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(schema_of("/schemas/ids/1").await, user_v1());
+    assert_eq!(schema_of("/schemas/ids/1?subject=:.staging:").await, other);
+    assert_eq!(
+        schema_of("/schemas/ids/2?subject=:.staging:users-value").await,
+        user_v1()
+    );
+    assert_error(&raw.get("/schemas/ids/2").await, 404, 40403);
+    assert_eq!(
+        raw.get("/schemas/ids/1/versions?subject=:.staging:")
+            .await
+            .body,
+        json!([{"subject": ":.staging:orders-value", "version": 1}])
+    );
+    assert_eq!(raw.get("/contexts").await.body, json!([".", ".staging"]));
+    assert_eq!(
+        raw.get("/subjects").await.body,
+        json!([
+            ":.staging:orders-value",
+            ":.staging:users-value",
+            "orders-value"
+        ])
+    );
+    assert_eq!(
+        raw.get("/subjects?subjectPrefix=:*:").await.body,
+        raw.get("/subjects").await.body
+    );
+    assert_eq!(
+        raw.get("/subjects?subjectPrefix=:.staging:").await.body,
+        json!([":.staging:orders-value", ":.staging:users-value"])
+    );
+    assert_eq!(
+        raw.get("/subjects/:.staging:orders-value/versions/1")
+            .await
+            .body["id"],
+        1
+    );
+
+    // The context's compatibility default: NONE in staging lets an incompatible change in; the default
+    // context (BACKWARD) still refuses it.
+    let r = raw
+        .put("/config/:.staging:", json!({"compatibility": "NONE"}))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = raw
+        .post(
+            "/subjects/:.staging:users-value/versions",
+            json!({ "schema": user_incompatible().to_string() }),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = raw
+        .post(
+            "/subjects/orders-value/versions",
+            json!({ "schema": user_incompatible().to_string() }),
+        )
+        .await;
+    assert_error(&r, 409, 409);
+
+    // An unqualified reference resolves in the referring schema's context.
+    let money = json!({"type": "record", "name": "Money", "namespace": "com.acme",
+                       "fields": [{"name": "cents", "type": "long"}]});
+    raw.register(":.staging:money", &money).await;
+    let priced = json!({"type": "record", "name": "Priced", "namespace": "com.acme",
+                        "fields": [{"name": "price", "type": "com.acme.Money"}]});
+    let body = json!({"schema": priced.to_string(),
+                      "references": [{"name": "com.acme.Money", "subject": "money", "version": 1}]});
+    let r = raw
+        .post("/subjects/:.staging:priced/versions", body.clone())
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        raw.get("/subjects/:.staging:money/versions/1/referencedby")
+            .await
+            .body,
+        json!([r.body["id"]])
+    );
+    let r = raw.post("/subjects/priced/versions", body).await;
+    assert_eq!(r.status, 422, "no `money` in the default context: {r:?}");
+}

@@ -38,6 +38,7 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route("/schemas", get(schemas::list))
         .route("/schemas/types", get(schemas::types))
+        .route("/contexts", get(schemas::contexts))
         .route("/schemas/ids/{id}", get(schemas::by_id))
         .route("/schemas/ids/{id}/schema", get(schemas::by_id_schema))
         .route("/schemas/ids/{id}/subjects", get(schemas::subjects))

@@ -58,8 +58,8 @@ fn sorted(v: &Value) -> String {
 /// A schema parsed together with everything it references.
 #[derive(Debug)]
 pub(crate) struct Parsed {
-    /// Ids of the referenced schemas, transitively, dependencies first.
-    pub(crate) deps: Vec<u32>,
+    /// (context, id) of the referenced schemas, transitively, dependencies first.
+    pub(crate) deps: Vec<(String, u32)>,
     /// The documents: the referenced schemas (in `deps` order), then the schema.
     pub(crate) set: Arc<SchemaSet>,
     /// What makes two registrations the same schema: the normalized schema (every attribute kept, whitespace
@@ -74,11 +74,11 @@ pub(crate) fn parse(
     text: &str,
     references: &[Reference],
     contract: &Contract,
-    deps: Vec<(u32, Arc<str>)>,
+    deps: Vec<((String, u32), Arc<str>)>,
 ) -> Result<Parsed, String> {
     let mut files: Vec<SourceFile> = deps
         .iter()
-        .map(|(id, t)| SourceFile::new(format!("<schema id {id}>"), t.to_string()))
+        .map(|((_, id), t)| SourceFile::new(format!("<schema id {id}>"), t.to_string()))
         .collect();
     files.push(SourceFile::new("<schema>", text.to_owned()));
     let options = ParseOptions {

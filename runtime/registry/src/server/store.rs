@@ -1,5 +1,11 @@
-//! The registry's state: schemas by global id, subjects with their versions, compatibility levels and modes;
-//! queries over it, and the one place mutations are applied (live, after logging, and on replay).
+//! The registry's state: schemas by id within their context, subjects with their versions, compatibility
+//! levels and modes; queries over it, and the one place mutations are applied (live, after logging, and on
+//! replay).
+//!
+//! Schema contexts (Confluent's): a subject `:.staging:orders-value` lives in context `.staging`, one without
+//! that prefix in the default context `.`. Each context has its own schema ids (the same id may be another
+//! schema in another context) and its own compatibility and mode defaults (set on the subject `:.staging:`);
+//! an unqualified reference resolves in the referring schema's context.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -14,9 +20,33 @@ use super::persist::{Log, Record};
 use super::schema::{self, Contract, Parsed};
 use crate::types::{CompatibilityLevel, Mode, Reference, SchemaInfo, VersionId, parse_level};
 
-/// A registered schema (shared by every subject version with the same schema and references).
+/// The default context.
+pub(crate) const DEFAULT_CONTEXT: &str = ".";
+
+/// The context of `subject`: `.name` for `:.name:rest`, else the default context `.`.
+pub(crate) fn context_of(subject: &str) -> &str {
+    subject
+        .strip_prefix(':')
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(ctx, _)| ctx)
+        .filter(|ctx| ctx.starts_with('.'))
+        .unwrap_or(DEFAULT_CONTEXT)
+}
+
+/// `subject` as a subject of context `ctx`: unchanged when already qualified or when `ctx` is the default one.
+pub(crate) fn in_context(subject: &str, ctx: &str) -> String {
+    if ctx == DEFAULT_CONTEXT || subject.starts_with(":.") {
+        subject.to_owned()
+    } else {
+        format!(":{ctx}:{subject}")
+    }
+}
+
+/// A registered schema (shared by every subject version of its context with the same schema and references).
 #[derive(Debug)]
 pub(crate) struct SchemaEntry {
+    /// Its context.
+    pub(crate) context: Arc<str>,
     pub(crate) text: Arc<str>,
     pub(crate) references: Vec<Reference>,
     /// Confluent's data-contract metadata and rules, as registered.
@@ -74,25 +104,39 @@ impl From<Record> for Mutation {
     }
 }
 
+/// The schemas of one context, by id.
+#[derive(Debug)]
+struct Ids {
+    schemas: HashMap<u32, Arc<SchemaEntry>>,
+    by_key: HashMap<String, u32>,
+    next: u32,
+}
+
+impl Default for Ids {
+    fn default() -> Self {
+        Ids {
+            schemas: HashMap::new(),
+            by_key: HashMap::new(),
+            next: 1,
+        }
+    }
+}
+
 /// The whole state.
 #[derive(Debug, Default)]
 pub(crate) struct Store {
-    schemas: HashMap<u32, Arc<SchemaEntry>>,
-    ids_by_key: HashMap<String, u32>,
+    /// Schemas by context.
+    contexts: BTreeMap<String, Ids>,
     subjects: BTreeMap<String, Subject>,
     compatibility: Option<CompatibilityLevel>,
     mode: Mode,
-    next_id: u32,
     log: Option<Log>,
 }
 
 impl Store {
     /// An empty, unpersisted store.
     pub(crate) fn in_memory() -> Store {
-        Store {
-            next_id: 1,
-            ..Store::default()
-        }
+        Store::default()
     }
 
     /// Opens the log at `path` and replays it.
@@ -112,7 +156,7 @@ impl Store {
         tracing::info!(
             path = %log.path().display(),
             records = count,
-            schemas = store.schemas.len(),
+            schemas = store.contexts.values().map(|c| c.schemas.len()).sum::<usize>(),
             subjects = store.subjects.len(),
             "replayed the data file"
         );
@@ -122,8 +166,17 @@ impl Store {
 
     // ---- queries ----
 
-    pub(crate) fn schema(&self, id: u32) -> Option<&Arc<SchemaEntry>> {
-        self.schemas.get(&id)
+    /// Schema `id` of context `ctx`.
+    pub(crate) fn schema(&self, ctx: &str, id: u32) -> Option<&Arc<SchemaEntry>> {
+        self.contexts.get(ctx)?.schemas.get(&id)
+    }
+
+    /// The contexts that hold a subject or a schema, the default one always, sorted.
+    pub(crate) fn context_names(&self) -> Vec<String> {
+        let mut names: std::collections::BTreeSet<String> = self.contexts.keys().cloned().collect();
+        names.extend(self.subjects.keys().map(|s| context_of(s).to_owned()));
+        names.insert(DEFAULT_CONTEXT.to_owned());
+        names.into_iter().collect()
     }
 
     pub(crate) fn subject(&self, name: &str) -> Option<&Subject> {
@@ -198,25 +251,29 @@ impl Store {
             .iter()
             .rev()
             .filter(|(_, v)| include_deleted || !v.deleted)
-            .find(|(_, v)| self.schemas.get(&v.id).is_some_and(|e| matches(e)))
+            .find(|(_, v)| {
+                self.schema(context_of(subject), v.id)
+                    .is_some_and(|e| matches(e))
+            })
             .map(|(n, v)| (*n, v.id))
     }
 
     /// The metadata and rule set of `subject`'s latest version (what a registration without them inherits).
     pub(crate) fn latest_contract(&self, subject: &str) -> Contract {
         self.find_version(subject, VersionId::Latest, false)
-            .and_then(|(_, v)| self.schemas.get(&v.id))
+            .and_then(|(_, v)| self.schema(context_of(subject), v.id))
             .map(|e| e.contract.clone())
             .unwrap_or_default()
     }
 
-    /// The id of an identical schema registered anywhere.
-    pub(crate) fn id_for_key(&self, key: &str) -> Option<u32> {
-        self.ids_by_key.get(key).copied()
+    /// The id of an identical schema registered anywhere in context `ctx`.
+    pub(crate) fn id_for_key(&self, ctx: &str, key: &str) -> Option<u32> {
+        self.contexts.get(ctx)?.by_key.get(key).copied()
     }
 
-    pub(crate) fn next_id(&self) -> u32 {
-        self.next_id
+    /// The id a new schema of context `ctx` gets.
+    pub(crate) fn next_id(&self, ctx: &str) -> u32 {
+        self.contexts.get(ctx).map_or(1, |c| c.next)
     }
 
     /// The version a new registration under `subject` gets (after every version, deleted ones included).
@@ -231,11 +288,17 @@ impl Store {
         self.compatibility
     }
 
-    /// The level checks use: the subject's, else the global one, else BACKWARD.
+    /// The settings subject of `subject`'s context (`:.name:`), if it is not in the default one.
+    fn context_subject(subject: &str) -> Option<String> {
+        let ctx = context_of(subject);
+        (ctx != DEFAULT_CONTEXT).then(|| format!(":{ctx}:"))
+    }
+
+    /// The level checks use: the subject's, else its context's, else the global one, else BACKWARD.
     pub(crate) fn effective_level(&self, subject: &str) -> CompatibilityLevel {
-        self.subjects
-            .get(subject)
-            .and_then(|s| s.compatibility)
+        let of = |s: &str| self.subjects.get(s).and_then(|s| s.compatibility);
+        of(subject)
+            .or_else(|| Self::context_subject(subject).and_then(|c| of(&c)))
             .or(self.compatibility)
             .unwrap_or_default()
     }
@@ -244,14 +307,14 @@ impl Store {
         self.mode
     }
 
-    /// The subject's mode, else the global one (a global READONLY_OVERRIDE wins).
+    /// The subject's mode, else its context's, else the global one (a global READONLY_OVERRIDE wins).
     pub(crate) fn effective_mode(&self, subject: &str) -> Mode {
         if self.mode == Mode::ReadOnlyOverride {
             return self.mode;
         }
-        self.subjects
-            .get(subject)
-            .and_then(|s| s.mode)
+        let of = |s: &str| self.subjects.get(s).and_then(|s| s.mode);
+        of(subject)
+            .or_else(|| Self::context_subject(subject).and_then(|c| of(&c)))
             .unwrap_or(self.mode)
     }
 
@@ -263,27 +326,28 @@ impl Store {
         s.versions
             .values()
             .filter(|v| !v.deleted)
-            .filter_map(|v| self.parsed_set(v.id))
+            .filter_map(|v| self.parsed_set(context_of(subject), v.id))
             .collect()
     }
 
-    /// The parsed documents of schema `id`.
-    pub(crate) fn parsed_set(&self, id: u32) -> Option<Arc<SchemaSet>> {
-        self.schemas
-            .get(&id)
+    /// The parsed documents of schema `id` of context `ctx`.
+    pub(crate) fn parsed_set(&self, ctx: &str, id: u32) -> Option<Arc<SchemaSet>> {
+        self.schema(ctx, id)
             .and_then(|e| e.parsed.as_ref())
             .map(|p| Arc::clone(&p.set))
     }
 
-    /// Ids of the schemas that reference `subject`'s `version`.
+    /// Ids of the schemas that reference `subject`'s `version` (an unqualified reference names a subject of
+    /// the referring schema's context).
     pub(crate) fn referenced_by(&self, subject: &str, version: u32) -> Vec<u32> {
         let mut ids: Vec<u32> = self
-            .schemas
-            .iter()
+            .contexts
+            .values()
+            .flat_map(|c| c.schemas.iter())
             .filter(|(_, e)| {
-                e.references
-                    .iter()
-                    .any(|r| r.subject == subject && r.version == version as i32)
+                e.references.iter().any(|r| {
+                    in_context(&r.subject, &e.context) == subject && r.version == version as i32
+                })
             })
             .map(|(id, _)| *id)
             .collect();
@@ -291,9 +355,11 @@ impl Store {
         ids
     }
 
-    /// Checks references exist, resolving version `-1` to the subject's latest version.
+    /// Checks references exist (an unqualified subject in context `ctx`), resolving version `-1` to the
+    /// subject's latest version.
     pub(crate) fn normalize_references(
         &self,
+        ctx: &str,
         references: Vec<Reference>,
     ) -> Result<Vec<Reference>, String> {
         references
@@ -307,7 +373,7 @@ impl Store {
                     }
                 };
                 let (n, _) = self
-                    .find_version(&r.subject, version, true)
+                    .find_version(&in_context(&r.subject, ctx), version, true)
                     .ok_or_else(|| {
                         format!(
                             "reference {:?}: subject {:?} version {} not found",
@@ -320,9 +386,10 @@ impl Store {
             .collect()
     }
 
-    /// Parses `text` with the schemas its (normalized) `references` lead to.
+    /// Parses `text` (of context `ctx`) with the schemas its (normalized) `references` lead to.
     pub(crate) fn prepare(
         &self,
+        ctx: &str,
         text: &str,
         references: &[Reference],
         contract: &Contract,
@@ -330,8 +397,10 @@ impl Store {
         let mut deps = Vec::new();
         let mut seen = HashSet::new();
         for r in references {
+            let subject = in_context(&r.subject, ctx);
+            let dep_ctx = context_of(&subject).to_owned();
             let id = self
-                .find_version(&r.subject, VersionId::Number(r.version.max(0) as u32), true)
+                .find_version(&subject, VersionId::Number(r.version.max(0) as u32), true)
                 .map(|(_, v)| v.id)
                 .ok_or_else(|| {
                     format!(
@@ -340,21 +409,19 @@ impl Store {
                     )
                 })?;
             let entry = self
-                .schemas
-                .get(&id)
+                .schema(&dep_ctx, id)
                 .ok_or_else(|| format!("reference {:?}: schema {id} not found", r.name))?;
             let transitive = entry
                 .parsed
                 .as_ref()
                 .map(|p| p.deps.as_slice())
                 .unwrap_or(&[]);
-            for dep in transitive.iter().copied().chain([id]) {
-                if seen.insert(dep) {
+            for dep in transitive.iter().cloned().chain([(dep_ctx.clone(), id)]) {
+                if seen.insert(dep.clone()) {
                     let t = self
-                        .schemas
-                        .get(&dep)
+                        .schema(&dep.0, dep.1)
                         .map(|e| Arc::clone(&e.text))
-                        .ok_or_else(|| format!("referenced schema {dep} not found"))?;
+                        .ok_or_else(|| format!("referenced schema {} not found", dep.1))?;
                     deps.push((dep, t));
                 }
             }
@@ -398,10 +465,11 @@ impl Store {
                 {
                     return Err(format!("subject {subject:?} already has version {version}"));
                 }
-                if !self.schemas.contains_key(&id) {
+                let ctx = context_of(&subject).to_owned();
+                if self.schema(&ctx, id).is_none() {
                     let parsed = match parsed {
                         Some(p) => Some(p),
-                        None => match self.prepare(&schema, &references, &contract) {
+                        None => match self.prepare(&ctx, &schema, &references, &contract) {
                             Ok(p) => Some(p),
                             Err(e) => {
                                 tracing::warn!(id, error = %e, "a stored schema no longer parses");
@@ -417,12 +485,14 @@ impl Store {
                         rule_set: contract.rule_set.clone(),
                     };
                     let by_id = Bytes::from(serde_json::to_vec(&info).map_err(|e| e.to_string())?);
+                    let ids = self.contexts.entry(ctx.clone()).or_default();
                     if let Some(p) = &parsed {
-                        self.ids_by_key.insert(p.key.clone(), id);
+                        ids.by_key.insert(p.key.clone(), id);
                     }
-                    self.schemas.insert(
+                    ids.schemas.insert(
                         id,
                         Arc::new(SchemaEntry {
+                            context: Arc::from(ctx.as_str()),
                             text: Arc::from(schema),
                             references,
                             contract,
@@ -436,7 +506,8 @@ impl Store {
                     .or_default()
                     .versions
                     .insert(version, VersionEntry { id, deleted: false });
-                self.next_id = self.next_id.max(id.saturating_add(1));
+                let ids = self.contexts.entry(ctx).or_default();
+                ids.next = ids.next.max(id.saturating_add(1));
             }
             Record::DeleteVersion {
                 subject,
@@ -455,7 +526,7 @@ impl Store {
                     let id = v.id;
                     s.versions.remove(&version);
                     self.remove_subject_if_empty(&subject);
-                    self.collect(id);
+                    self.collect(context_of(&subject), id);
                 } else {
                     v.deleted = true;
                 }
@@ -469,7 +540,7 @@ impl Store {
                     let ids: Vec<u32> = s.versions.values().map(|v| v.id).collect();
                     self.subjects.remove(&subject);
                     for id in ids {
-                        self.collect(id);
+                        self.collect(context_of(&subject), id);
                     }
                 } else {
                     for v in s.versions.values_mut() {
@@ -518,18 +589,24 @@ impl Store {
         }
     }
 
-    /// Forgets schema `id` once no subject version holds it.
-    fn collect(&mut self, id: u32) {
+    /// Forgets schema `id` of context `ctx` once no subject version of the context holds it.
+    fn collect(&mut self, ctx: &str, id: u32) {
         let used = self
             .subjects
-            .values()
-            .any(|s| s.versions.values().any(|v| v.id == id));
-        if !used
-            && let Some(entry) = self.schemas.remove(&id)
+            .iter()
+            .filter(|(name, _)| context_of(name) == ctx)
+            .any(|(_, s)| s.versions.values().any(|v| v.id == id));
+        if used {
+            return;
+        }
+        let Some(ids) = self.contexts.get_mut(ctx) else {
+            return;
+        };
+        if let Some(entry) = ids.schemas.remove(&id)
             && let Some(key) = entry.key()
-            && self.ids_by_key.get(key) == Some(&id)
+            && ids.by_key.get(key) == Some(&id)
         {
-            self.ids_by_key.remove(key);
+            ids.by_key.remove(key);
         }
     }
 }

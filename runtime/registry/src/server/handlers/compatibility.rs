@@ -14,6 +14,7 @@ use crate::server::AppState;
 use crate::server::error::ApiError;
 use crate::server::http::{self, Params, flag, version_id};
 use crate::server::schema;
+use crate::server::store::context_of;
 use crate::types::VersionId;
 
 #[derive(Serialize)]
@@ -59,12 +60,17 @@ async fn check(
     let verbose = flag(params, "verbose");
     let version = version.map(version_id).transpose()?;
     let store = state.store.read().await;
-    let (_, _, parsed) = request.prepare(&store, &request.contract(), flag(params, "normalize"))?;
+    let (_, _, parsed) = request.prepare(
+        &store,
+        context_of(subject),
+        &request.contract(),
+        flag(params, "normalize"),
+    )?;
     let history: Vec<Arc<SchemaSet>> = match version {
         None => store.history(subject),
         Some(VersionId::Latest) => store
             .find_version(subject, VersionId::Latest, false)
-            .and_then(|(_, v)| store.parsed_set(v.id))
+            .and_then(|(_, v)| store.parsed_set(context_of(subject), v.id))
             .into_iter()
             .collect(),
         Some(VersionId::Number(n)) => {
@@ -74,7 +80,10 @@ async fn check(
             let (_, v) = store
                 .find_version(subject, VersionId::Number(n), false)
                 .ok_or_else(|| ApiError::version_not_found(n))?;
-            store.parsed_set(v.id).into_iter().collect()
+            store
+                .parsed_set(context_of(subject), v.id)
+                .into_iter()
+                .collect()
         }
     };
     let level = store.effective_level(subject);

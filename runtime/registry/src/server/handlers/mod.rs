@@ -94,6 +94,7 @@ impl SchemaRequest {
     pub(crate) fn prepare(
         &self,
         store: &Store,
+        ctx: &str,
         contract: &Contract,
         normalize: bool,
     ) -> Result<(String, Vec<Reference>, Parsed), ApiError> {
@@ -111,10 +112,10 @@ impl SchemaRequest {
             _ => return Err(ApiError::invalid_schema("Empty schema")),
         };
         let references = store
-            .normalize_references(self.references.clone().unwrap_or_default())
+            .normalize_references(ctx, self.references.clone().unwrap_or_default())
             .map_err(ApiError::invalid_schema)?;
         let parsed = store
-            .prepare(&text, &references, contract)
+            .prepare(ctx, &text, &references, contract)
             .map_err(ApiError::invalid_schema)?;
         if !normalize {
             return Ok((text, references, parsed));
@@ -124,7 +125,7 @@ impl SchemaRequest {
         references.dedup();
         let text = super::schema::normalized_text(&parsed.set);
         let parsed = store
-            .prepare(&text, &references, contract)
+            .prepare(ctx, &text, &references, contract)
             .map_err(ApiError::invalid_schema)?;
         Ok((text, references, parsed))
     }

@@ -10,6 +10,7 @@ use super::subjects::paginate;
 use crate::server::AppState;
 use crate::server::error::ApiError;
 use crate::server::http::{self, Params, flag};
+use crate::server::store::{DEFAULT_CONTEXT, context_of};
 use crate::types::{RegisteredSchema, SubjectVersion};
 
 /// A schema id path segment. Confluent's `{id}` is a Java `Integer`: text that is not one does not match the
@@ -19,13 +20,31 @@ fn parse_id(id: &str) -> Result<u32, ApiError> {
     u32::try_from(n).map_err(|_| ApiError::schema_id_not_found(n))
 }
 
-/// `GET /schemas/ids/{id}` → `{schema, references?}`: a read lock and a body serialized at registration.
-pub(crate) async fn by_id(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+/// The context a schema id is looked up in: the one of `?subject=` (`:.staging:` or `:.staging:orders-value`),
+/// else the default context.
+fn id_context(params: &Params) -> &str {
+    params
+        .get("subject")
+        .map_or(DEFAULT_CONTEXT, |s| context_of(s))
+}
+
+/// `GET /schemas/ids/{id}` (`?subject=` picks the context) → `{schema, references?}`: a read lock and a body
+/// serialized at registration.
+pub(crate) async fn by_id(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<Params>,
+) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
         Err(e) => return respond(Err(e)),
     };
-    let body = state.store.read().await.schema(id).map(|e| e.by_id.clone());
+    let body = state
+        .store
+        .read()
+        .await
+        .schema(id_context(&params), id)
+        .map(|e| e.by_id.clone());
     match body {
         Some(body) => http::raw_json(StatusCode::OK, body),
         None => respond(Err(ApiError::schema_id_not_found(id))),
@@ -36,12 +55,18 @@ pub(crate) async fn by_id(State(state): State<AppState>, Path(id): Path<String>)
 pub(crate) async fn by_id_schema(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(params): Query<Params>,
 ) -> Response {
     let id = match parse_id(&id) {
         Ok(id) => id,
         Err(e) => return respond(Err(e)),
     };
-    let text = state.store.read().await.schema(id).map(|e| e.text.clone());
+    let text = state
+        .store
+        .read()
+        .await
+        .schema(id_context(&params), id)
+        .map(|e| e.text.clone());
     match text {
         Some(text) => http::raw_json(StatusCode::OK, Bytes::from(text.to_string())),
         None => respond(Err(ApiError::schema_id_not_found(id))),
@@ -57,12 +82,16 @@ async fn usages(
     let id = parse_id(id)?;
     let deleted = flag(params, "deleted");
     let only = params.get("subject");
+    let ctx = id_context(params);
     let store = state.store.read().await;
-    if store.schema(id).is_none() {
+    if store.schema(ctx, id).is_none() {
         return Err(ApiError::schema_id_not_found(id));
     }
+    // `?subject=:.ctx:` names the context only; a whole subject names one subject.
+    let only = only.filter(|o| !o.ends_with(':'));
     let found: Vec<SubjectVersion> = store
         .subjects()
+        .filter(|(name, _)| context_of(name) == ctx)
         .filter(|(name, _)| only.is_none_or(|o| o == *name))
         .flat_map(|(name, s)| {
             s.versions
@@ -110,7 +139,11 @@ pub(crate) async fn versions(
 /// schema of every subject version, by subject then version, as `GET /subjects/{s}/versions/{v}` shows it.
 /// As in Confluent's server, a `limit` of 0 or less means no limit.
 pub(crate) async fn list(State(state): State<AppState>, Query(params): Query<Params>) -> Response {
-    let prefix = params.get("subjectPrefix").map_or("", String::as_str);
+    let prefix = params
+        .get("subjectPrefix")
+        .map(String::as_str)
+        .filter(|p| *p != ":*:")
+        .unwrap_or("");
     let deleted = flag(&params, "deleted");
     let latest_only = flag(&params, "latestOnly");
     let offset = params
@@ -135,7 +168,7 @@ pub(crate) async fn list(State(state): State<AppState>, Query(params): Query<Par
             versions = versions.split_off(versions.len().saturating_sub(1));
         }
         for (version, id) in versions {
-            if let Some(entry) = store.schema(id) {
+            if let Some(entry) = store.schema(context_of(name), id) {
                 out.push(RegisteredSchema {
                     subject: name.clone(),
                     version,
@@ -151,6 +184,11 @@ pub(crate) async fn list(State(state): State<AppState>, Query(params): Query<Par
     }
     let page: Vec<RegisteredSchema> = out.into_iter().skip(offset).take(limit).collect();
     http::ok(&page)
+}
+
+/// `GET /contexts`: every context, the default `.` first.
+pub(crate) async fn contexts(State(state): State<AppState>) -> Response {
+    http::ok(&state.store.read().await.context_names())
 }
 
 /// `GET /schemas/types`.

@@ -11,15 +11,18 @@ use crate::server::error::ApiError;
 use crate::server::http::{self, Params, flag};
 use crate::server::persist::Record;
 use crate::server::schema::Contract;
+use crate::server::store::context_of;
 use crate::types::RegisteredSchema;
 
 /// `GET /subjects` (`?deleted=true`, `?deletedOnly=true`, `?subjectPrefix=`, `?offset=`, `?limit=`).
 pub(crate) async fn list(State(state): State<AppState>, Query(params): Query<Params>) -> Response {
     let deleted_only = flag(&params, "deletedOnly") || flag(&params, "deleted_only");
     let deleted = flag(&params, "deleted");
+    // Confluent's default, `:*:`, is every context.
     let prefix = params
         .get("subjectPrefix")
         .map(String::as_str)
+        .filter(|p| *p != ":*:")
         .unwrap_or("");
     let store = state.store.read().await;
     let names = store
@@ -76,7 +79,9 @@ pub(crate) async fn lookup(
                 return Err(ApiError::subject_not_found(&subject));
             }
             let contract = request.contract();
-            let (_, _, parsed) = request.prepare(&store, &contract, flag(&params, "normalize"))?;
+            let ctx = context_of(&subject);
+            let (_, _, parsed) =
+                request.prepare(&store, ctx, &contract, flag(&params, "normalize"))?;
             // Without metadata or rules, the schema alone is looked up (whatever was registered with it).
             let found = if contract == Contract::default() {
                 store.find_schema_in_subject(&subject, &parsed.schema_key, include_deleted)
@@ -84,7 +89,9 @@ pub(crate) async fn lookup(
                 store.find_in_subject(&subject, &parsed.key, include_deleted)
             };
             let (version, id) = found.ok_or_else(ApiError::schema_not_found)?;
-            let entry = store.schema(id).ok_or_else(ApiError::schema_not_found)?;
+            let entry = store
+                .schema(ctx, id)
+                .ok_or_else(ApiError::schema_not_found)?;
             Ok(http::ok(&RegisteredSchema {
                 subject: subject.clone(),
                 version,

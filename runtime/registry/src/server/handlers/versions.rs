@@ -12,6 +12,7 @@ use crate::server::error::ApiError;
 use crate::server::http::{self, Params, flag, version_id};
 use crate::server::persist::Record;
 use crate::server::schema;
+use crate::server::store::context_of;
 use crate::server::store::{Mutation, Store};
 use crate::types::{Mode, RegisteredSchema, VersionId};
 
@@ -64,7 +65,7 @@ fn get_version(
         }));
     };
     let schema = store
-        .schema(entry.id)
+        .schema(context_of(subject), entry.id)
         .ok_or_else(|| ApiError::schema_id_not_found(entry.id))?;
     Ok(RegisteredSchema {
         subject: subject.to_owned(),
@@ -165,7 +166,8 @@ fn plan_register(
         contract.metadata = contract.metadata.or(latest.metadata);
         contract.rule_set = contract.rule_set.or(latest.rule_set);
     }
-    let (text, references, parsed) = request.prepare(store, &contract, normalize)?;
+    let ctx = context_of(subject);
+    let (text, references, parsed) = request.prepare(store, ctx, &contract, normalize)?;
 
     if let Some((version, id)) = store.find_in_subject(subject, &parsed.key, false) {
         let same_version = given_version.is_none_or(|v| v == i64::from(version));
@@ -178,7 +180,7 @@ fn plan_register(
         }
     }
 
-    let existing = store.id_for_key(&parsed.key);
+    let existing = store.id_for_key(ctx, &parsed.key);
     let id = match given_id {
         Some(g) => {
             let g = u32::try_from(g)
@@ -188,7 +190,7 @@ fn plan_register(
             match existing {
                 Some(e) if e != g => return Err(ApiError::id_does_not_match(e, g)),
                 Some(_) => g,
-                None if store.schema(g).is_some() => {
+                None if store.schema(ctx, g).is_some() => {
                     return Err(ApiError::not_permitted(format!(
                         "Overwrite new schema with id {g} is not permitted."
                     )));
@@ -196,7 +198,7 @@ fn plan_register(
                 None => g,
             }
         }
-        None => existing.unwrap_or_else(|| store.next_id()),
+        None => existing.unwrap_or_else(|| store.next_id(ctx)),
     };
     let next = store.next_version(subject);
     let version = match given_version {
