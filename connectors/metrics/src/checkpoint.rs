@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use ursa_connect::{SinkError, TopicPartition};
 
 use crate::config::{MetricDef, MetricKind};
-use crate::series::{Hist, Part, Series, SeriesValue};
+use crate::series::{Hist, NO_EVENT, Part, Series, SeriesValue};
 
 /// Where checkpoints go.
 #[derive(Debug, Clone)]
@@ -66,9 +66,18 @@ pub fn encode(defs: &[Arc<MetricDef>], part: &Part, next: i64) -> Value {
     for (def, contrib) in defs.iter().zip(&part.metrics) {
         let series: Vec<Value> = contrib
             .iter()
-            .map(|(k, s)| match &s.value {
-                SeriesValue::Scalar(v) => json!([k, v]),
-                SeriesValue::Hist(h) => json!([k, {"c": h.counts, "s": h.sum, "n": h.count}]),
+            .map(|(k, s)| {
+                let mut entry = match &s.value {
+                    SeriesValue::Scalar(v) => json!([k, v]),
+                    SeriesValue::Hist(h) => json!([k, {"c": h.counts, "s": h.sum, "n": h.count}]),
+                };
+                // The newest event time, when kept (remote write with event time).
+                if s.event != NO_EVENT
+                    && let Value::Array(a) = &mut entry
+                {
+                    a.push(json!(s.event));
+                }
+                entry
             })
             .collect();
         metrics.insert(def.name.clone(), Value::Array(series));
@@ -111,7 +120,15 @@ pub fn decode(defs: &[Arc<MetricDef>], v: &Value) -> Option<Part> {
                     None => continue,
                 },
             };
-            contrib.insert(Box::from(k), Series { value, last: 0 });
+            let event = s[2].as_i64().unwrap_or(NO_EVENT);
+            contrib.insert(
+                Box::from(k),
+                Series {
+                    value,
+                    last: 0,
+                    event,
+                },
+            );
         }
     }
     Some(part)

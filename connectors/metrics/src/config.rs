@@ -23,11 +23,40 @@ const MAX_VALUES: &str = "metrics.max.label.values";
 const RW_URL: &str = "metrics.remote.write.url";
 const RW_BATCH: &str = "metrics.remote.write.batch";
 const RW_TIMEOUT: &str = "metrics.remote.write.timeout";
+const RW_TIME: &str = "metrics.remote.write.time";
 const CP_TOPIC: &str = "metrics.checkpoint.topic";
 const CP_BOOTSTRAP: &str = "metrics.checkpoint.bootstrap.servers";
 
 /// The label value of every series folded by the cardinality guard.
 pub const OVERFLOW: &str = "__overflow__";
+
+/// The time remote-write samples carry.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum SampleTime {
+    /// When the sink pushes (the default).
+    #[default]
+    Processing,
+    /// Each series' newest record timestamp among the records that updated it.
+    Record,
+    /// Each series' newest value of this field (ms since the epoch, or RFC 3339 text).
+    Field(Path),
+}
+
+impl SampleTime {
+    /// `processing`, `record`, or `field:<path>`.
+    pub fn parse(text: &str) -> Result<SampleTime, String> {
+        match text.trim() {
+            "" | "processing" => Ok(SampleTime::Processing),
+            "record" => Ok(SampleTime::Record),
+            t => match t.strip_prefix("field:") {
+                Some(p) => Path::parse(p).map(SampleTime::Field),
+                None => Err(format!(
+                    "{t:?}: use processing, record, or field:<path> (e.g. field:metadata.occurred_at)"
+                )),
+            },
+        }
+    }
+}
 
 /// What a metric is.
 #[derive(Debug, Clone, PartialEq)]
@@ -88,6 +117,8 @@ pub struct MetricsConfig {
     pub checkpoint: Option<crate::checkpoint::CheckpointConfig>,
     /// Prometheus remote write: the receiver's URL, series per request, request timeout.
     pub remote_write: Option<(String, usize, Duration)>,
+    /// The time remote-write samples carry.
+    pub sample_time: SampleTime,
 }
 
 /// A definition error with its position in the definitions text (1-based line and column).
@@ -457,6 +488,12 @@ impl MetricsPlugin {
                         .unwrap_or(Duration::from_secs(10)),
                 )
             }),
+            sample_time: config
+                .string(RW_TIME)
+                .map(SampleTime::parse)
+                .transpose()
+                .map_err(|e| (RW_TIME.to_owned(), vec![e]))?
+                .unwrap_or_default(),
         })
     }
 }
@@ -543,6 +580,13 @@ impl SinkPlugin for MetricsPlugin {
                 "Timeout of one remote-write request.",
             ),
             Key::optional(
+                RW_TIME,
+                Kind::String,
+                "processing",
+                "metrics",
+                "The time of remote-write samples: processing (when pushed), record (each series' newest record timestamp) or field:<path> (each series' newest value of that field, ms or RFC 3339). Event times never go back within a series; a late record is counted at the series' newest time (see connectors/metrics/README.md).",
+            ),
+            Key::optional(
                 CP_TOPIC,
                 Kind::String,
                 "",
@@ -587,6 +631,19 @@ impl SinkPlugin for MetricsPlugin {
             errors.entry(CP_BOOTSTRAP.into()).or_default().push(format!(
                 "set both {CP_TOPIC} and {CP_BOOTSTRAP}, or neither"
             ));
+        }
+        match config.string(RW_TIME).map(SampleTime::parse) {
+            Some(Err(e)) => errors.entry(RW_TIME.into()).or_default().push(e),
+            Some(Ok(t))
+                if t != SampleTime::Processing
+                    && config.string(RW_URL).is_none_or(|u| u.trim().is_empty()) =>
+            {
+                errors
+                    .entry(RW_TIME.into())
+                    .or_default()
+                    .push(format!("event time is for remote write: set {RW_URL}"));
+            }
+            _ => {}
         }
         if let Err((key, e)) = Self::definitions(config) {
             errors.entry(key).or_default().extend(e);

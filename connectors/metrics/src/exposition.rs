@@ -8,7 +8,7 @@
 use std::fmt::Write;
 
 use crate::config::{MetricKind, OVERFLOW};
-use crate::series::{MetricSeries, SEP, Series, SeriesValue, Store};
+use crate::series::{MetricSeries, NO_EVENT, SEP, Series, SeriesValue, Store};
 
 /// The content type of Prometheus text.
 pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -73,7 +73,22 @@ fn header(out: &mut String, family: &str, kind: &str, unit: Option<&str>, help: 
     }
 }
 
-fn series_lines(out: &mut String, m: &MetricSeries, names: &[&str], values: &[&str], s: &Series) {
+/// Ends a sample line: ` <timestamp>` when `stamped` and the series has an event time, then the newline.
+fn end(out: &mut String, s: &Series, stamped: bool) {
+    if stamped && s.event != NO_EVENT {
+        let _ = write!(out, " {}", s.event);
+    }
+    out.push('\n');
+}
+
+fn series_lines(
+    out: &mut String,
+    m: &MetricSeries,
+    names: &[&str],
+    values: &[&str],
+    s: &Series,
+    stamped: bool,
+) {
     let name = &m.def.name;
     match (&m.def.kind, &s.value) {
         (MetricKind::Counter, SeriesValue::Scalar(v)) => {
@@ -82,14 +97,14 @@ fn series_lines(out: &mut String, m: &MetricSeries, names: &[&str], values: &[&s
             labels(out, names, values, None);
             out.push(' ');
             number(out, *v);
-            out.push('\n');
+            end(out, s, stamped);
         }
         (MetricKind::Gauge { .. }, SeriesValue::Scalar(v)) => {
             out.push_str(name);
             labels(out, names, values, None);
             out.push(' ');
             number(out, *v);
-            out.push('\n');
+            end(out, s, stamped);
         }
         (MetricKind::Histogram { buckets }, SeriesValue::Hist(h)) => {
             let mut cumulative = 0;
@@ -100,16 +115,18 @@ fn series_lines(out: &mut String, m: &MetricSeries, names: &[&str], values: &[&s
                     .map_or_else(|| "+Inf".to_owned(), |b| format!("{b:?}"));
                 let _ = write!(out, "{name}_bucket");
                 labels(out, names, values, Some(("le", &le)));
-                let _ = writeln!(out, " {cumulative}");
+                let _ = write!(out, " {cumulative}");
+                end(out, s, stamped);
             }
             let _ = write!(out, "{name}_sum");
             labels(out, names, values, None);
             out.push(' ');
             number(out, h.sum);
-            out.push('\n');
+            end(out, s, stamped);
             let _ = write!(out, "{name}_count");
             labels(out, names, values, None);
-            let _ = writeln!(out, " {}", h.count);
+            let _ = write!(out, " {}", h.count);
+            end(out, s, stamped);
         }
         _ => {}
     }
@@ -144,6 +161,12 @@ fn guard_family(
 
 /// The store as text: OpenMetrics (ending with `# EOF`) when `openmetrics`, else Prometheus text 0.0.4.
 pub fn render(store: &Store, openmetrics: bool) -> String {
+    render_stamped(store, openmetrics, false)
+}
+
+/// As [`render`]; with `stamped`, each sample of a series with an event time carries it (ms), as Prometheus
+/// text allows: what remote write pushes with event time on.
+pub fn render_stamped(store: &Store, openmetrics: bool, stamped: bool) -> String {
     let om = openmetrics;
     let mut out = String::with_capacity(4096 + store.live() * 64);
     for m in &store.metrics {
@@ -169,11 +192,11 @@ pub fn render(store: &Store, openmetrics: bool) -> String {
             if !names.is_empty() {
                 values.extend(key.split(SEP));
             }
-            series_lines(&mut out, m, &names, &values, s);
+            series_lines(&mut out, m, &names, &values, s, stamped);
         }
         if let Some(s) = &m.overflow {
             let values = vec![OVERFLOW; names.len()];
-            series_lines(&mut out, m, &names, &values, s);
+            series_lines(&mut out, m, &names, &values, s, stamped);
         }
     }
     guard_family(

@@ -117,6 +117,23 @@ impl Found<'_> {
         }
     }
 
+    /// As a time in ms since the Unix epoch: an integer of milliseconds, or RFC 3339 text (how the JSON form
+    /// writes Avro's `timestamp-*` logical types).
+    pub fn epoch_millis(&self) -> Option<i64> {
+        let text = match self {
+            Found::Json(Value::Number(n)) => return n.as_i64(),
+            Found::Json(Value::String(s)) => s.as_str(),
+            Found::Text(s) => s,
+            Found::Json(_) => return None,
+        };
+        let text = text.trim();
+        text.parse::<i64>().ok().or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .ok()
+                .map(|t| t.timestamp_millis())
+        })
+    }
+
     /// As label text: strings and enum symbols as they are, numbers and booleans written out; records,
     /// arrays and maps have none.
     pub fn text(&self) -> Option<String> {

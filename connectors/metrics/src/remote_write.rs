@@ -6,8 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ursa_connect::SinkError;
 
-/// A sample: its labels (`__name__` first as written, sorted before encoding) and value.
-pub type Sample = (Vec<(String, String)>, f64);
+/// A sample: its labels (`__name__` first as written, sorted before encoding), value, and timestamp in ms
+/// (`None`: the push's).
+pub type Sample = (Vec<(String, String)>, f64, Option<i64>);
 
 /// Samples from Prometheus text (the exposition's own output).
 pub fn samples(text: &str) -> Vec<Sample> {
@@ -16,9 +17,16 @@ pub fn samples(text: &str) -> Vec<Sample> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let (series, value) = match line.rsplit_once(' ') {
+        // `series value [timestamp]`. Without a timestamp the field before the value ends the series (`}` or
+        // the metric name), never a number, so a number there means the last field is a timestamp.
+        let (rest, last) = match line.rsplit_once(' ') {
             Some(x) => x,
             None => continue,
+        };
+        let is_value = |v: &str| v.parse::<f64>().is_ok() || matches!(v, "+Inf" | "-Inf" | "NaN");
+        let (series, value, ts) = match (rest.rsplit_once(' '), last.parse::<i64>()) {
+            (Some((series, value)), Ok(ts)) if is_value(value) => (series, value, Some(ts)),
+            _ => (rest, last, None),
         };
         let value = match value {
             "+Inf" => f64::INFINITY,
@@ -62,7 +70,7 @@ pub fn samples(text: &str) -> Vec<Sample> {
             }
             labels.push((key, value));
         }
-        out.push((labels, value));
+        out.push((labels, value, ts));
     }
     out
 }
@@ -81,12 +89,13 @@ fn bytes_field(buf: &mut Vec<u8>, field: u64, bytes: &[u8]) {
     buf.extend_from_slice(bytes);
 }
 
-/// A `prometheus.WriteRequest` with one sample per series at `timestamp_ms`, protobuf-encoded.
+/// A `prometheus.WriteRequest` with one sample per series, at its own timestamp or `timestamp_ms`,
+/// protobuf-encoded.
 pub fn encode(samples: &[Sample], timestamp_ms: i64) -> Vec<u8> {
     let mut req = Vec::new();
     let mut ts = Vec::new();
     let mut item = Vec::new();
-    for (labels, value) in samples {
+    for (labels, value, at) in samples {
         ts.clear();
         let mut sorted: Vec<&(String, String)> = labels.iter().collect();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
@@ -100,7 +109,7 @@ pub fn encode(samples: &[Sample], timestamp_ms: i64) -> Vec<u8> {
         varint(&mut item, (1 << 3) | 1);
         item.extend_from_slice(&value.to_le_bytes());
         varint(&mut item, 2 << 3);
-        varint(&mut item, timestamp_ms as u64);
+        varint(&mut item, at.unwrap_or(timestamp_ms) as u64);
         bytes_field(&mut ts, 2, &item);
         bytes_field(&mut req, 1, &ts);
     }
@@ -227,5 +236,18 @@ mod tests {
         assert_eq!(s[2].0[1], ("le".to_owned(), "+Inf".to_owned()));
         let pb = encode(&s, 1000);
         assert_eq!(pb[0], 0x0a, "field 1, length-delimited");
+    }
+
+    #[test]
+    fn reads_sample_timestamps_and_only_those() {
+        let s = samples(
+            "x_total{a=\"q 5\"} 3 1700000000123\nx_total{a=\"q 5\"} 3\ny 1.5\ny 1.5 42\nz{l=\"a 7\"} NaN 9\n",
+        );
+        let got: Vec<(f64, Option<i64>)> = s.iter().map(|(_, v, t)| (*v, *t)).collect();
+        assert_eq!(got[0], (3.0, Some(1_700_000_000_123)));
+        assert_eq!(got[1], (3.0, None));
+        assert_eq!((got[2], got[3]), ((1.5, None), (1.5, Some(42))));
+        assert!(got[4].0.is_nan() && got[4].1 == Some(9));
+        assert_eq!(s[0].0[1], ("a".to_owned(), "q 5".to_owned()));
     }
 }

@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::time::Instant;
 use ursa_connect::{SinkRecord, TopicPartition};
 
-use crate::config::{MetricDef, MetricKind};
+use crate::config::{MetricDef, MetricKind, SampleTime};
 
 /// The separator of label values in a series key (a control character that normalised values never hold
 /// in practice; a value holding it is still unambiguous enough for counting, as label order is fixed).
@@ -60,7 +60,13 @@ pub struct Series {
     pub value: SeriesValue,
     /// Milliseconds since the store's epoch of its last update.
     pub last: u64,
+    /// With event time (`metrics.remote.write.time`): the newest event time among its updates, in ms since
+    /// the Unix epoch ([`NO_EVENT`] until one has one).
+    pub event: i64,
 }
+
+/// A series' event time before any update had one.
+pub const NO_EVENT: i64 = i64::MIN;
 
 /// One metric's series and guard.
 #[derive(Debug)]
@@ -103,11 +109,25 @@ impl MetricSeries {
             })),
             _ => SeriesValue::Scalar(0.0),
         };
-        Series { value, last: now }
+        Series {
+            value,
+            last: now,
+            event: NO_EVENT,
+        }
     }
 
-    fn apply(def: &MetricDef, s: &mut Series, amount: f64, now: u64) {
+    fn apply(def: &MetricDef, s: &mut Series, amount: f64, now: u64, event: i64) {
         s.last = now;
+        // The series' time never goes back, and moves with every update: a late record (older than the
+        // newest) puts it 1 ms past the newest, so that a push after it is a newer sample, which Prometheus
+        // takes, not a second value at the same time, which it refuses.
+        if event != NO_EVENT || s.event != NO_EVENT {
+            s.event = if event > s.event {
+                event
+            } else {
+                s.event.saturating_add(1)
+            };
+        }
         match (&def.kind, &mut s.value) {
             (MetricKind::Counter | MetricKind::Gauge { sum: true }, SeriesValue::Scalar(v)) => {
                 *v += amount;
@@ -131,14 +151,21 @@ impl MetricSeries {
     /// Adds one update: `amount` (the increment, the gauge value or the observation) for these label values.
     /// Returns the key of the series it went to ([`OVERFLOW_KEY`] when folded), `None` if the amount was
     /// unusable.
-    pub fn update(&mut self, labels: &[String], amount: f64, now: u64) -> Option<Box<str>> {
+    /// `event` is the record's event time ([`NO_EVENT`] without one).
+    pub fn update(
+        &mut self,
+        labels: &[String],
+        amount: f64,
+        now: u64,
+        event: i64,
+    ) -> Option<Box<str>> {
         if !amount.is_finite() || (matches!(self.def.kind, MetricKind::Counter) && amount < 0.0) {
             self.invalid += 1;
             return None;
         }
         let key = labels.join(&SEP.to_string());
         if let Some(s) = self.series.get_mut(key.as_str()) {
-            Self::apply(&self.def, s, amount, now);
+            Self::apply(&self.def, s, amount, now, event);
             return Some(key.into_boxed_str());
         }
         let full = self.series.len() >= self.def.max_series;
@@ -151,7 +178,7 @@ impl MetricSeries {
                 Some(s) => s,
                 None => self.fresh(now),
             };
-            Self::apply(&self.def, &mut s, amount, now);
+            Self::apply(&self.def, &mut s, amount, now, event);
             self.overflow = Some(s);
             return Some(Box::from(OVERFLOW_KEY));
         }
@@ -159,7 +186,7 @@ impl MetricSeries {
             *seen.entry(Box::from(v.as_str())).or_insert(0) += 1;
         }
         let mut s = self.fresh(now);
-        Self::apply(&self.def, &mut s, amount, now);
+        Self::apply(&self.def, &mut s, amount, now, event);
         let key = key.into_boxed_str();
         self.series.insert(key.clone(), s);
         Some(key)
@@ -188,6 +215,7 @@ impl MetricSeries {
         let s = self.series_mut(key, now);
         if sign > 0.0 {
             s.last = now;
+            s.event = s.event.max(part.event);
         }
         match (&mut s.value, &part.value) {
             (SeriesValue::Scalar(v), SeriesValue::Scalar(p)) if sum => *v += sign * p,
@@ -273,6 +301,8 @@ pub struct Store {
     pub parts: HashMap<TopicPartition, Part>,
     epoch: Instant,
     idle: Duration,
+    /// Where a record's event time comes from (`Processing`: none is kept).
+    time: SampleTime,
 }
 
 impl Store {
@@ -283,6 +313,25 @@ impl Store {
             parts: HashMap::new(),
             epoch: Instant::now(),
             idle,
+            time: SampleTime::Processing,
+        }
+    }
+
+    /// Keeps each series' newest event time from `time` (for remote write's samples).
+    pub fn with_time(mut self, time: SampleTime) -> Store {
+        self.time = time;
+        self
+    }
+
+    /// A record's event time in ms since the Unix epoch, as `self.time` says ([`NO_EVENT`] without one).
+    fn event_time(&self, record: &SinkRecord, value: &Value) -> i64 {
+        match &self.time {
+            SampleTime::Processing => NO_EVENT,
+            SampleTime::Record => record.timestamp.unwrap_or(NO_EVENT),
+            SampleTime::Field(path) => path
+                .lookup(record, value)
+                .and_then(|f| f.epoch_millis())
+                .unwrap_or(NO_EVENT),
         }
     }
 
@@ -333,6 +382,10 @@ impl Store {
         let now = self.now();
         let tp = record.topic_partition();
         let n = self.metrics.len();
+        let event = match (&self.time, value) {
+            (SampleTime::Processing, _) | (_, None) => NO_EVENT,
+            (_, Some(v)) => self.event_time(record, v),
+        };
         let part = self.parts.entry(tp).or_default();
         if part.next.is_some_and(|next| record.offset < next) {
             return false;
@@ -361,10 +414,10 @@ impl Store {
                 },
             };
             let labels: Vec<String> = def.labels.iter().map(|l| l.value(record, value)).collect();
-            if let Some(key) = m.update(&labels, amount, now) {
+            if let Some(key) = m.update(&labels, amount, now, event) {
                 let fresh = m.fresh(now);
                 let s = contrib.entry(key).or_insert(fresh);
-                MetricSeries::apply(&def, s, amount, now);
+                MetricSeries::apply(&def, s, amount, now, event);
             }
         }
         true

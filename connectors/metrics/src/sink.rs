@@ -15,8 +15,8 @@ use ursa_connect::{
 };
 
 use crate::checkpoint::{Checkpoints, decode, encode};
-use crate::config::{MetricDef, MetricsConfig};
-use crate::exposition::{OPENMETRICS_TEXT, PROMETHEUS_TEXT, render};
+use crate::config::{MetricDef, MetricsConfig, SampleTime};
+use crate::exposition::{OPENMETRICS_TEXT, PROMETHEUS_TEXT, render, render_stamped};
 use crate::remote_write::{RemoteWrite, samples};
 use crate::series::Store;
 
@@ -28,6 +28,8 @@ pub struct MetricsSink {
     defs: Vec<Arc<MetricDef>>,
     checkpoints: Option<Checkpoints>,
     remote: Option<RemoteWrite>,
+    /// Remote-write samples carry each series' event time.
+    stamped: bool,
     topic_ready: tokio::sync::OnceCell<()>,
     listen: Option<String>,
     listener: OnceLock<Option<std::net::SocketAddr>>,
@@ -65,7 +67,9 @@ impl MetricsSink {
             Some(c) => Some(Checkpoints::new(c.clone(), context.connector())?),
             None => None,
         };
-        let store: Shared = Arc::new(Mutex::new(Store::new(&config.metrics, config.idle)));
+        let store: Shared = Arc::new(Mutex::new(
+            Store::new(&config.metrics, config.idle).with_time(config.sample_time.clone()),
+        ));
         let handle = tokio::runtime::Handle::try_current()
             .map_err(|_| SinkError::permanent("the metrics sink needs a tokio runtime"))?;
         let mut tasks = Vec::new();
@@ -93,6 +97,7 @@ impl MetricsSink {
                 Some((url, batch, timeout)) => Some(RemoteWrite::new(url, *batch, *timeout)?),
                 None => None,
             },
+            stamped: config.sample_time != SampleTime::Processing,
             topic_ready: tokio::sync::OnceCell::new(),
             listen: config.listen.clone(),
             listener: OnceLock::new(),
@@ -142,7 +147,7 @@ impl MetricsSink {
         let Some(rw) = &self.remote else {
             return Ok(());
         };
-        let all = samples(&render(&*lock(&self.store)?, false));
+        let all = samples(&render_stamped(&*lock(&self.store)?, false, self.stamped));
         rw.push(&all).await
     }
 

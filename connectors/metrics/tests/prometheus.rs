@@ -412,3 +412,114 @@ async fn remote_write_receiver_down_then_back_loses_and_doubles_nothing() {
     assert_eq!(series[0].1, 5.0, "4 series and the overflow series");
     h.stop().await.unwrap();
 }
+
+/// Event time for remote write (`metrics.remote.write.time`): `record` stamps each series with the newest
+/// record timestamp of the records that updated it, and `field:<path>` with the newest value of a field
+/// (RFC 3339 text, as the JSON form writes Avro timestamps). Records arrive out of order; Prometheus holds each
+/// series at its newest event time (plus 1 ms for each record older than that: a late record moves the
+/// series' time 1 ms on, so the next push is a newer sample that Prometheus takes) with the exact count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_write_with_event_time_stamps_each_series_with_its_newest_event() {
+    use std::collections::BTreeMap;
+    use ursa_connect::testing::Harness;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    // Five minutes ago, a second apart, in an order that goes back and forth.
+    let base = now_ms - 300_000 - (now_ms % 1000);
+    let order: Vec<i64> = (0..120).map(|i| (i * 37) % 120).collect();
+    for (source, time) in [("record", "record"), ("field", "field:detected_at")] {
+        let port = free_port().unwrap();
+        let dir = std::env::temp_dir().join(unique_name("ursa-prometheus-event-time"));
+        let d = dir.clone();
+        let prom = tokio::task::spawn_blocking(move || Prometheus::start_in(None, port, &d, true))
+            .await
+            .unwrap()
+            .unwrap();
+        let url = format!("http://127.0.0.1:{port}/api/v1/write");
+        let mut h = Harness::build(
+            &MetricsPlugin,
+            &[
+                ("metrics.definitions", DEFS),
+                ("metrics.listen", ""),
+                ("metrics.remote.write.url", &url),
+                ("metrics.remote.write.time", time),
+            ],
+        )
+        .unwrap();
+        h.open(&[("violations", 0)]).await.unwrap();
+        let severities = ["LOW", "HIGH", "CRITICAL"];
+        let mut newest: BTreeMap<&str, i64> = BTreeMap::new();
+        let records: Vec<SinkRecord> = order
+            .iter()
+            .enumerate()
+            .map(|(offset, &i)| {
+                let at = base + i * 1000;
+                let severity = severities[(i % 3) as usize];
+                // The series' time: its newest event, 1 ms further for each record older than that.
+                let e = newest.entry(severity).or_insert(i64::MIN);
+                *e = if at > *e { at } else { *e + 1 };
+                let detected = chrono::DateTime::from_timestamp_millis(at)
+                    .unwrap()
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+                let mut r = json_record(
+                    "violations",
+                    0,
+                    offset as i64,
+                    json!({"severity": severity, "category": "bullying", "latency_ms": 10,
+                           "model": "tb-1", "sessions": 1, "detected_at": detected}),
+                );
+                r.timestamp = Some(at);
+                r
+            })
+            .collect();
+        h.put(&records).await.unwrap();
+        h.flush().await.unwrap();
+        let q = "timestamp(safety_violations_total) * 1000";
+        let stamped = tokio::task::spawn_blocking(move || {
+            wait_until("the counts in prometheus", Duration::from_secs(30), || {
+                let total = prom.query("sum(safety_violations_total)").ok()?;
+                (total.first()?.1 == 120.0).then_some(())
+            })?;
+            prom.query(q).map(|v| (v, prom))
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        let (stamps, prom) = stamped;
+        let got: BTreeMap<String, i64> = stamps
+            .iter()
+            .map(|(m, v)| (m["severity"].as_str().unwrap().to_owned(), v.round() as i64))
+            .collect();
+        let want: BTreeMap<String, i64> =
+            newest.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+        assert_eq!(got, want, "{source}: each series at its newest event time");
+
+        // A late record for LOW (an hour older than its newest): counted, 1 ms past LOW's newest.
+        let mut late = json_record(
+            "violations",
+            0,
+            120,
+            json!({"severity": "LOW", "category": "bullying", "latency_ms": 10, "model": "tb-1",
+                   "sessions": 1, "detected_at": "2020-01-01T00:00:00.000Z"}),
+        );
+        late.timestamp = Some(base - 3_600_000);
+        h.put(&[late]).await.unwrap();
+        h.flush().await.unwrap();
+        let low = want["LOW"];
+        tokio::task::spawn_blocking(move || {
+            wait_until("the late record counted", Duration::from_secs(30), || {
+                let total = prom.query("sum(safety_violations_total)").ok()?;
+                let at = prom
+                    .query("timestamp(safety_violations_total{severity=\"LOW\"}) * 1000")
+                    .ok()?;
+                (total.first()?.1 == 121.0 && at.first()?.1.round() as i64 == low + 1).then_some(())
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        h.stop().await.unwrap();
+    }
+}
