@@ -1,7 +1,16 @@
-//! Checkpoints of each partition's contributions with its next offset, in a compacted Kafka topic (one
-//! record per connector and partition, the latest wins): written and acknowledged (`acks=all`) before the
-//! runtime commits, read back when the partition is opened, so counts continue from them after a restart
-//! or a move, and replayed records (before the checkpoint's offset) are not counted twice.
+//! Checkpoints of each partition's contributions with its next offset, in a compacted Kafka topic: written
+//! and acknowledged (`acks=all`) before the runtime commits, read back when the partition is opened, so
+//! counts continue from them after a restart or a move, and replayed records (before the checkpoint's
+//! offset) are not counted twice.
+//!
+//! Fencing: a record's key is the connector, the partition and the generation of the assignment that wrote
+//! it (`<connector>/<topic>/<partition>@<generation>`), and the newest generation's latest record wins, not
+//! the latest record. A zombie (a worker that lost the partition but still flushes) writes under its older
+//! generation, so it never replaces the new owner's checkpoint, whatever the order of the writes; this
+//! needs no Kafka transactions (which not every broker offers). Generations are the assignments' wall-clock
+//! times (see `ursa_connect::sink`), so this holds while the workers' clocks agree to within a session
+//! timeout. An owner that opens a partition deletes the older generations' records it read (tombstones),
+//! so a partition keeps about two keys.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -55,9 +64,34 @@ fn kafka_err(what: &str) -> impl Fn(rdkafka::error::KafkaError) -> SinkError + '
     move |e| SinkError::retriable(format!("metrics checkpoint: {what}: {e}"))
 }
 
-/// The record key of a partition's checkpoint.
-fn key(connector: &str, tp: &TopicPartition) -> String {
+/// The record key of a partition's checkpoint written under `generation`.
+fn key(connector: &str, tp: &TopicPartition, generation: u64) -> String {
+    format!("{}@{generation}", base_key(connector, tp))
+}
+
+/// The key without the generation.
+fn base_key(connector: &str, tp: &TopicPartition) -> String {
     format!("{connector}/{}/{}", tp.topic, tp.partition)
+}
+
+/// A key's base and generation (keys of older versions, without one, are generation 0).
+fn split_key(k: &str) -> (&str, u64) {
+    match k.rsplit_once('@') {
+        Some((base, g)) => match g.parse() {
+            Ok(g) => (base, g),
+            Err(_) => (k, 0),
+        },
+        None => (k, 0),
+    }
+}
+
+/// What the topic holds for the partitions being opened.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// Per partition, the newest generation's latest checkpoint.
+    pub latest: HashMap<TopicPartition, Value>,
+    /// Keys of older generations' checkpoints of those partitions (to delete).
+    pub stale: Vec<String>,
 }
 
 /// A partition's contributions as JSON, by metric name.
@@ -179,14 +213,12 @@ impl Checkpoints {
         Ok(())
     }
 
-    /// The latest checkpoint of each of `partitions` (reads the topic to its end, off the async threads).
-    pub async fn load(
-        &self,
-        partitions: &[TopicPartition],
-    ) -> Result<HashMap<TopicPartition, Value>, SinkError> {
+    /// The newest generation's latest checkpoint of each of `partitions`, and the older generations' keys
+    /// (reads the topic to its end, off the async threads).
+    pub async fn load(&self, partitions: &[TopicPartition]) -> Result<Loaded, SinkError> {
         let wanted: HashMap<String, TopicPartition> = partitions
             .iter()
-            .map(|tp| (key(&self.connector, tp), tp.clone()))
+            .map(|tp| (base_key(&self.connector, tp), tp.clone()))
             .collect();
         let config = self.config.clone();
         tokio::task::spawn_blocking(move || read_all(&config, &wanted))
@@ -194,9 +226,31 @@ impl Checkpoints {
             .map_err(|e| SinkError::retriable(format!("metrics checkpoint: {e}")))?
     }
 
-    /// Writes one partition's checkpoint and waits for the broker's acknowledgement.
-    pub async fn save(&self, tp: &TopicPartition, value: &Value) -> Result<(), SinkError> {
-        let k = key(&self.connector, tp);
+    /// Deletes checkpoints by key (tombstones), waiting for the broker's acknowledgements.
+    pub async fn forget(&self, keys: &[String]) -> Result<(), SinkError> {
+        for k in keys {
+            self.producer
+                .send(
+                    FutureRecord::<str, [u8]>::to(&self.config.topic).key(k),
+                    Duration::from_secs(30),
+                )
+                .await
+                .map_err(|(e, _)| {
+                    SinkError::retriable(format!("metrics checkpoint: deleting {k}: {e}"))
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Writes one partition's checkpoint under the generation of its assignment and waits for the broker's
+    /// acknowledgement.
+    pub async fn save(
+        &self,
+        tp: &TopicPartition,
+        generation: u64,
+        value: &Value,
+    ) -> Result<(), SinkError> {
+        let k = key(&self.connector, tp, generation);
         let payload = value.to_string();
         self.producer
             .send(
@@ -214,7 +268,7 @@ impl Checkpoints {
 fn read_all(
     config: &CheckpointConfig,
     wanted: &HashMap<String, TopicPartition>,
-) -> Result<HashMap<TopicPartition, Value>, SinkError> {
+) -> Result<Loaded, SinkError> {
     let consumer: BaseConsumer = client(config)
         .set("group.id", "ursa-metrics-checkpoint-reader")
         .set("enable.auto.commit", "false")
@@ -230,7 +284,9 @@ fn read_all(
         .first()
         .map(|t| t.partitions().iter().map(|p| p.id()).collect())
         .unwrap_or_default();
-    let mut out = HashMap::new();
+    // Per partition, per generation: the key and the latest value.
+    let mut found: HashMap<TopicPartition, std::collections::BTreeMap<u64, (String, Value)>> =
+        HashMap::new();
     let mut tpl = TopicPartitionList::new();
     let mut ends = HashMap::new();
     for p in partitions {
@@ -244,7 +300,7 @@ fn read_all(
         }
     }
     if ends.is_empty() {
-        return Ok(out);
+        return Ok(Loaded::default());
     }
     consumer.assign(&tpl).map_err(kafka_err("assign"))?;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -258,20 +314,20 @@ fn read_all(
             continue;
         };
         let m = m.map_err(kafka_err("reading"))?;
-        if let Some(tp) = m
-            .key()
-            .and_then(|k| std::str::from_utf8(k).ok())
-            .and_then(|k| wanted.get(k))
-        {
-            match m
-                .payload()
-                .and_then(|p| serde_json::from_slice::<Value>(p).ok())
-            {
-                Some(v) => {
-                    out.insert(tp.clone(), v);
-                }
-                None => {
-                    out.remove(tp);
+        if let Some(k) = m.key().and_then(|k| std::str::from_utf8(k).ok()) {
+            let (base, generation) = split_key(k);
+            if let Some(tp) = wanted.get(base) {
+                let versions = found.entry(tp.clone()).or_default();
+                match m
+                    .payload()
+                    .and_then(|p| serde_json::from_slice::<Value>(p).ok())
+                {
+                    Some(v) => {
+                        versions.insert(generation, (k.to_owned(), v));
+                    }
+                    None => {
+                        versions.remove(&generation);
+                    }
                 }
             }
         }
@@ -282,5 +338,12 @@ fn read_all(
             ends.remove(&m.partition());
         }
     }
-    Ok(out)
+    let mut loaded = Loaded::default();
+    for (tp, mut versions) in found {
+        if let Some((_, (_, newest))) = versions.pop_last() {
+            loaded.latest.insert(tp, newest);
+        }
+        loaded.stale.extend(versions.into_values().map(|(k, _)| k));
+    }
+    Ok(loaded)
 }

@@ -30,6 +30,8 @@ pub struct MetricsSink {
     remote: Option<RemoteWrite>,
     /// Remote-write samples carry each series' event time.
     stamped: bool,
+    /// The generation each partition was opened with (its checkpoints are written under it).
+    generations: Mutex<std::collections::HashMap<TopicPartition, u64>>,
     topic_ready: tokio::sync::OnceCell<()>,
     listen: Option<String>,
     listener: OnceLock<Option<std::net::SocketAddr>>,
@@ -98,6 +100,7 @@ impl MetricsSink {
                 None => None,
             },
             stamped: config.sample_time != SampleTime::Processing,
+            generations: Mutex::default(),
             topic_ready: tokio::sync::OnceCell::new(),
             listen: config.listen.clone(),
             listener: OnceLock::new(),
@@ -206,20 +209,27 @@ impl Sink for MetricsSink {
     fn open<'a>(
         &'a self,
         partitions: &'a [TopicPartition],
-        _generation: u64,
+        generation: u64,
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             self.listen()?;
-            let mut restored = std::collections::HashMap::new();
+            let mut restored = crate::checkpoint::Loaded::default();
             if let Some(cp) = &self.checkpoints {
                 self.topic_ready
                     .get_or_try_init(|| cp.ensure_topic())
                     .await?;
                 restored = cp.load(partitions).await?;
+                // Older generations' checkpoints are history now (a zombie's late write among them).
+                cp.forget(&restored.stale).await?;
+            }
+            if let Ok(mut g) = self.generations.lock() {
+                for tp in partitions {
+                    g.insert(tp.clone(), generation);
+                }
             }
             let mut store = lock(&self.store)?;
             for tp in partitions {
-                let part = restored.get(tp).and_then(|v| decode(&self.defs, v));
+                let part = restored.latest.get(tp).and_then(|v| decode(&self.defs, v));
                 store.open(tp.clone(), part);
             }
             Ok(())
@@ -265,7 +275,13 @@ impl Sink for MetricsSink {
                     .collect()
             };
             for (tp, _, _, v) in &snapshots {
-                cp.save(tp, v).await?;
+                let generation = self
+                    .generations
+                    .lock()
+                    .ok()
+                    .and_then(|g| g.get(tp).copied())
+                    .unwrap_or(0);
+                cp.save(tp, generation, v).await?;
             }
             // With push, nothing is committed before the receiver acknowledged (the checkpoint written
             // above holds the counts, so a crash now loses nothing either).
@@ -294,6 +310,11 @@ impl Sink for MetricsSink {
         partitions: &'a [TopicPartition],
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
+            if let Ok(mut g) = self.generations.lock() {
+                for tp in partitions {
+                    g.remove(tp);
+                }
+            }
             let mut store = lock(&self.store)?;
             for tp in partitions {
                 store.close(tp);
