@@ -70,36 +70,33 @@ pub(crate) fn primitive(kind: &SchemaKind, logical: Option<LogicalType>) -> Code
         (SchemaKind::Boolean, _) => {
             Codec::new("bool", format!("{E}::boolean(buf, *{V});"), "r.boolean()")
         }
+        // Dates, times and timestamps: ursa-avro's types, which hold every wire value (chrono's do not).
         (SchemaKind::Int, Some(Lt::Date)) => Codec::new(
-            "::ursa_avro::chrono::NaiveDate",
-            format!("{E}::int(buf, {L}::days_from_date({V}));"),
-            format!("r.int().and_then({L}::date_from_days)"),
+            "::ursa_avro::Date",
+            format!("{E}::int(buf, {V}.days());"),
+            "r.int().map(::ursa_avro::Date::from_days)",
         ),
         (SchemaKind::Int, Some(Lt::TimeMillis)) => Codec::new(
-            "::ursa_avro::chrono::NaiveTime",
-            format!("{E}::int(buf, {L}::millis_from_time({V})?);"),
-            format!("r.int().and_then({L}::time_from_millis)"),
+            "::ursa_avro::TimeOfDay",
+            format!("{E}::int(buf, {V}.millis()?);"),
+            "r.int().map(::ursa_avro::TimeOfDay::from_millis)",
         ),
         (SchemaKind::Int, _) => Codec::new("i32", format!("{E}::int(buf, *{V});"), "r.int()"),
         (SchemaKind::Long, Some(lt)) => {
             let (ty, to, from) = match lt {
-                Lt::TimeMicros => (
-                    "::ursa_avro::chrono::NaiveTime",
-                    "micros_from_time({V})?",
-                    "time_from_micros",
-                ),
-                Lt::TimestampMillis => (UTC, "millis_from_timestamp({V})", "timestamp_from_millis"),
-                Lt::TimestampMicros => (UTC, "micros_from_timestamp({V})", "timestamp_from_micros"),
-                Lt::TimestampNanos => (UTC, "nanos_from_timestamp({V})?", "timestamp_from_nanos"),
-                Lt::LocalTimestampMillis => (LOCAL, "millis_from_local({V})", "local_from_millis"),
-                Lt::LocalTimestampMicros => (LOCAL, "micros_from_local({V})", "local_from_micros"),
-                Lt::LocalTimestampNanos => (LOCAL, "nanos_from_local({V})?", "local_from_nanos"),
+                Lt::TimeMicros => ("::ursa_avro::TimeOfDay", "micros()", "from_micros"),
+                Lt::TimestampMillis => (UTC, "millis()?", "from_millis"),
+                Lt::TimestampMicros => (UTC, "micros()?", "from_micros"),
+                Lt::TimestampNanos => (UTC, "nanos_i64()?", "from_nanos"),
+                Lt::LocalTimestampMillis => (LOCAL, "millis()?", "from_millis"),
+                Lt::LocalTimestampMicros => (LOCAL, "micros()?", "from_micros"),
+                Lt::LocalTimestampNanos => (LOCAL, "nanos_i64()?", "from_nanos"),
                 _ => return Codec::new("i64", format!("{E}::long(buf, *{V});"), "r.long()"),
             };
             Codec::new(
                 ty,
-                format!("{E}::long(buf, {L}::{});", to.replace("{V}", V)),
-                format!("r.long().and_then({L}::{from})"),
+                format!("{E}::long(buf, {V}.{to});"),
+                format!("r.long().map({ty}::{from})"),
             )
         }
         (SchemaKind::Long, None) => Codec::new("i64", format!("{E}::long(buf, *{V});"), "r.long()"),
@@ -134,8 +131,8 @@ pub(crate) fn primitive(kind: &SchemaKind, logical: Option<LogicalType>) -> Code
     }
 }
 
-const UTC: &str = "::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>";
-const LOCAL: &str = "::ursa_avro::chrono::NaiveDateTime";
+const UTC: &str = "::ursa_avro::Timestamp";
+const LOCAL: &str = "::ursa_avro::LocalTimestamp";
 
 /// The codec of a fixed type with a logical type (used in place of a generated newtype).
 pub(crate) fn logical_fixed(size: usize, logical: LogicalType) -> Option<Codec> {

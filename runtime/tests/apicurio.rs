@@ -681,12 +681,12 @@ async fn the_avro_converter_reads_schemas_and_references_from_apicurio() {
 }
 
 fn message() -> MessageReceived {
-    use ursa_avro::logical::{timestamp_from_micros, timestamp_from_millis, uuid_from_str};
+    use ursa_avro::logical::uuid_from_str;
     let uuid = |s: &str| uuid_from_str(s).unwrap();
     MessageReceived {
         metadata: EventMetadata {
             event_id: uuid("6f1c1f0e-8a52-4b1e-9d56-0c3f7b8a2e11"),
-            occurred_at: timestamp_from_millis(1_760_000_000_123).unwrap(),
+            occurred_at: ursa_avro::Timestamp::from_millis(1_760_000_000_123),
             correlation_id: Some(uuid("a3d9e4b2-1c7f-4e8a-b6d5-9f2e0c1b3a47")),
             causation_id: None,
             producer: "conversation-engine".into(),
@@ -709,7 +709,7 @@ fn message() -> MessageReceived {
         detected_emotion: Some(Emotion::Curiosity),
         audio_duration_ms: Some(4_250),
         asr_confidence: Some(0.93),
-        captured_at: timestamp_from_micros(1_759_999_995_810_606).unwrap(),
+        captured_at: ursa_avro::Timestamp::from_micros(1_759_999_995_810_606),
     }
 }
 

@@ -649,7 +649,9 @@ async fn catalog_avro_events_build_the_directory_raise_the_alert_and_an_ack_even
             metadata: metadata("onboarding"),
             child: child.clone(),
             first_name: "Robin".into(),
-            birth_date: ursa_avro::chrono::NaiveDate::from_ymd_opt(2019, 4, 2).unwrap(),
+            birth_date: ursa_avro::chrono::NaiveDate::from_ymd_opt(2019, 4, 2)
+                .unwrap()
+                .into(),
             age_band: AgeBand::default(),
             guardian_email: "parent@family.example".into(),
             guardian_phone: None,

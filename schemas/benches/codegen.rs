@@ -31,10 +31,7 @@ use indexmap::IndexMap;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use ursa_avro::AvroRecord;
-use ursa_avro::logical::{
-    date_from_days, days_from_date, micros_from_timestamp, millis_from_timestamp,
-    timestamp_from_micros, timestamp_from_millis, uuid_to_string,
-};
+use ursa_avro::logical::uuid_to_string;
 use ursa_avro::uuid::Uuid;
 use ursa_events::com::teddy::analytics::{DailyUsage, UsageStats};
 use ursa_events::com::teddy::common::{ChildRef, DeviceRef, EventMetadata};
@@ -167,7 +164,7 @@ impl Mirror<EventMetadata> for EventMetadataM {
     fn mirror(m: &EventMetadata) -> Result<Self> {
         Ok(Self {
             event_id: uuid_to_string(&m.event_id),
-            occurred_at: millis_from_timestamp(&m.occurred_at),
+            occurred_at: m.occurred_at.millis().unwrap_or(0),
             correlation_id: m.correlation_id.as_ref().map(uuid_to_string),
             causation_id: m.causation_id.as_ref().map(uuid_to_string),
             producer: m.producer.clone(),
@@ -217,7 +214,7 @@ impl Mirror<MessageReceived> for MessageReceivedM {
                 .transpose()?,
             audio_duration_ms: m.audio_duration_ms,
             asr_confidence: m.asr_confidence,
-            captured_at: micros_from_timestamp(&m.captured_at),
+            captured_at: m.captured_at.micros().unwrap_or(0),
         })
     }
 }
@@ -228,8 +225,8 @@ impl Mirror<UsageStats> for UsageStatsM {
             metadata: EventMetadataM::mirror(&u.metadata)?,
             child: ChildRefM::mirror(&u.child)?,
             device: DeviceRefM::mirror(&u.device)?,
-            period_start: millis_from_timestamp(&u.period_start),
-            period_end: millis_from_timestamp(&u.period_end),
+            period_start: u.period_start.millis().unwrap_or(0),
+            period_end: u.period_end.millis().unwrap_or(0),
             conversation_count: u.conversation_count,
             message_count: u.message_count,
             talk_time_ms: u.talk_time_ms,
@@ -243,7 +240,7 @@ impl Mirror<UsageStats> for UsageStatsM {
                 .iter()
                 .map(|d| {
                     Ok(DailyUsageM {
-                        day: days_from_date(&d.day),
+                        day: d.day.days(),
                         conversations: d.conversations,
                         talk_time_ms: d.talk_time_ms,
                         top_emotion: d.top_emotion.as_ref().map(EmotionM::mirror).transpose()?,
@@ -292,7 +289,7 @@ fn metadata(rng: &mut Rng, occurred_at_ms: i64, producer: &str) -> Result<EventM
     let span_id = format!("{:016x}", rng.next());
     Ok(EventMetadata {
         event_id: rng.uuid(),
-        occurred_at: timestamp_from_millis(occurred_at_ms)?,
+        occurred_at: ursa_avro::Timestamp::from_millis(occurred_at_ms),
         correlation_id: Some(rng.uuid()),
         causation_id: Some(rng.uuid()),
         producer: producer.to_owned(),
@@ -324,7 +321,7 @@ fn message_received() -> Result<MessageReceived> {
         detected_emotion: Some(Emotion::Curiosity),
         audio_duration_ms: Some(4_250),
         asr_confidence: Some(0.93),
-        captured_at: timestamp_from_micros(occurred_at_ms * 1_000 - 4_312_517)?,
+        captured_at: ursa_avro::Timestamp::from_micros(occurred_at_ms * 1_000 - 4_312_517),
     })
 }
 
@@ -392,7 +389,7 @@ fn usage_stats() -> Result<UsageStats> {
         message_count += conversations * i32::try_from(4 + rng.below(20))?;
         talk_time_ms += talk;
         daily.push(DailyUsage {
-            day: date_from_days(first_day + d)?,
+            day: ursa_avro::Date::from_days(first_day + d),
             conversations,
             talk_time_ms: talk,
             top_emotion,
@@ -409,8 +406,8 @@ fn usage_stats() -> Result<UsageStats> {
             device_id: "TB2-0042-A7F3-19C8".to_owned(),
             firmware_version: "3.14.2".to_owned(),
         },
-        period_start: timestamp_from_millis(period_start_ms)?,
-        period_end: timestamp_from_millis(period_end_ms)?,
+        period_start: ursa_avro::Timestamp::from_millis(period_start_ms),
+        period_end: ursa_avro::Timestamp::from_millis(period_end_ms),
         conversation_count,
         message_count,
         talk_time_ms,

@@ -9,10 +9,12 @@ use ursa_events::com::teddy::child::{ActionTaken, SafetyViolation, Severity, Vio
 use ursa_events::com::teddy::common::{ChildRef, DeviceRef, EventMetadata, Sha256};
 
 fn main() -> anyhow::Result<()> {
-    let detected_at = Utc
+    // Generated timestamp fields are `ursa_avro::Timestamp` (which holds any wire value); from chrono with `into`.
+    let detected_at: ursa_avro::Timestamp = Utc
         .with_ymd_and_hms(2026, 11, 26, 18, 30, 0)
         .single()
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .into();
     let event = SafetyViolation {
         metadata: EventMetadata {
             event_id: Uuid::from_u128(0x0192_b3c4_d5e6_7f80_9a1b_2c3d_4e5f_6071),

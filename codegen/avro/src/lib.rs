@@ -24,6 +24,7 @@ pub mod resolve;
 pub mod schema;
 #[cfg(feature = "serde")]
 pub mod serde_support;
+mod time;
 pub mod value;
 pub mod wire;
 
@@ -35,6 +36,7 @@ pub use indexmap::IndexMap;
 pub use logical::{Decimal, Duration};
 pub use record::{AvroRecord, AvroType, Binding, Redacted, embedded_schema};
 pub use resolve::Resolver;
+pub use time::{Date, LocalTimestamp, TimeOfDay, Timestamp};
 
 /// Re-exports for generated code, so generated crates need no direct dependency on these.
 #[doc(hidden)]

@@ -94,8 +94,7 @@ impl Entry {
         system::AuditLog {
             metadata: common::EventMetadata {
                 event_id: parse(&self.audit_id).unwrap_or_default(),
-                occurred_at: ursa_avro::chrono::DateTime::from_timestamp_millis(self.at)
-                    .unwrap_or_default(),
+                occurred_at: ursa_avro::Timestamp::from_millis(self.at),
                 correlation_id: self.details.get("event_id").and_then(|e| parse(e)),
                 causation_id: self.details.get("event_id").and_then(|e| parse(e)),
                 producer: producer.to_owned(),

@@ -72,7 +72,7 @@ fn as_record(e: &MessageReceived) -> Value {
     json!({
         "metadata": {
             "event_id": m.event_id.to_string(),
-            "occurred_at": ursa_avro::logical::millis_from_timestamp(&m.occurred_at),
+            "occurred_at": m.occurred_at.millis().unwrap_or(0),
             "correlation_id": null,
             "causation_id": null,
             "producer": m.producer,
@@ -92,7 +92,7 @@ fn as_record(e: &MessageReceived) -> Value {
         "detected_emotion": null,
         "audio_duration_ms": e.audio_duration_ms,
         "asr_confidence": e.asr_confidence,
-        "captured_at": ursa_avro::logical::micros_from_timestamp(&e.captured_at),
+        "captured_at": e.captured_at.micros().unwrap_or(0),
     })
 }
 

@@ -1,7 +1,6 @@
 //! Sample events for the `ursa-outbox demo-writer`, the tests and the bench (not part of the API).
 
 use ursa_avro::Decimal;
-use ursa_avro::chrono::{DateTime, Utc};
 use ursa_avro::uuid::Uuid;
 use ursa_events::com::teddy::child::{ActionTaken, SafetyViolation, Severity, ViolationCategory};
 use ursa_events::com::teddy::common::{ChildRef, DeviceRef, EventMetadata, Sha256};
@@ -13,10 +12,8 @@ pub fn uuid() -> Uuid {
 }
 
 /// The current time, to the millisecond.
-pub fn now() -> DateTime<Utc> {
-    let t: DateTime<Utc> = std::time::SystemTime::now().into();
-    ursa_avro::logical::timestamp_from_millis(ursa_avro::logical::millis_from_timestamp(&t))
-        .unwrap_or(t)
+pub fn now() -> ursa_avro::Timestamp {
+    ursa_avro::Timestamp::from_millis(ursa_avro::Timestamp::now().millis().unwrap_or(0))
 }
 
 fn metadata(producer: &str) -> EventMetadata {

@@ -688,7 +688,7 @@ impl Inner {
         FailedEvent {
             metadata: EventMetadata {
                 event_id: crate::ids::uuid_v4(),
-                occurred_at: now,
+                occurred_at: now.into(),
                 correlation_id: f.pending.event_id,
                 causation_id: f.pending.event_id,
                 producer: self.config.producer_name.clone(),
@@ -698,7 +698,7 @@ impl Inner {
             original_topic: f.topic.clone(),
             original_partition: -1,
             original_offset: -1,
-            original_timestamp: Some(f.pending.first_attempt),
+            original_timestamp: Some(f.pending.first_attempt.into()),
             key: f.key.clone(),
             value: if too_large { None } else { f.value.clone() },
             value_hash: f
@@ -719,8 +719,8 @@ impl Inner {
                 message,
                 stacktrace: None,
                 attempt_count: i32::try_from(f.pending.attempts).unwrap_or(i32::MAX),
-                first_failure_at: f.pending.first_attempt,
-                last_failure_at: now,
+                first_failure_at: f.pending.first_attempt.into(),
+                last_failure_at: now.into(),
                 connector: Some(self.config.producer_name.clone()),
                 task_id: None,
             },

@@ -216,7 +216,7 @@ async fn python_reads(compression: Compression) {
         assert_eq!(v["content_hash"], "07".repeat(32), "fixed(32)");
         assert_eq!(
             v["detected_at"].as_i64().unwrap(),
-            ursa_avro::logical::millis_from_timestamp(&e.detected_at)
+            e.detected_at.millis().unwrap()
         );
         assert_eq!(v["guardian_notified"], true);
         assert_eq!(r["headers"]["event_id"], e.metadata.event_id.to_string());

@@ -11,7 +11,7 @@
 #[cfg_attr(feature = "serde", serde(crate = "::ursa_avro::serde"))]
 pub struct DailyUsage {
     /// Calendar day.
-    pub day: ::ursa_avro::chrono::NaiveDate,
+    pub day: ::ursa_avro::Date,
     /// Conversations on that day.
     pub conversations: i32,
     /// Talk time on that day in milliseconds.
@@ -25,7 +25,7 @@ impl ::ursa_avro::AvroType for DailyUsage {
         buf: &mut ::std::vec::Vec<u8>,
     ) -> ::std::result::Result<(), ::ursa_avro::Error> {
         let Self { day: f0, conversations: f1, talk_time_ms: f2, top_emotion: f3 } = self;
-        ::ursa_avro::encode::int(buf, ::ursa_avro::logical::days_from_date(f0));
+        ::ursa_avro::encode::int(buf, f0.days());
         ::ursa_avro::encode::int(buf, *f1);
         ::ursa_avro::encode::long(buf, *f2);
         match f3 {
@@ -42,7 +42,7 @@ impl ::ursa_avro::AvroType for DailyUsage {
     ) -> ::std::result::Result<Self, ::ursa_avro::Error> {
         r.enter()?;
         let value = Self {
-            day: r.int().and_then(::ursa_avro::logical::date_from_days)?,
+            day: r.int().map(::ursa_avro::Date::from_days)?,
             conversations: r.int()?,
             talk_time_ms: r.long()?,
             top_emotion: match r.union_index(2)? {
@@ -87,7 +87,7 @@ impl DailyUsage {
 #[derive(Clone, Default)]
 #[must_use]
 pub struct DailyUsageBuilder {
-    day: ::std::option::Option<::ursa_avro::chrono::NaiveDate>,
+    day: ::std::option::Option<::ursa_avro::Date>,
     conversations: ::std::option::Option<i32>,
     talk_time_ms: ::std::option::Option<i64>,
     top_emotion: ::std::option::Option<
@@ -97,10 +97,7 @@ pub struct DailyUsageBuilder {
 #[allow(clippy::unit_arg)]
 impl DailyUsageBuilder {
     /// Sets `day` (required: it has no default).
-    pub fn day(
-        mut self,
-        value: impl ::std::convert::Into<::ursa_avro::chrono::NaiveDate>,
-    ) -> Self {
+    pub fn day(mut self, value: impl ::std::convert::Into<::ursa_avro::Date>) -> Self {
         self.day = ::std::option::Option::Some(value.into());
         self
     }
@@ -188,9 +185,9 @@ pub struct EngagementMetrics {
     /// Child the metrics are about.
     pub child: super::common::ChildRef,
     /// Inclusive start of the window.
-    pub window_start: ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
+    pub window_start: ::ursa_avro::Timestamp,
     /// Exclusive end of the window.
-    pub window_end: ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
+    pub window_end: ::ursa_avro::Timestamp,
     /// Number of conversations in the window.
     pub sessions: i32,
     /// Average conversation length in milliseconds.
@@ -226,8 +223,8 @@ impl ::ursa_avro::AvroType for EngagementMetrics {
         } = self;
         ::ursa_avro::AvroType::encode(f0, buf)?;
         ::ursa_avro::AvroType::encode(f1, buf)?;
-        ::ursa_avro::encode::long(buf, ::ursa_avro::logical::millis_from_timestamp(f2));
-        ::ursa_avro::encode::long(buf, ::ursa_avro::logical::millis_from_timestamp(f3));
+        ::ursa_avro::encode::long(buf, f2.millis()?);
+        ::ursa_avro::encode::long(buf, f3.millis()?);
         ::ursa_avro::encode::int(buf, *f4);
         ::ursa_avro::encode::long(buf, *f5);
         ::ursa_avro::encode::double(buf, *f6);
@@ -260,10 +257,8 @@ impl ::ursa_avro::AvroType for EngagementMetrics {
                 r,
             )?,
             child: <super::common::ChildRef as ::ursa_avro::AvroType>::decode(r)?,
-            window_start: r
-                .long()
-                .and_then(::ursa_avro::logical::timestamp_from_millis)?,
-            window_end: r.long().and_then(::ursa_avro::logical::timestamp_from_millis)?,
+            window_start: r.long().map(::ursa_avro::Timestamp::from_millis)?,
+            window_end: r.long().map(::ursa_avro::Timestamp::from_millis)?,
             sessions: r.int()?,
             avg_session_ms: r.long()?,
             engagement_score: r.double()?,
@@ -321,12 +316,8 @@ impl EngagementMetrics {
 pub struct EngagementMetricsBuilder {
     metadata: ::std::option::Option<super::common::EventMetadata>,
     child: ::std::option::Option<super::common::ChildRef>,
-    window_start: ::std::option::Option<
-        ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-    >,
-    window_end: ::std::option::Option<
-        ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-    >,
+    window_start: ::std::option::Option<::ursa_avro::Timestamp>,
+    window_end: ::std::option::Option<::ursa_avro::Timestamp>,
     sessions: ::std::option::Option<i32>,
     avg_session_ms: ::std::option::Option<i64>,
     engagement_score: ::std::option::Option<f64>,
@@ -358,9 +349,7 @@ impl EngagementMetricsBuilder {
     /// Sets `window_start` (required: it has no default).
     pub fn window_start(
         mut self,
-        value: impl ::std::convert::Into<
-            ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-        >,
+        value: impl ::std::convert::Into<::ursa_avro::Timestamp>,
     ) -> Self {
         self.window_start = ::std::option::Option::Some(value.into());
         self
@@ -368,9 +357,7 @@ impl EngagementMetricsBuilder {
     /// Sets `window_end` (required: it has no default).
     pub fn window_end(
         mut self,
-        value: impl ::std::convert::Into<
-            ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-        >,
+        value: impl ::std::convert::Into<::ursa_avro::Timestamp>,
     ) -> Self {
         self.window_end = ::std::option::Option::Some(value.into());
         self
@@ -666,9 +653,9 @@ pub struct UsageStats {
     /// Device the usage was recorded on.
     pub device: super::common::DeviceRef,
     /// Inclusive start of the reporting period.
-    pub period_start: ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
+    pub period_start: ::ursa_avro::Timestamp,
     /// Exclusive end of the reporting period.
-    pub period_end: ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
+    pub period_end: ::ursa_avro::Timestamp,
     /// Conversations started in the period.
     pub conversation_count: i32,
     /// Child messages in the period.
@@ -700,8 +687,8 @@ impl ::ursa_avro::AvroType for UsageStats {
         ::ursa_avro::AvroType::encode(f0, buf)?;
         ::ursa_avro::AvroType::encode(f1, buf)?;
         ::ursa_avro::AvroType::encode(f2, buf)?;
-        ::ursa_avro::encode::long(buf, ::ursa_avro::logical::millis_from_timestamp(f3));
-        ::ursa_avro::encode::long(buf, ::ursa_avro::logical::millis_from_timestamp(f4));
+        ::ursa_avro::encode::long(buf, f3.millis()?);
+        ::ursa_avro::encode::long(buf, f4.millis()?);
         ::ursa_avro::encode::int(buf, *f5);
         ::ursa_avro::encode::int(buf, *f6);
         ::ursa_avro::encode::long(buf, *f7);
@@ -733,10 +720,8 @@ impl ::ursa_avro::AvroType for UsageStats {
             )?,
             child: <super::common::ChildRef as ::ursa_avro::AvroType>::decode(r)?,
             device: <super::common::DeviceRef as ::ursa_avro::AvroType>::decode(r)?,
-            period_start: r
-                .long()
-                .and_then(::ursa_avro::logical::timestamp_from_millis)?,
-            period_end: r.long().and_then(::ursa_avro::logical::timestamp_from_millis)?,
+            period_start: r.long().map(::ursa_avro::Timestamp::from_millis)?,
+            period_end: r.long().map(::ursa_avro::Timestamp::from_millis)?,
             conversation_count: r.int()?,
             message_count: r.int()?,
             talk_time_ms: r.long()?,
@@ -793,12 +778,8 @@ pub struct UsageStatsBuilder {
     metadata: ::std::option::Option<super::common::EventMetadata>,
     child: ::std::option::Option<super::common::ChildRef>,
     device: ::std::option::Option<super::common::DeviceRef>,
-    period_start: ::std::option::Option<
-        ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-    >,
-    period_end: ::std::option::Option<
-        ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-    >,
+    period_start: ::std::option::Option<::ursa_avro::Timestamp>,
+    period_end: ::std::option::Option<::ursa_avro::Timestamp>,
     conversation_count: ::std::option::Option<i32>,
     message_count: ::std::option::Option<i32>,
     talk_time_ms: ::std::option::Option<i64>,
@@ -836,9 +817,7 @@ impl UsageStatsBuilder {
     /// Sets `period_start` (required: it has no default).
     pub fn period_start(
         mut self,
-        value: impl ::std::convert::Into<
-            ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-        >,
+        value: impl ::std::convert::Into<::ursa_avro::Timestamp>,
     ) -> Self {
         self.period_start = ::std::option::Option::Some(value.into());
         self
@@ -846,9 +825,7 @@ impl UsageStatsBuilder {
     /// Sets `period_end` (required: it has no default).
     pub fn period_end(
         mut self,
-        value: impl ::std::convert::Into<
-            ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-        >,
+        value: impl ::std::convert::Into<::ursa_avro::Timestamp>,
     ) -> Self {
         self.period_end = ::std::option::Option::Some(value.into());
         self

@@ -280,7 +280,7 @@ pub struct ChildRegistered {
     /// Child's first name or nickname, as spoken by the bear.
     pub first_name: ::std::string::String,
     /// Child's date of birth.
-    pub birth_date: ::ursa_avro::chrono::NaiveDate,
+    pub birth_date: ::ursa_avro::Date,
     /// Age band derived from the birth date at registration time.
     pub age_band: super::common::AgeBand,
     /// Contact email of the registering guardian.
@@ -335,7 +335,7 @@ impl ::ursa_avro::AvroType for ChildRegistered {
         ::ursa_avro::AvroType::encode(f0, buf)?;
         ::ursa_avro::AvroType::encode(f1, buf)?;
         ::ursa_avro::encode::string(buf, f2);
-        ::ursa_avro::encode::int(buf, ::ursa_avro::logical::days_from_date(f3));
+        ::ursa_avro::encode::int(buf, f3.days());
         ::ursa_avro::AvroType::encode(f4, buf)?;
         ::ursa_avro::encode::string(buf, f5);
         match f6 {
@@ -367,7 +367,7 @@ impl ::ursa_avro::AvroType for ChildRegistered {
             )?,
             child: <super::common::ChildRef as ::ursa_avro::AvroType>::decode(r)?,
             first_name: r.string()?,
-            birth_date: r.int().and_then(::ursa_avro::logical::date_from_days)?,
+            birth_date: r.int().map(::ursa_avro::Date::from_days)?,
             age_band: <super::common::AgeBand as ::ursa_avro::AvroType>::decode(r)?,
             guardian_email: r.string()?,
             guardian_phone: match r.union_index(2)? {
@@ -440,7 +440,7 @@ pub struct ChildRegisteredBuilder {
     metadata: ::std::option::Option<super::common::EventMetadata>,
     child: ::std::option::Option<super::common::ChildRef>,
     first_name: ::std::option::Option<::std::string::String>,
-    birth_date: ::std::option::Option<::ursa_avro::chrono::NaiveDate>,
+    birth_date: ::std::option::Option<::ursa_avro::Date>,
     age_band: ::std::option::Option<super::common::AgeBand>,
     guardian_email: ::std::option::Option<::std::string::String>,
     guardian_phone: ::std::option::Option<::std::option::Option<::std::string::String>>,
@@ -478,7 +478,7 @@ impl ChildRegisteredBuilder {
     /// Sets `birth_date` (required: it has no default).
     pub fn birth_date(
         mut self,
-        value: impl ::std::convert::Into<::ursa_avro::chrono::NaiveDate>,
+        value: impl ::std::convert::Into<::ursa_avro::Date>,
     ) -> Self {
         self.birth_date = ::std::option::Option::Some(value.into());
         self
@@ -670,7 +670,7 @@ pub struct ConsentFlags {
     /// Version of the privacy policy that was accepted.
     pub policy_version: ::std::string::String,
     /// When the guardian gave consent.
-    pub consented_at: ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
+    pub consented_at: ::ursa_avro::Timestamp,
 }
 impl ::ursa_avro::AvroType for ConsentFlags {
     fn encode(
@@ -690,7 +690,7 @@ impl ::ursa_avro::AvroType for ConsentFlags {
         ::ursa_avro::encode::boolean(buf, *f2);
         ::ursa_avro::encode::boolean(buf, *f3);
         ::ursa_avro::encode::string(buf, f4);
-        ::ursa_avro::encode::long(buf, ::ursa_avro::logical::millis_from_timestamp(f5));
+        ::ursa_avro::encode::long(buf, f5.millis()?);
         ::std::result::Result::Ok(())
     }
     fn decode(
@@ -703,7 +703,7 @@ impl ::ursa_avro::AvroType for ConsentFlags {
             analytics: r.boolean()?,
             marketing: r.boolean()?,
             policy_version: r.string()?,
-            consented_at: r.long().and_then(::ursa_avro::logical::timestamp_from_millis)?,
+            consented_at: r.long().map(::ursa_avro::Timestamp::from_millis)?,
         };
         r.leave();
         ::std::result::Result::Ok(value)
@@ -744,9 +744,7 @@ pub struct ConsentFlagsBuilder {
     analytics: ::std::option::Option<bool>,
     marketing: ::std::option::Option<bool>,
     policy_version: ::std::option::Option<::std::string::String>,
-    consented_at: ::std::option::Option<
-        ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-    >,
+    consented_at: ::std::option::Option<::ursa_avro::Timestamp>,
 }
 #[allow(clippy::unit_arg)]
 impl ConsentFlagsBuilder {
@@ -781,9 +779,7 @@ impl ConsentFlagsBuilder {
     /// Sets `consented_at` (required: it has no default).
     pub fn consented_at(
         mut self,
-        value: impl ::std::convert::Into<
-            ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-        >,
+        value: impl ::std::convert::Into<::ursa_avro::Timestamp>,
     ) -> Self {
         self.consented_at = ::std::option::Option::Some(value.into());
         self
@@ -1029,7 +1025,7 @@ pub struct MilestoneAchieved {
     /// Guardian-facing title of the milestone.
     pub title: ::std::string::String,
     /// When the milestone was reached.
-    pub achieved_at: ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
+    pub achieved_at: ::ursa_avro::Timestamp,
     /// Child's age band at the time of the milestone.
     pub age_band: super::common::AgeBand,
     /// Conversation in which the milestone was observed, if any.
@@ -1078,7 +1074,7 @@ impl ::ursa_avro::AvroType for MilestoneAchieved {
         ::ursa_avro::encode::string(buf, f2);
         ::ursa_avro::AvroType::encode(f3, buf)?;
         ::ursa_avro::encode::string(buf, f4);
-        ::ursa_avro::encode::long(buf, ::ursa_avro::logical::millis_from_timestamp(f5));
+        ::ursa_avro::encode::long(buf, f5.millis()?);
         ::ursa_avro::AvroType::encode(f6, buf)?;
         match f7 {
             ::std::option::Option::None => ::ursa_avro::encode::union_index(buf, 0),
@@ -1109,7 +1105,7 @@ impl ::ursa_avro::AvroType for MilestoneAchieved {
             milestone_code: r.string()?,
             category: <MilestoneCategory as ::ursa_avro::AvroType>::decode(r)?,
             title: r.string()?,
-            achieved_at: r.long().and_then(::ursa_avro::logical::timestamp_from_millis)?,
+            achieved_at: r.long().map(::ursa_avro::Timestamp::from_millis)?,
             age_band: <super::common::AgeBand as ::ursa_avro::AvroType>::decode(r)?,
             conversation_id: match r.union_index(2)? {
                 0 => ::std::result::Result::Ok(::std::option::Option::None),
@@ -1177,9 +1173,7 @@ pub struct MilestoneAchievedBuilder {
     milestone_code: ::std::option::Option<::std::string::String>,
     category: ::std::option::Option<MilestoneCategory>,
     title: ::std::option::Option<::std::string::String>,
-    achieved_at: ::std::option::Option<
-        ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-    >,
+    achieved_at: ::std::option::Option<::ursa_avro::Timestamp>,
     age_band: ::std::option::Option<super::common::AgeBand>,
     conversation_id: ::std::option::Option<
         ::std::option::Option<::ursa_avro::uuid::Uuid>,
@@ -1234,9 +1228,7 @@ impl MilestoneAchievedBuilder {
     /// Sets `achieved_at` (required: it has no default).
     pub fn achieved_at(
         mut self,
-        value: impl ::std::convert::Into<
-            ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-        >,
+        value: impl ::std::convert::Into<::ursa_avro::Timestamp>,
     ) -> Self {
         self.achieved_at = ::std::option::Option::Some(value.into());
         self
@@ -1402,7 +1394,7 @@ pub struct SafetyViolation {
     /// SHA-256 of the full offending content, for de-duplication without storing it.
     pub content_hash: super::common::Sha256,
     /// When the detector flagged the content.
-    pub detected_at: ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
+    pub detected_at: ::ursa_avro::Timestamp,
     /// Name and version of the classifier that flagged the content.
     pub detector_model: ::std::string::String,
     /// Detector confidence in [0, 1].
@@ -1476,7 +1468,7 @@ impl ::ursa_avro::AvroType for SafetyViolation {
         ::ursa_avro::AvroType::encode(f7, buf)?;
         ::ursa_avro::encode::string(buf, f8);
         ::ursa_avro::AvroType::encode(f9, buf)?;
-        ::ursa_avro::encode::long(buf, ::ursa_avro::logical::millis_from_timestamp(f10));
+        ::ursa_avro::encode::long(buf, f10.millis()?);
         ::ursa_avro::encode::string(buf, f11);
         ::ursa_avro::encode::double(buf, *f12);
         f13.check(9, 4)?;
@@ -1509,7 +1501,7 @@ impl ::ursa_avro::AvroType for SafetyViolation {
             category: <ViolationCategory as ::ursa_avro::AvroType>::decode(r)?,
             excerpt: r.string()?,
             content_hash: <super::common::Sha256 as ::ursa_avro::AvroType>::decode(r)?,
-            detected_at: r.long().and_then(::ursa_avro::logical::timestamp_from_millis)?,
+            detected_at: r.long().map(::ursa_avro::Timestamp::from_millis)?,
             detector_model: r.string()?,
             confidence: r.double()?,
             risk_score: r
@@ -1575,9 +1567,7 @@ pub struct SafetyViolationBuilder {
     category: ::std::option::Option<ViolationCategory>,
     excerpt: ::std::option::Option<::std::string::String>,
     content_hash: ::std::option::Option<super::common::Sha256>,
-    detected_at: ::std::option::Option<
-        ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-    >,
+    detected_at: ::std::option::Option<::ursa_avro::Timestamp>,
     detector_model: ::std::option::Option<::std::string::String>,
     confidence: ::std::option::Option<f64>,
     risk_score: ::std::option::Option<::ursa_avro::Decimal>,
@@ -1666,9 +1656,7 @@ impl SafetyViolationBuilder {
     /// Sets `detected_at` (required: it has no default).
     pub fn detected_at(
         mut self,
-        value: impl ::std::convert::Into<
-            ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-        >,
+        value: impl ::std::convert::Into<::ursa_avro::Timestamp>,
     ) -> Self {
         self.detected_at = ::std::option::Option::Some(value.into());
         self

@@ -239,7 +239,7 @@ pub struct EventMetadata {
     /// Unique id of this event; consumers use it for idempotency.
     pub event_id: ::ursa_avro::uuid::Uuid,
     /// When the fact described by the event happened (UTC).
-    pub occurred_at: ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
+    pub occurred_at: ::ursa_avro::Timestamp,
     /// Id shared by all events of one logical flow (e.g. one conversation turn).
     pub correlation_id: ::std::option::Option<::ursa_avro::uuid::Uuid>,
     /// event_id of the event that directly caused this one, if any.
@@ -266,7 +266,7 @@ impl ::ursa_avro::AvroType for EventMetadata {
             trace_parent: f6,
         } = self;
         ::ursa_avro::encode::uuid(buf, f0);
-        ::ursa_avro::encode::long(buf, ::ursa_avro::logical::millis_from_timestamp(f1));
+        ::ursa_avro::encode::long(buf, f1.millis()?);
         match f2 {
             ::std::option::Option::None => ::ursa_avro::encode::union_index(buf, 0),
             ::std::option::Option::Some(x) => {
@@ -298,7 +298,7 @@ impl ::ursa_avro::AvroType for EventMetadata {
         r.enter()?;
         let value = Self {
             event_id: r.str().and_then(::ursa_avro::logical::uuid_from_str)?,
-            occurred_at: r.long().and_then(::ursa_avro::logical::timestamp_from_millis)?,
+            occurred_at: r.long().map(::ursa_avro::Timestamp::from_millis)?,
             correlation_id: match r.union_index(2)? {
                 0 => ::std::result::Result::Ok(::std::option::Option::None),
                 _ => {
@@ -357,9 +357,7 @@ impl EventMetadata {
 #[must_use]
 pub struct EventMetadataBuilder {
     event_id: ::std::option::Option<::ursa_avro::uuid::Uuid>,
-    occurred_at: ::std::option::Option<
-        ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-    >,
+    occurred_at: ::std::option::Option<::ursa_avro::Timestamp>,
     correlation_id: ::std::option::Option<
         ::std::option::Option<::ursa_avro::uuid::Uuid>,
     >,
@@ -381,9 +379,7 @@ impl EventMetadataBuilder {
     /// Sets `occurred_at` (required: it has no default).
     pub fn occurred_at(
         mut self,
-        value: impl ::std::convert::Into<
-            ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-        >,
+        value: impl ::std::convert::Into<::ursa_avro::Timestamp>,
     ) -> Self {
         self.occurred_at = ::std::option::Option::Some(value.into());
         self

@@ -114,7 +114,7 @@ pub struct ConversationEnded {
     /// Child who was talking.
     pub child: super::common::ChildRef,
     /// When the conversation ended.
-    pub ended_at: ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
+    pub ended_at: ::ursa_avro::Timestamp,
     /// Wall-clock duration of the conversation in milliseconds.
     pub duration_ms: i64,
     /// Number of messages from the child.
@@ -151,7 +151,7 @@ impl ::ursa_avro::AvroType for ConversationEnded {
         ::ursa_avro::AvroType::encode(f0, buf)?;
         ::ursa_avro::encode::uuid(buf, f1);
         ::ursa_avro::AvroType::encode(f2, buf)?;
-        ::ursa_avro::encode::long(buf, ::ursa_avro::logical::millis_from_timestamp(f3));
+        ::ursa_avro::encode::long(buf, f3.millis()?);
         ::ursa_avro::encode::long(buf, *f4);
         ::ursa_avro::encode::int(buf, *f5);
         ::ursa_avro::encode::int(buf, *f6);
@@ -177,7 +177,7 @@ impl ::ursa_avro::AvroType for ConversationEnded {
             )?,
             conversation_id: r.str().and_then(::ursa_avro::logical::uuid_from_str)?,
             child: <super::common::ChildRef as ::ursa_avro::AvroType>::decode(r)?,
-            ended_at: r.long().and_then(::ursa_avro::logical::timestamp_from_millis)?,
+            ended_at: r.long().map(::ursa_avro::Timestamp::from_millis)?,
             duration_ms: r.long()?,
             child_message_count: r.int()?,
             assistant_message_count: r.int()?,
@@ -242,9 +242,7 @@ pub struct ConversationEndedBuilder {
     metadata: ::std::option::Option<super::common::EventMetadata>,
     conversation_id: ::std::option::Option<::ursa_avro::uuid::Uuid>,
     child: ::std::option::Option<super::common::ChildRef>,
-    ended_at: ::std::option::Option<
-        ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-    >,
+    ended_at: ::std::option::Option<::ursa_avro::Timestamp>,
     duration_ms: ::std::option::Option<i64>,
     child_message_count: ::std::option::Option<i32>,
     assistant_message_count: ::std::option::Option<i32>,
@@ -282,9 +280,7 @@ impl ConversationEndedBuilder {
     /// Sets `ended_at` (required: it has no default).
     pub fn ended_at(
         mut self,
-        value: impl ::std::convert::Into<
-            ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-        >,
+        value: impl ::std::convert::Into<::ursa_avro::Timestamp>,
     ) -> Self {
         self.ended_at = ::std::option::Option::Some(value.into());
         self
@@ -458,7 +454,7 @@ pub struct ConversationEscalated {
     /// Child in the conversation.
     pub child: super::common::ChildRef,
     /// When the escalation was raised.
-    pub escalated_at: ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
+    pub escalated_at: ::ursa_avro::Timestamp,
     /// Urgency of the escalation.
     pub severity: super::child::Severity,
     /// What caused the escalation.
@@ -486,7 +482,7 @@ impl ::ursa_avro::AvroType for ConversationEscalated {
         ::ursa_avro::AvroType::encode(f0, buf)?;
         ::ursa_avro::encode::uuid(buf, f1);
         ::ursa_avro::AvroType::encode(f2, buf)?;
-        ::ursa_avro::encode::long(buf, ::ursa_avro::logical::millis_from_timestamp(f3));
+        ::ursa_avro::encode::long(buf, f3.millis()?);
         ::ursa_avro::AvroType::encode(f4, buf)?;
         ::ursa_avro::AvroType::encode(f5, buf)?;
         ::ursa_avro::AvroType::encode(f6, buf)?;
@@ -509,9 +505,7 @@ impl ::ursa_avro::AvroType for ConversationEscalated {
             )?,
             conversation_id: r.str().and_then(::ursa_avro::logical::uuid_from_str)?,
             child: <super::common::ChildRef as ::ursa_avro::AvroType>::decode(r)?,
-            escalated_at: r
-                .long()
-                .and_then(::ursa_avro::logical::timestamp_from_millis)?,
+            escalated_at: r.long().map(::ursa_avro::Timestamp::from_millis)?,
             severity: <super::child::Severity as ::ursa_avro::AvroType>::decode(r)?,
             trigger: <ConversationEscalatedTrigger as ::ursa_avro::AvroType>::decode(r)?,
             target: <EscalationTarget as ::ursa_avro::AvroType>::decode(r)?,
@@ -570,9 +564,7 @@ pub struct ConversationEscalatedBuilder {
     metadata: ::std::option::Option<super::common::EventMetadata>,
     conversation_id: ::std::option::Option<::ursa_avro::uuid::Uuid>,
     child: ::std::option::Option<super::common::ChildRef>,
-    escalated_at: ::std::option::Option<
-        ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-    >,
+    escalated_at: ::std::option::Option<::ursa_avro::Timestamp>,
     severity: ::std::option::Option<super::child::Severity>,
     trigger: ::std::option::Option<ConversationEscalatedTrigger>,
     target: ::std::option::Option<EscalationTarget>,
@@ -607,9 +599,7 @@ impl ConversationEscalatedBuilder {
     /// Sets `escalated_at` (required: it has no default).
     pub fn escalated_at(
         mut self,
-        value: impl ::std::convert::Into<
-            ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-        >,
+        value: impl ::std::convert::Into<::ursa_avro::Timestamp>,
     ) -> Self {
         self.escalated_at = ::std::option::Option::Some(value.into());
         self
@@ -744,7 +734,7 @@ pub struct ConversationStarted {
     /// Device hosting the conversation.
     pub device: super::common::DeviceRef,
     /// When the conversation started.
-    pub started_at: ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
+    pub started_at: ::ursa_avro::Timestamp,
     /// What opened the conversation.
     pub trigger: StartTrigger,
     /// Locale used for speech recognition and synthesis.
@@ -774,7 +764,7 @@ impl ::ursa_avro::AvroType for ConversationStarted {
         ::ursa_avro::encode::uuid(buf, f1);
         ::ursa_avro::AvroType::encode(f2, buf)?;
         ::ursa_avro::AvroType::encode(f3, buf)?;
-        ::ursa_avro::encode::long(buf, ::ursa_avro::logical::millis_from_timestamp(f4));
+        ::ursa_avro::encode::long(buf, f4.millis()?);
         ::ursa_avro::AvroType::encode(f5, buf)?;
         ::ursa_avro::AvroType::encode(f6, buf)?;
         ::ursa_avro::encode::string(buf, f7);
@@ -798,7 +788,7 @@ impl ::ursa_avro::AvroType for ConversationStarted {
             conversation_id: r.str().and_then(::ursa_avro::logical::uuid_from_str)?,
             child: <super::common::ChildRef as ::ursa_avro::AvroType>::decode(r)?,
             device: <super::common::DeviceRef as ::ursa_avro::AvroType>::decode(r)?,
-            started_at: r.long().and_then(::ursa_avro::logical::timestamp_from_millis)?,
+            started_at: r.long().map(::ursa_avro::Timestamp::from_millis)?,
             trigger: <StartTrigger as ::ursa_avro::AvroType>::decode(r)?,
             locale: <super::common::Locale as ::ursa_avro::AvroType>::decode(r)?,
             persona: r.string()?,
@@ -862,9 +852,7 @@ pub struct ConversationStartedBuilder {
     conversation_id: ::std::option::Option<::ursa_avro::uuid::Uuid>,
     child: ::std::option::Option<super::common::ChildRef>,
     device: ::std::option::Option<super::common::DeviceRef>,
-    started_at: ::std::option::Option<
-        ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-    >,
+    started_at: ::std::option::Option<::ursa_avro::Timestamp>,
     trigger: ::std::option::Option<StartTrigger>,
     locale: ::std::option::Option<super::common::Locale>,
     persona: ::std::option::Option<::std::string::String>,
@@ -907,9 +895,7 @@ impl ConversationStartedBuilder {
     /// Sets `started_at` (required: it has no default).
     pub fn started_at(
         mut self,
-        value: impl ::std::convert::Into<
-            ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-        >,
+        value: impl ::std::convert::Into<::ursa_avro::Timestamp>,
     ) -> Self {
         self.started_at = ::std::option::Option::Some(value.into());
         self
@@ -1067,7 +1053,7 @@ pub struct EmotionDetected {
     /// Name and version of the emotion model.
     pub detector_model: ::std::string::String,
     /// When the detection ran.
-    pub detected_at: ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
+    pub detected_at: ::ursa_avro::Timestamp,
 }
 impl ::ursa_avro::AvroType for EmotionDetected {
     fn encode(
@@ -1108,7 +1094,7 @@ impl ::ursa_avro::AvroType for EmotionDetected {
         )?;
         ::ursa_avro::AvroType::encode(f7, buf)?;
         ::ursa_avro::encode::string(buf, f8);
-        ::ursa_avro::encode::long(buf, ::ursa_avro::logical::millis_from_timestamp(f9));
+        ::ursa_avro::encode::long(buf, f9.millis()?);
         ::std::result::Result::Ok(())
     }
     fn decode(
@@ -1134,7 +1120,7 @@ impl ::ursa_avro::AvroType for EmotionDetected {
             secondary: r.map(|r| r.double())?,
             source: <EmotionSource as ::ursa_avro::AvroType>::decode(r)?,
             detector_model: r.string()?,
-            detected_at: r.long().and_then(::ursa_avro::logical::timestamp_from_millis)?,
+            detected_at: r.long().map(::ursa_avro::Timestamp::from_millis)?,
         };
         r.leave();
         ::std::result::Result::Ok(value)
@@ -1192,9 +1178,7 @@ pub struct EmotionDetectedBuilder {
     secondary: ::std::option::Option<::ursa_avro::IndexMap<::std::string::String, f64>>,
     source: ::std::option::Option<EmotionSource>,
     detector_model: ::std::option::Option<::std::string::String>,
-    detected_at: ::std::option::Option<
-        ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-    >,
+    detected_at: ::std::option::Option<::ursa_avro::Timestamp>,
 }
 #[allow(clippy::unit_arg)]
 impl EmotionDetectedBuilder {
@@ -1266,9 +1250,7 @@ impl EmotionDetectedBuilder {
     /// Sets `detected_at` (required: it has no default).
     pub fn detected_at(
         mut self,
-        value: impl ::std::convert::Into<
-            ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-        >,
+        value: impl ::std::convert::Into<::ursa_avro::Timestamp>,
     ) -> Self {
         self.detected_at = ::std::option::Option::Some(value.into());
         self
@@ -1664,7 +1646,7 @@ pub struct MessageReceived {
     /// Speech recognition confidence in [0, 1]; null for text input.
     pub asr_confidence: ::std::option::Option<f32>,
     /// When audio capture started on the device (microsecond precision).
-    pub captured_at: ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
+    pub captured_at: ::ursa_avro::Timestamp,
 }
 /// Personal data (`"pii": true` fields) is shown as `<redacted>`.
 impl ::std::fmt::Debug for MessageReceived {
@@ -1733,7 +1715,7 @@ impl ::ursa_avro::AvroType for MessageReceived {
                 ::ursa_avro::encode::float(buf, *x);
             }
         }
-        ::ursa_avro::encode::long(buf, ::ursa_avro::logical::micros_from_timestamp(f11));
+        ::ursa_avro::encode::long(buf, f11.micros()?);
         ::std::result::Result::Ok(())
     }
     fn decode(
@@ -1766,7 +1748,7 @@ impl ::ursa_avro::AvroType for MessageReceived {
                 0 => ::std::result::Result::Ok(::std::option::Option::None),
                 _ => r.float().map(::std::option::Option::Some),
             }?,
-            captured_at: r.long().and_then(::ursa_avro::logical::timestamp_from_micros)?,
+            captured_at: r.long().map(::ursa_avro::Timestamp::from_micros)?,
         };
         r.leave();
         ::std::result::Result::Ok(value)
@@ -1826,9 +1808,7 @@ pub struct MessageReceivedBuilder {
     detected_emotion: ::std::option::Option<::std::option::Option<Emotion>>,
     audio_duration_ms: ::std::option::Option<::std::option::Option<i32>>,
     asr_confidence: ::std::option::Option<::std::option::Option<f32>>,
-    captured_at: ::std::option::Option<
-        ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-    >,
+    captured_at: ::std::option::Option<::ursa_avro::Timestamp>,
 }
 #[allow(clippy::unit_arg)]
 impl MessageReceivedBuilder {
@@ -1917,9 +1897,7 @@ impl MessageReceivedBuilder {
     /// Sets `captured_at` (required: it has no default).
     pub fn captured_at(
         mut self,
-        value: impl ::std::convert::Into<
-            ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-        >,
+        value: impl ::std::convert::Into<::ursa_avro::Timestamp>,
     ) -> Self {
         self.captured_at = ::std::option::Option::Some(value.into());
         self

@@ -21,9 +21,9 @@ pub struct ErrorContext {
     /// Number of processing attempts made before giving up.
     pub attempt_count: i32,
     /// When the first attempt failed.
-    pub first_failure_at: ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
+    pub first_failure_at: ::ursa_avro::Timestamp,
     /// When the last attempt failed.
-    pub last_failure_at: ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
+    pub last_failure_at: ::ursa_avro::Timestamp,
     /// Connector or consumer group name that failed.
     pub connector: ::std::option::Option<::std::string::String>,
     /// Connector task id or consumer instance number.
@@ -56,8 +56,8 @@ impl ::ursa_avro::AvroType for ErrorContext {
             }
         }
         ::ursa_avro::encode::int(buf, *f4);
-        ::ursa_avro::encode::long(buf, ::ursa_avro::logical::millis_from_timestamp(f5));
-        ::ursa_avro::encode::long(buf, ::ursa_avro::logical::millis_from_timestamp(f6));
+        ::ursa_avro::encode::long(buf, f5.millis()?);
+        ::ursa_avro::encode::long(buf, f6.millis()?);
         match f7 {
             ::std::option::Option::None => ::ursa_avro::encode::union_index(buf, 0),
             ::std::option::Option::Some(x) => {
@@ -87,12 +87,8 @@ impl ::ursa_avro::AvroType for ErrorContext {
                 _ => r.string().map(::std::option::Option::Some),
             }?,
             attempt_count: r.int()?,
-            first_failure_at: r
-                .long()
-                .and_then(::ursa_avro::logical::timestamp_from_millis)?,
-            last_failure_at: r
-                .long()
-                .and_then(::ursa_avro::logical::timestamp_from_millis)?,
+            first_failure_at: r.long().map(::ursa_avro::Timestamp::from_millis)?,
+            last_failure_at: r.long().map(::ursa_avro::Timestamp::from_millis)?,
             connector: match r.union_index(2)? {
                 0 => ::std::result::Result::Ok(::std::option::Option::None),
                 _ => r.string().map(::std::option::Option::Some),
@@ -141,12 +137,8 @@ pub struct ErrorContextBuilder {
     message: ::std::option::Option<::std::string::String>,
     stacktrace: ::std::option::Option<::std::option::Option<::std::string::String>>,
     attempt_count: ::std::option::Option<i32>,
-    first_failure_at: ::std::option::Option<
-        ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-    >,
-    last_failure_at: ::std::option::Option<
-        ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-    >,
+    first_failure_at: ::std::option::Option<::ursa_avro::Timestamp>,
+    last_failure_at: ::std::option::Option<::ursa_avro::Timestamp>,
     connector: ::std::option::Option<::std::option::Option<::std::string::String>>,
     task_id: ::std::option::Option<::std::option::Option<i32>>,
 }
@@ -189,9 +181,7 @@ impl ErrorContextBuilder {
     /// Sets `first_failure_at` (required: it has no default).
     pub fn first_failure_at(
         mut self,
-        value: impl ::std::convert::Into<
-            ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-        >,
+        value: impl ::std::convert::Into<::ursa_avro::Timestamp>,
     ) -> Self {
         self.first_failure_at = ::std::option::Option::Some(value.into());
         self
@@ -199,9 +189,7 @@ impl ErrorContextBuilder {
     /// Sets `last_failure_at` (required: it has no default).
     pub fn last_failure_at(
         mut self,
-        value: impl ::std::convert::Into<
-            ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-        >,
+        value: impl ::std::convert::Into<::ursa_avro::Timestamp>,
     ) -> Self {
         self.last_failure_at = ::std::option::Option::Some(value.into());
         self
@@ -330,9 +318,7 @@ pub struct FailedEvent {
     /// Offset of the record in its partition.
     pub original_offset: i64,
     /// Kafka timestamp of the original record, if it had one.
-    pub original_timestamp: ::std::option::Option<
-        ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-    >,
+    pub original_timestamp: ::std::option::Option<::ursa_avro::Timestamp>,
     /// Raw key bytes of the original record.
     pub key: ::std::option::Option<::std::vec::Vec<u8>>,
     /// Raw value bytes of the original record (may contain child data).
@@ -386,10 +372,7 @@ impl ::ursa_avro::AvroType for FailedEvent {
             ::std::option::Option::None => ::ursa_avro::encode::union_index(buf, 0),
             ::std::option::Option::Some(x) => {
                 ::ursa_avro::encode::union_index(buf, 1);
-                ::ursa_avro::encode::long(
-                    buf,
-                    ::ursa_avro::logical::millis_from_timestamp(x),
-                );
+                ::ursa_avro::encode::long(buf, x.millis()?);
             }
         }
         match f5 {
@@ -439,7 +422,7 @@ impl ::ursa_avro::AvroType for FailedEvent {
                 0 => ::std::result::Result::Ok(::std::option::Option::None),
                 _ => {
                     r.long()
-                        .and_then(::ursa_avro::logical::timestamp_from_millis)
+                        .map(::ursa_avro::Timestamp::from_millis)
                         .map(::std::option::Option::Some)
                 }
             }?,
@@ -513,7 +496,7 @@ pub struct FailedEventBuilder {
     original_partition: ::std::option::Option<i32>,
     original_offset: ::std::option::Option<i64>,
     original_timestamp: ::std::option::Option<
-        ::std::option::Option<::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>>,
+        ::std::option::Option<::ursa_avro::Timestamp>,
     >,
     key: ::std::option::Option<::std::option::Option<::std::vec::Vec<u8>>>,
     value: ::std::option::Option<::std::option::Option<::std::vec::Vec<u8>>>,
@@ -552,11 +535,7 @@ impl FailedEventBuilder {
     /// Sets `original_timestamp`.
     pub fn original_timestamp(
         mut self,
-        value: impl ::std::convert::Into<
-            ::std::option::Option<
-                ::ursa_avro::chrono::DateTime<::ursa_avro::chrono::Utc>,
-            >,
-        >,
+        value: impl ::std::convert::Into<::std::option::Option<::ursa_avro::Timestamp>>,
     ) -> Self {
         self.original_timestamp = ::std::option::Option::Some(value.into());
         self
@@ -646,7 +625,7 @@ impl FailedEventBuilder {
                         0 => ::std::result::Result::Ok(::std::option::Option::None),
                         _ => {
                             r.long()
-                                .and_then(::ursa_avro::logical::timestamp_from_millis)
+                                .map(::ursa_avro::Timestamp::from_millis)
                                 .map(::std::option::Option::Some)
                         }
                     }?
