@@ -60,6 +60,15 @@ fn worker_toml(dir: &Path, file: &str, group: &str, extra: &str, more: &str) -> 
     path
 }
 
+/// Two workers' configs of `group` in `dir`, with the ids `<group>-a` and `<group>-b`: (id A, id B, config A,
+/// config B).
+fn two_workers(dir: &Path, group: &str) -> (String, String, PathBuf, PathBuf) {
+    let (id_a, id_b) = (format!("{group}-a"), format!("{group}-b"));
+    let toml_a = worker_toml(dir, "a.toml", group, &format!("id = \"{id_a}\""), "");
+    let toml_b = worker_toml(dir, "b.toml", group, &format!("id = \"{id_b}\""), "");
+    (id_a, id_b, toml_a, toml_b)
+}
+
 fn start(worker: &Path, connectors: &[&Path]) -> WorkerProcess {
     let mut args = vec![worker.to_str().unwrap()];
     args.extend(connectors.iter().map(|c| c.to_str().unwrap()));
@@ -134,22 +143,7 @@ async fn two_workers_share_connectors_through_kafka() {
     create_topic(kafka, &topic, 4).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let group = unique_name("workers");
-    let (toml_a, toml_b) = (
-        worker_toml(
-            dir.path(),
-            "a.toml",
-            &group,
-            &format!("id = \"{group}-a\""),
-            "",
-        ),
-        worker_toml(
-            dir.path(),
-            "b.toml",
-            &group,
-            &format!("id = \"{group}-b\""),
-            "",
-        ),
-    );
+    let (_, _, toml_a, toml_b) = two_workers(dir.path(), &group);
     let (a, b) = (start(&toml_a, &[]), start(&toml_b, &[]));
     let (url_a, url_b) = (a.url.clone(), b.url.clone());
     let out = dir.path().join("out.jsonl");
@@ -408,22 +402,7 @@ async fn a_stopped_or_killed_workers_statuses_go_away() {
     create_topic(kafka, &topic, 2).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let group = unique_name("leave");
-    let (toml_a, toml_b) = (
-        worker_toml(
-            dir.path(),
-            "a.toml",
-            &group,
-            &format!("id = \"{group}-a\""),
-            "",
-        ),
-        worker_toml(
-            dir.path(),
-            "b.toml",
-            &group,
-            &format!("id = \"{group}-b\""),
-            "",
-        ),
-    );
+    let (_, _, toml_a, toml_b) = two_workers(dir.path(), &group);
     let a = start(&toml_a, &[]);
     let name = unique_name("leave");
     let mut config = file_sink(&topic, &dir.path().join("out.jsonl"));
@@ -486,21 +465,7 @@ async fn tasks_max_places_that_many_tasks_across_the_live_workers() {
     create_topic(kafka, &topic, 4).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let group = unique_name("tasks");
-    let (id_a, id_b) = (format!("{group}-a"), format!("{group}-b"));
-    let toml_a = worker_toml(
-        dir.path(),
-        "a.toml",
-        &group,
-        &format!("id = \"{id_a}\""),
-        "",
-    );
-    let toml_b = worker_toml(
-        dir.path(),
-        "b.toml",
-        &group,
-        &format!("id = \"{id_b}\""),
-        "",
-    );
+    let (id_a, id_b, toml_a, toml_b) = two_workers(dir.path(), &group);
     let (a, b) = (start(&toml_a, &[]), start(&toml_b, &[]));
     let name = unique_name("tasks");
     let mut config = file_sink(&topic, &dir.path().join("out.jsonl"));
@@ -611,21 +576,7 @@ async fn a_placement_change_moves_only_the_tasks_that_change_workers() {
     create_topic(kafka, &topic, 4).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let group = unique_name("move");
-    let (id_a, id_b) = (format!("{group}-a"), format!("{group}-b"));
-    let toml_a = worker_toml(
-        dir.path(),
-        "a.toml",
-        &group,
-        &format!("id = \"{id_a}\""),
-        "",
-    );
-    let toml_b = worker_toml(
-        dir.path(),
-        "b.toml",
-        &group,
-        &format!("id = \"{id_b}\""),
-        "",
-    );
+    let (id_a, id_b, toml_a, toml_b) = two_workers(dir.path(), &group);
     let a = start(&toml_a, &[]);
     let name = unique_name("move");
     let out = dir.path().join("out.jsonl");
@@ -728,20 +679,7 @@ async fn active_topics_are_shared_through_the_status_topic() {
     create_topic(kafka, &second, 1).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let group = unique_name("act");
-    let toml_a = worker_toml(
-        dir.path(),
-        "a.toml",
-        &group,
-        &format!("id = \"{group}-a\""),
-        "",
-    );
-    let toml_b = worker_toml(
-        dir.path(),
-        "b.toml",
-        &group,
-        &format!("id = \"{group}-b\""),
-        "",
-    );
+    let (_, _, toml_a, toml_b) = two_workers(dir.path(), &group);
     let (a, mut b) = (start(&toml_a, &[]), start(&toml_b, &[]));
     let name = unique_name("act");
     let out = dir.path().join("out.jsonl");

@@ -343,27 +343,36 @@ print(json.dumps(out))
     sink.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn remote_write_receiver_down_then_back_loses_and_doubles_nothing() {
-    use ursa_connect::testing::Harness;
-    let port = free_port().unwrap();
-    let dir = std::env::temp_dir().join(unique_name("ursa-prometheus-rw"));
-    let d = dir.clone();
-    let prom = tokio::task::spawn_blocking(move || Prometheus::start_in(None, port, &d, false))
+/// Prometheus receiving remote write on `port`, its data in `dir` (kept for a restart unless `clean`).
+async fn receiver(port: u16, dir: &std::path::Path, clean: bool) -> Prometheus {
+    let d = dir.to_owned();
+    tokio::task::spawn_blocking(move || Prometheus::start_in(None, port, &d, clean))
         .await
         .unwrap()
-        .unwrap();
+        .unwrap()
+}
+
+/// The sink under the harness, pushing to the receiver on `port`, with one more key.
+fn remote_writer(port: u16, extra: (&str, &str)) -> ursa_connect::testing::Harness {
     let url = format!("http://127.0.0.1:{port}/api/v1/write");
-    let mut h = Harness::build(
+    ursa_connect::testing::Harness::build(
         &MetricsPlugin,
         &[
             ("metrics.definitions", DEFS),
             ("metrics.listen", ""),
             ("metrics.remote.write.url", &url),
-            ("metrics.remote.write.batch", "5"),
+            extra,
         ],
     )
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_write_receiver_down_then_back_loses_and_doubles_nothing() {
+    let port = free_port().unwrap();
+    let dir = std::env::temp_dir().join(unique_name("ursa-prometheus-rw"));
+    let prom = receiver(port, &dir, false).await;
+    let mut h = remote_writer(port, ("metrics.remote.write.batch", "5"));
     h.open(&[("violations", 0)]).await.unwrap();
     let records = events();
     h.put(&records[..150]).await.unwrap();
@@ -421,7 +430,6 @@ async fn remote_write_receiver_down_then_back_loses_and_doubles_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn remote_write_with_event_time_stamps_each_series_with_its_newest_event() {
     use std::collections::BTreeMap;
-    use ursa_connect::testing::Harness;
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -432,22 +440,8 @@ async fn remote_write_with_event_time_stamps_each_series_with_its_newest_event()
     for (source, time) in [("record", "record"), ("field", "field:detected_at")] {
         let port = free_port().unwrap();
         let dir = std::env::temp_dir().join(unique_name("ursa-prometheus-event-time"));
-        let d = dir.clone();
-        let prom = tokio::task::spawn_blocking(move || Prometheus::start_in(None, port, &d, true))
-            .await
-            .unwrap()
-            .unwrap();
-        let url = format!("http://127.0.0.1:{port}/api/v1/write");
-        let mut h = Harness::build(
-            &MetricsPlugin,
-            &[
-                ("metrics.definitions", DEFS),
-                ("metrics.listen", ""),
-                ("metrics.remote.write.url", &url),
-                ("metrics.remote.write.time", time),
-            ],
-        )
-        .unwrap();
+        let prom = receiver(port, &dir, true).await;
+        let mut h = remote_writer(port, ("metrics.remote.write.time", time));
         h.open(&[("violations", 0)]).await.unwrap();
         let severities = ["LOW", "HIGH", "CRITICAL"];
         let mut newest: BTreeMap<&str, i64> = BTreeMap::new();

@@ -138,10 +138,17 @@ mod tests {
     /// timeout, and is killed, instead of hanging the suite (issue 8, defect 15).
     #[test]
     fn a_worker_that_ignores_sigterm_fails_the_call_in_time_and_is_killed() {
-        let child = Command::new("sh")
-            .args(["-c", "trap '' TERM; exec sleep 120"])
+        // It says so once SIGTERM is ignored, so the signal cannot come first.
+        let mut child = Command::new("sh")
+            .args(["-c", "trap '' TERM; echo ignoring; exec sleep 120"])
+            .stdout(Stdio::piped())
             .spawn()
             .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ignoring");
         let pid = child.id();
         let mut worker = WorkerProcess {
             child,
