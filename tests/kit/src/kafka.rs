@@ -308,8 +308,30 @@ fn or_exit(k: Result<Kafka>) -> Kafka {
     }
 }
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1 for a listener a test configures, taken below the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`): a port the OS hands out (`bind :0`) is from that range, so the local end
+/// of any outgoing connection made before the listener binds (to the broker, PostgreSQL, another test's
+/// server) could take it, and the bind would fail with "address in use". Chosen at random and checked free;
+/// the ephemeral range is the fallback.
 pub fn free_port() -> Result<u16> {
+    use std::hash::{BuildHasher, Hasher};
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| {
+            r.split_whitespace()
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+        })
+        .unwrap_or(32768);
+    let (from, to) = (10_000u16, low.max(10_001));
+    for attempt in 0..64u64 {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(attempt);
+        let port = from + u16::try_from(h.finish() % u64::from(to - from)).unwrap_or(0);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return Ok(port);
+        }
+    }
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
