@@ -266,6 +266,8 @@ mod tests {
             pins(PYTHON_PACKAGES),
             [
                 ("fastavro", "1.13.1"),
+                ("cramjam", "2.14.0"),
+                ("backports.zstd", "1.8.0"),
                 ("avro", "1.12.2"),
                 ("confluent-kafka", "2.16.1"),
                 ("kafka-connect-py", "1.0.0"),
