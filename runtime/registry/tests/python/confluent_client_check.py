@@ -186,6 +186,26 @@ def main():
     ref_back = AvroDeserializer(SchemaRegistryClient(conf))(ref_framed, ref_ctx)
     check(ref_back == customer, f"reference round trip gave {ref_back!r}")
 
+    # --- normalize and contexts ---
+    ordered = {"type": "record", "name": "Norm", "namespace": "py", "aliases": ["A", "B"], "owner": "x", "tier": 1,
+               "fields": [{"name": "n", "type": "int"}]}
+    reordered = {"fields": [{"type": "int", "name": "n"}], "tier": 1, "owner": "x", "aliases": ["B", "A"],
+                 "namespace": "py", "name": "Norm", "type": "record"}
+    nid = client.register_schema("py-norm", Schema(json.dumps(ordered), "AVRO"), normalize_schemas=True)
+    nid2 = SchemaRegistryClient(conf).register_schema(
+        "py-norm", Schema(json.dumps(reordered), "AVRO"), normalize_schemas=True
+    )
+    check(nid2 == nid, f"normalized registrations gave ids {nid} and {nid2}")
+    found = SchemaRegistryClient(conf).lookup_schema(
+        "py-norm", Schema(json.dumps(reordered), "AVRO"), normalize_schemas=True
+    )
+    check(found.schema_id == nid and found.version == 1, f"normalized lookup gave {found!r}")
+    ctx_id = client.register_schema(":.py-ctx:orders", Schema(json.dumps(USER_V2), "AVRO"))
+    check(ctx_id == 1, f"the first id of a new context is {ctx_id}, not 1")
+    in_ctx = SchemaRegistryClient(conf).get_schema(ctx_id, subject_name=":.py-ctx:")
+    check(json.loads(in_ctx.schema_str) == USER_V2, "get_schema with a context subject")
+    check(":.py-ctx:orders" in client.get_subjects(), "a context's subject is listed")
+
     # --- deleting ---
     client.register_schema("py-tmp", Schema('"string"', "AVRO"))
     check(client.delete_subject("py-tmp") == [1], "soft delete_subject")
