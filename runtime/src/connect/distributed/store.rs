@@ -169,12 +169,18 @@ async fn end_of(kafka: &ClientConfig, topic: &str) -> Result<i64, String> {
     .map_err(|e| e.to_string())?
 }
 
-/// Waits until `applied` reaches `end`.
-async fn catch_up(applied: &watch::Receiver<i64>, end: i64, topic: &str) -> Result<(), String> {
+/// Waits until this worker's reader of `topic` has applied everything before offset `end` (its end when it
+/// starts, or a record it wrote), for at most `within`.
+async fn read_back(
+    applied: &watch::Receiver<i64>,
+    end: i64,
+    topic: &str,
+    within: Duration,
+) -> Result<(), String> {
     let mut applied = applied.clone();
-    tokio::time::timeout(CATCH_UP, applied.wait_for(|a| *a >= end))
+    tokio::time::timeout(within, applied.wait_for(|a| *a >= end))
         .await
-        .map_err(|_| format!("{topic} was not read to its end (offset {end}) within {CATCH_UP:?}"))?
+        .map_err(|_| format!("{topic} was not read back to offset {end} within {within:?}"))?
         .map_err(|_| format!("the reader of {topic} stopped"))?;
     Ok(())
 }
@@ -276,8 +282,8 @@ impl Store {
                 let _ = status_applied_tx.send(offset + 1);
             }
         });
-        catch_up(&applied, config_end, config_topic).await?;
-        catch_up(&status_applied, status_end, status_topic).await?;
+        read_back(&applied, config_end, config_topic, CATCH_UP).await?;
+        read_back(&status_applied, status_end, status_topic, CATCH_UP).await?;
         Ok(Arc::new(Store {
             producer,
             config_topic: config_topic.to_owned(),
@@ -302,13 +308,13 @@ impl Store {
             .send(r, Duration::from_secs(30))
             .await
             .map_err(|(e, _)| format!("writing the config topic: {e}"))?;
-        let mut applied = self.applied.clone();
-        let wanted = delivery.offset + 1;
-        tokio::time::timeout(Duration::from_secs(30), applied.wait_for(|a| *a >= wanted))
-            .await
-            .map_err(|_| "the config topic was written but not read back within 30 s".to_owned())?
-            .map_err(|_| "the config reader stopped".to_owned())?;
-        Ok(())
+        read_back(
+            &self.applied,
+            delivery.offset + 1,
+            &self.config_topic,
+            Duration::from_secs(30),
+        )
+        .await
     }
 
     /// Publishes this worker's status of a connector (`None`: it no longer runs it).
@@ -422,12 +428,13 @@ impl Store {
             last = Some(self.send_status(&topic_key(connector, topic), None).await?);
         }
         let Some(last) = last else { return Ok(()) };
-        let mut applied = self.status_applied.clone();
-        tokio::time::timeout(Duration::from_secs(30), applied.wait_for(|a| *a > last))
-            .await
-            .map_err(|_| "the status topic was written but not read back within 30 s".to_owned())?
-            .map_err(|_| "the status reader stopped".to_owned())?;
-        Ok(())
+        read_back(
+            &self.status_applied,
+            last + 1,
+            &self.status_topic,
+            Duration::from_secs(30),
+        )
+        .await
     }
 
     /// A snapshot of the desired connectors: each config with its target state (RUNNING when none was

@@ -28,14 +28,14 @@ fn id_context(params: &Params) -> &str {
         .map_or(DEFAULT_CONTEXT, |s| context_of(s))
 }
 
-/// `GET /schemas/ids/{id}` (`?subject=` picks the context) → `{schema, references?}`: a read lock and a body
-/// serialized at registration.
-pub(crate) async fn by_id(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    Query(params): Query<Params>,
+/// Answers `part` of schema `id` in the context `?subject=` picks, else 40403.
+async fn by_id_part(
+    state: &AppState,
+    id: &str,
+    params: &Params,
+    part: impl Fn(&crate::server::store::SchemaEntry) -> Bytes,
 ) -> Response {
-    let id = match parse_id(&id) {
+    let id = match parse_id(id) {
         Ok(id) => id,
         Err(e) => return respond(Err(e)),
     };
@@ -43,12 +43,22 @@ pub(crate) async fn by_id(
         .store
         .read()
         .await
-        .schema(id_context(&params), id)
-        .map(|e| e.by_id.clone());
+        .schema(id_context(params), id)
+        .map(|e| part(e));
     match body {
         Some(body) => http::raw_json(StatusCode::OK, body),
         None => respond(Err(ApiError::schema_id_not_found(id))),
     }
+}
+
+/// `GET /schemas/ids/{id}` (`?subject=` picks the context) → `{schema, references?}`: a read lock and a body
+/// serialized at registration.
+pub(crate) async fn by_id(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<Params>,
+) -> Response {
+    by_id_part(&state, &id, &params, |e| e.by_id.clone()).await
 }
 
 /// `GET /schemas/ids/{id}/schema`: the schema text alone.
@@ -57,20 +67,7 @@ pub(crate) async fn by_id_schema(
     Path(id): Path<String>,
     Query(params): Query<Params>,
 ) -> Response {
-    let id = match parse_id(&id) {
-        Ok(id) => id,
-        Err(e) => return respond(Err(e)),
-    };
-    let text = state
-        .store
-        .read()
-        .await
-        .schema(id_context(&params), id)
-        .map(|e| e.text.clone());
-    match text {
-        Some(text) => http::raw_json(StatusCode::OK, Bytes::from(text.to_string())),
-        None => respond(Err(ApiError::schema_id_not_found(id))),
-    }
+    by_id_part(&state, &id, &params, |e| Bytes::from(e.text.to_string())).await
 }
 
 /// The (subject, version) pairs holding schema `id`.
