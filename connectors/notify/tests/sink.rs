@@ -476,6 +476,16 @@ async fn quiet_hours_hold_high_and_let_immediate_through() {
         (fx.fcm.delivered_to(DEVICE) == 2).then_some(())
     })
     .await;
+    // FCM answered before the ledger recorded it: wait for the record, then check it.
+    eventually(
+        "the held push recorded",
+        Duration::from_secs(10),
+        || async {
+            (fx.states(&high).await != vec![("push".to_owned(), "pending".to_owned())])
+                .then_some(())
+        },
+    )
+    .await;
     assert_eq!(fx.states(&high).await, vec![("push".into(), "sent".into())]);
 }
 
