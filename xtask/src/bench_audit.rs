@@ -32,7 +32,7 @@
 //!
 //! Goals for (d), informational (a miss never fails the command): at least 0.7× (a)'s rows/s, 5× (b)'s and
 //! 10× (c)'s.
-//! `URSA_BENCH_RECORDS` sets N (500,000).
+//! `URSA_BENCH_RECORDS` sets N (500,000); `URSA_BENCH_PERF=FILE` records a `perf` profile of the sealed run (d).
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
@@ -521,7 +521,9 @@ impl Bench<'_> {
         let log = std::fs::File::create(self.work.join(format!("ursa-{tag}.log")))?;
         let ticks = clock_ticks();
         let start = Instant::now();
-        let mut child = Command::new(self.ursa)
+        // URSA_BENCH_PERF=FILE profiles the sealed run's worker with `perf record` (its CPU figures then are
+        // perf's).
+        let mut child = crate::bench_runtime::ursa_command(self.ursa, sealed)
             .arg("run")
             .arg(&worker)
             .arg(&connector_path)

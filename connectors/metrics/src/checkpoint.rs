@@ -24,11 +24,12 @@ use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
-use serde_json::{Value, json};
+use serde::ser::{Serialize, SerializeMap, SerializeTuple, Serializer};
+use serde_json::Value;
 use ursa_connect::{SinkError, TopicPartition};
 
 use crate::config::{MetricDef, MetricKind};
-use crate::series::{Hist, NO_EVENT, Part, Series, SeriesValue};
+use crate::series::{Hist, Key, NO_EVENT, Part, Series, SeriesValue};
 
 /// Where checkpoints go.
 #[derive(Debug, Clone)]
@@ -94,29 +95,88 @@ pub struct Loaded {
     pub stale: Vec<String>,
 }
 
-/// A partition's contributions as JSON, by metric name.
-pub fn encode(defs: &[Arc<MetricDef>], part: &Part, next: i64) -> Value {
-    let mut metrics = serde_json::Map::new();
-    for (def, contrib) in defs.iter().zip(&part.metrics) {
-        let series: Vec<Value> = contrib
-            .iter()
-            .map(|(k, s)| {
-                let mut entry = match &s.value {
-                    SeriesValue::Scalar(v) => json!([k, v]),
-                    SeriesValue::Hist(h) => json!([k, {"c": h.counts, "s": h.sum, "n": h.count}]),
-                };
-                // The newest event time, when kept (remote write with event time).
-                if s.event != NO_EVENT
-                    && let Value::Array(a) = &mut entry
-                {
-                    a.push(json!(s.event));
-                }
-                entry
-            })
-            .collect();
-        metrics.insert(def.name.clone(), Value::Array(series));
+/// A partition's contributions as JSON text, by metric name:
+/// `{"v":1,"next":N,"metrics":{"<name>":[["<key>",<value>(,<event ms>)],…],…}}`, a histogram's value being
+/// `{"c":[counts],"s":sum,"n":count}`. Written straight from the store, without a JSON tree: a partition of
+/// 100k series would otherwise hold some 150 bytes per series in `Value`s while it is written.
+pub fn encode(
+    defs: &[Arc<MetricDef>],
+    part: &Part,
+    next: i64,
+) -> Result<String, serde_json::Error> {
+    serde_json::to_string(&Encoded { defs, part, next })
+}
+
+/// A partition's checkpoint, serialised as [`encode`] says.
+struct Encoded<'a> {
+    defs: &'a [Arc<MetricDef>],
+    part: &'a Part,
+    next: i64,
+}
+
+impl Serialize for Encoded<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("v", &1)?;
+        m.serialize_entry("next", &self.next)?;
+        m.serialize_entry("metrics", &Metrics(self))?;
+        m.end()
     }
-    json!({"v": 1, "next": next, "metrics": metrics})
+}
+
+/// The `metrics` object of a checkpoint.
+struct Metrics<'a>(&'a Encoded<'a>);
+
+impl Serialize for Metrics<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(self.0.defs.len()))?;
+        for (def, contrib) in self.0.defs.iter().zip(&self.0.part.metrics) {
+            m.serialize_entry(&def.name, &Contributions(contrib))?;
+        }
+        m.end()
+    }
+}
+
+/// One metric's contributions: an array of `[key, value(, event)]`.
+struct Contributions<'a>(&'a HashMap<Key, Series>);
+
+impl Serialize for Contributions<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|(k, series)| Entry(k, series)))
+    }
+}
+
+/// One series' contribution.
+struct Entry<'a>(&'a str, &'a Series);
+
+impl Serialize for Entry<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // The newest event time, when kept (remote write with event time).
+        let stamped = self.1.event != NO_EVENT;
+        let mut t = s.serialize_tuple(if stamped { 3 } else { 2 })?;
+        t.serialize_element(self.0)?;
+        match &self.1.value {
+            SeriesValue::Scalar(v) => t.serialize_element(v)?,
+            SeriesValue::Hist(h) => t.serialize_element(&HistJson(h))?,
+        }
+        if stamped {
+            t.serialize_element(&self.1.event)?;
+        }
+        t.end()
+    }
+}
+
+/// A histogram's state: `{"c":[counts],"s":sum,"n":count}`.
+struct HistJson<'a>(&'a Hist);
+
+impl Serialize for HistJson<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = s.serialize_map(Some(3))?;
+        m.serialize_entry("c", &self.0.counts)?;
+        m.serialize_entry("s", &self.0.sum)?;
+        m.serialize_entry("n", &self.0.count)?;
+        m.end()
+    }
 }
 
 /// Contributions back from JSON; series of metrics no longer defined (or whose buckets changed) are
@@ -156,7 +216,7 @@ pub fn decode(defs: &[Arc<MetricDef>], v: &Value) -> Option<Part> {
             };
             let event = s[2].as_i64().unwrap_or(NO_EVENT);
             contrib.insert(
-                Box::from(k),
+                Key::from(k),
                 Series {
                     value,
                     last: 0,
@@ -248,15 +308,14 @@ impl Checkpoints {
         &self,
         tp: &TopicPartition,
         generation: u64,
-        value: &Value,
+        payload: &str,
     ) -> Result<(), SinkError> {
         let k = key(&self.connector, tp, generation);
-        let payload = value.to_string();
         self.producer
             .send(
                 FutureRecord::to(&self.config.topic)
                     .key(&k)
-                    .payload(&payload),
+                    .payload(payload),
                 Duration::from_secs(30),
             )
             .await

@@ -183,7 +183,7 @@ pub fn render_stamped(store: &Store, openmetrics: bool, stamped: bool) -> String
         };
         header(&mut out, &family, kind, def.unit.as_deref(), &def.help, om);
         let names: Vec<&str> = def.labels.iter().map(|l| l.name.as_str()).collect();
-        let mut keys: Vec<&Box<str>> = m.series.keys().collect();
+        let mut keys: Vec<&crate::series::Key> = m.series.keys().collect();
         keys.sort_unstable();
         let mut values: Vec<&str> = Vec::with_capacity(names.len());
         for key in keys {

@@ -3,11 +3,14 @@
 //! past either go to one `__overflow__` series and are counted), and idle expiry.
 //!
 //! ## Memory per series
-//! A series is one hash-map entry: the key (the label values joined by `\x1f`, one heap allocation of their
-//! length) and a 24-byte [`Series`] (the value, or a pointer to a histogram's buckets, and the time of its
-//! last update). With the map's control bytes and load factor that is about 60 bytes plus the label text
-//! and the allocator's rounding of it; distinct label values are also kept once per label (shared by every
-//! series that uses them) for the per-label limit. `tests/memory.rs` measures it: see the README.
+//! A series is one hash-map entry: the key (the label values joined by `\x1f`, one reference-counted heap
+//! allocation of their length, shared with the partition's contribution to the series) and a 32-byte
+//! [`Series`] (the value, or a pointer to a histogram's buckets, the time of its last update and its event
+//! time). The partition's contribution is a second entry of the same size under the same key. With the maps'
+//! control bytes and load factor that is about 130 bytes plus the label text and the allocator's rounding of
+//! it. For the per-label limit, the distinct values of each label are kept once per label (shared by every
+//! series that uses them) when a metric has two labels or more; with one label they are the series' keys
+//! themselves, and nothing more is kept. `tests/memory.rs` measures it: see the README.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,6 +28,22 @@ pub const SEP: char = '\u{1f}';
 
 /// The key of the overflow series in a partition's contributions.
 pub const OVERFLOW_KEY: &str = "\u{0}overflow";
+
+/// A series' key: its label values joined by [`SEP`], shared by the series and the partitions'
+/// contributions to it.
+pub type Key = Arc<str>;
+
+/// A series' key from its label values.
+fn join(labels: &[String]) -> String {
+    let mut key = String::with_capacity(labels.iter().map(|l| l.len() + 1).sum());
+    for (i, l) in labels.iter().enumerate() {
+        if i > 0 {
+            key.push(SEP);
+        }
+        key.push_str(l);
+    }
+    key
+}
 
 /// Gives memory back once a map is mostly empty (maps keep their capacity when entries are removed).
 fn shrink<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
@@ -74,9 +93,12 @@ pub struct MetricSeries {
     /// The definition.
     pub def: Arc<MetricDef>,
     /// Live series by key.
-    pub series: HashMap<Box<str>, Series>,
-    /// Per label: its distinct values among live series, with how many series use each.
+    pub series: HashMap<Key, Series>,
+    /// Per label: its distinct values among live series, with how many series use each. Empty for a
+    /// metric of one label, whose values are the series' keys.
     values: Vec<HashMap<Box<str>, u32>>,
+    /// [`OVERFLOW_KEY`], allocated once.
+    overflow_key: Key,
     /// The `__overflow__` series, once something was folded.
     pub overflow: Option<Series>,
     /// Updates folded into the overflow series.
@@ -89,8 +111,14 @@ pub struct MetricSeries {
 
 impl MetricSeries {
     fn new(def: Arc<MetricDef>) -> MetricSeries {
+        let values = if def.labels.len() > 1 {
+            vec![HashMap::new(); def.labels.len()]
+        } else {
+            Vec::new()
+        };
         MetricSeries {
-            values: vec![HashMap::new(); def.labels.len()],
+            values,
+            overflow_key: Key::from(OVERFLOW_KEY),
             def,
             series: HashMap::new(),
             overflow: None,
@@ -152,26 +180,30 @@ impl MetricSeries {
     /// Returns the key of the series it went to ([`OVERFLOW_KEY`] when folded), `None` if the amount was
     /// unusable.
     /// `event` is the record's event time ([`NO_EVENT`] without one).
-    pub fn update(
-        &mut self,
-        labels: &[String],
-        amount: f64,
-        now: u64,
-        event: i64,
-    ) -> Option<Box<str>> {
+    pub fn update(&mut self, labels: &[String], amount: f64, now: u64, event: i64) -> Option<Key> {
         if !amount.is_finite() || (matches!(self.def.kind, MetricKind::Counter) && amount < 0.0) {
             self.invalid += 1;
             return None;
         }
-        let key = labels.join(&SEP.to_string());
-        if let Some(s) = self.series.get_mut(key.as_str()) {
+        let key = join(labels);
+        if let Some(k) = self
+            .series
+            .get_key_value(key.as_str())
+            .map(|(k, _)| Key::clone(k))
+            && let Some(s) = self.series.get_mut(&k)
+        {
             Self::apply(&self.def, s, amount, now, event);
-            return Some(key.into_boxed_str());
+            return Some(k);
         }
         let full = self.series.len() >= self.def.max_series;
-        let new_value_over = labels.iter().zip(&self.values).any(|(v, seen)| {
-            !seen.contains_key(v.as_str()) && seen.len() >= self.def.max_label_values
-        });
+        // With one label, a new series is a new value of it.
+        let new_value_over = if self.values.is_empty() {
+            labels.len() == 1 && self.series.len() >= self.def.max_label_values
+        } else {
+            labels.iter().zip(&self.values).any(|(v, seen)| {
+                !seen.contains_key(v.as_str()) && seen.len() >= self.def.max_label_values
+            })
+        };
         if full || new_value_over {
             self.folded += 1;
             let mut s = match self.overflow.take() {
@@ -180,28 +212,28 @@ impl MetricSeries {
             };
             Self::apply(&self.def, &mut s, amount, now, event);
             self.overflow = Some(s);
-            return Some(Box::from(OVERFLOW_KEY));
+            return Some(Key::clone(&self.overflow_key));
         }
         for (v, seen) in labels.iter().zip(self.values.iter_mut()) {
             *seen.entry(Box::from(v.as_str())).or_insert(0) += 1;
         }
         let mut s = self.fresh(now);
         Self::apply(&self.def, &mut s, amount, now, event);
-        let key = key.into_boxed_str();
-        self.series.insert(key.clone(), s);
+        let key = Key::from(key);
+        self.series.insert(Key::clone(&key), s);
         Some(key)
     }
 
     /// The series of `key` ([`OVERFLOW_KEY`] for the overflow series), created if missing (restoring a
     /// checkpoint: the guard decided where it goes when it was first counted).
-    fn series_mut(&mut self, key: &str, now: u64) -> &mut Series {
-        if key == OVERFLOW_KEY {
+    fn series_mut(&mut self, key: &Key, now: u64) -> &mut Series {
+        if **key == *OVERFLOW_KEY {
             let fresh = self.fresh(now);
             return self.overflow.get_or_insert(fresh);
         }
         let fresh = self.fresh(now);
         let values = &mut self.values;
-        self.series.entry(Box::from(key)).or_insert_with(|| {
+        self.series.entry(Key::clone(key)).or_insert_with(|| {
             for (v, seen) in key.split(SEP).zip(values.iter_mut()) {
                 *seen.entry(Box::from(v)).or_insert(0) += 1;
             }
@@ -210,7 +242,7 @@ impl MetricSeries {
     }
 
     /// Adds (`sign` 1) or takes away (`sign` -1) a partition's contribution to a series.
-    fn merge(&mut self, key: &str, part: &Series, sign: f64, now: u64) {
+    fn merge(&mut self, key: &Key, part: &Series, sign: f64, now: u64) {
         let sum = !matches!(self.def.kind, MetricKind::Gauge { sum: false });
         let s = self.series_mut(key, now);
         if sign > 0.0 {
@@ -239,7 +271,7 @@ impl MetricSeries {
         }
     }
 
-    fn expire(&mut self, older_than: u64, gone: &mut Vec<Box<str>>) {
+    fn expire(&mut self, older_than: u64, gone: &mut Vec<Key>) {
         let values = &mut self.values;
         let mut removed = 0;
         self.series.retain(|key, s| {
@@ -247,7 +279,7 @@ impl MetricSeries {
                 return true;
             }
             removed += 1;
-            gone.push(key.clone());
+            gone.push(Key::clone(key));
             for (v, seen) in key.split(SEP).zip(values.iter_mut()) {
                 if let Some(n) = seen.get_mut(v) {
                     *n -= 1;
@@ -261,7 +293,7 @@ impl MetricSeries {
         if self.overflow.as_ref().is_some_and(|s| s.last < older_than) {
             self.overflow = None;
             removed += 1;
-            gone.push(Box::from(OVERFLOW_KEY));
+            gone.push(Key::clone(&self.overflow_key));
         }
         shrink(&mut self.series);
         for seen in &mut self.values {
@@ -272,6 +304,13 @@ impl MetricSeries {
 
     /// Distinct values of label `i` among live series.
     pub fn distinct_values(&self, i: usize) -> usize {
+        if self.values.is_empty() {
+            return if i < self.def.labels.len() {
+                self.series.len()
+            } else {
+                0
+            };
+        }
         self.values.get(i).map_or(0, HashMap::len)
     }
 }
@@ -283,7 +322,7 @@ pub struct Part {
     /// The next offset to count (records before it are counted already: a replay is skipped).
     pub next: Option<i64>,
     /// Per metric: contributions by series key ([`OVERFLOW_KEY`] for the overflow series).
-    pub metrics: Vec<HashMap<Box<str>, Series>>,
+    pub metrics: Vec<HashMap<Key, Series>>,
     /// Changed since the last checkpoint.
     pub dirty: bool,
     /// Bumped on every change (a checkpoint taken at version v is current while it stays v).

@@ -262,17 +262,17 @@ impl Sink for MetricsSink {
             };
             // Snapshot under the lock, write without it; a snapshot counts as saved only if the partition
             // did not change meanwhile (its version), so a dropped or failed flush leaves it dirty.
-            let snapshots: Vec<(TopicPartition, u64, i64, serde_json::Value)> = {
+            let snapshots: Vec<(TopicPartition, u64, i64, String)> = {
                 let store = lock(&self.store)?;
-                store
-                    .parts
-                    .iter()
-                    .filter(|(_, p)| p.dirty)
-                    .filter_map(|(tp, p)| {
-                        let next = p.next?;
-                        Some((tp.clone(), p.version, next, encode(&self.defs, p, next)))
-                    })
-                    .collect()
+                let mut snapshots = Vec::new();
+                for (tp, p) in store.parts.iter().filter(|(_, p)| p.dirty) {
+                    let Some(next) = p.next else { continue };
+                    let text = encode(&self.defs, p, next).map_err(|e| {
+                        SinkError::permanent(format!("metrics checkpoint of {tp}: {e}"))
+                    })?;
+                    snapshots.push((tp.clone(), p.version, next, text));
+                }
+                snapshots
             };
             for (tp, _, _, v) in &snapshots {
                 let generation = self

@@ -235,8 +235,8 @@ async fn checkpointed_contributions_restore_skip_replays_and_leave_on_close() {
     };
     assert_eq!(total(&a), 10.0);
     // Partition 0's checkpoint restored elsewhere: its 5 counts move, its offset resumes after them.
-    let p0 = encode(&defs, &a.parts[&tp0], 5);
-    let p0 = serde_json::from_str(&p0.to_string()).unwrap();
+    let p0 = encode(&defs, &a.parts[&tp0], 5).unwrap();
+    let p0 = serde_json::from_str(&p0).unwrap();
     a.close(&tp0);
     assert_eq!(total(&a), 5.0);
     let mut b = Store::new(&defs, Duration::from_secs(3600));
