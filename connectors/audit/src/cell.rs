@@ -358,6 +358,31 @@ impl<'a> FromSql<'a> for Cell {
     }
 }
 
+/// Compact JSON text written as `jsonb` or `json` (the binary COPY of the value's `jsonb`, written straight
+/// from the datum).
+#[derive(Debug, Clone, Copy)]
+pub struct JsonText<'a>(pub &'a [u8]);
+
+impl ToSql for JsonText<'_> {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, BoxError> {
+        match ty.name() {
+            "jsonb" => {
+                out.put_u8(1);
+                out.extend_from_slice(self.0);
+            }
+            "json" => out.extend_from_slice(self.0),
+            _ => return Err(format!("cannot write JSON as PostgreSQL type {ty}").into()),
+        }
+        Ok(IsNull::No)
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        matches!(ty.name(), "jsonb" | "json")
+    }
+
+    to_sql_checked!();
+}
+
 /// A borrowed JSON value written as `jsonb` (what the binary COPY of the value's `jsonb` uses, to spare a copy).
 #[derive(Debug, Clone, Copy)]
 pub struct JsonRef<'a>(pub &'a Value);

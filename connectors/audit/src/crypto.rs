@@ -80,6 +80,37 @@ fn random<const N: usize>() -> Result<[u8; N], CryptoError> {
     Ok(b)
 }
 
+/// Random bytes fetched from the system per refill of a thread's nonce pool: one `getrandom` call gives
+/// 256 nonces instead of one (the system call was a quarter of the time spent sealing a field).
+const NONCE_POOL: usize = NONCE_LEN * 256;
+
+thread_local! {
+    /// Unused system randomness of this thread, and where the unused part starts. Each byte is handed out
+    /// once.
+    static NONCES: std::cell::RefCell<([u8; NONCE_POOL], usize)> =
+        const { std::cell::RefCell::new(([0; NONCE_POOL], NONCE_POOL)) };
+}
+
+/// A random nonce: 96 bits from the system's generator, as [`random`] gives, taken from a per-thread pool.
+fn nonce() -> Result<[u8; NONCE_LEN], CryptoError> {
+    NONCES.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        let (bytes, used) = &mut *pool;
+        if *used + NONCE_LEN > NONCE_POOL {
+            SystemRandom::new()
+                .fill(bytes)
+                .map_err(|_| CryptoError::Random)?;
+            *used = 0;
+        }
+        let mut n = [0u8; NONCE_LEN];
+        n.copy_from_slice(&bytes[*used..*used + NONCE_LEN]);
+        // Spent: never handed out again, and not left readable.
+        bytes[*used..*used + NONCE_LEN].fill(0);
+        *used += NONCE_LEN;
+        Ok(n)
+    })
+}
+
 fn aes_key(bytes: &[u8]) -> Result<LessSafeKey, CryptoError> {
     UnboundKey::new(&AES_256_GCM, bytes)
         .map(LessSafeKey::new)
@@ -92,7 +123,7 @@ fn seal_with(
     plain: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), CryptoError> {
-    let nonce = random::<NONCE_LEN>()?;
+    let nonce = nonce()?;
     out.extend_from_slice(&nonce);
     let start = out.len();
     out.extend_from_slice(plain);
@@ -282,6 +313,18 @@ pub fn sealed_key_id(sealed: &[u8]) -> Option<i64> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    #[test]
+    fn pooled_nonces_never_repeat_across_refills() {
+        let draws = 5 * NONCE_POOL / NONCE_LEN + 7;
+        let seen: std::collections::HashSet<[u8; NONCE_LEN]> =
+            (0..draws).map(|_| nonce().unwrap()).collect();
+        assert_eq!(seen.len(), draws);
+        assert!(
+            !seen.contains(&[0; NONCE_LEN]),
+            "a spent (zeroed) slot was handed out"
+        );
+    }
 
     #[test]
     fn fields_open_only_where_they_were_sealed() {

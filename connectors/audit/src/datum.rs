@@ -5,8 +5,26 @@ use ursa_avro::Error;
 use ursa_avro::binary::Reader;
 use ursa_avro::schema::{NamedKind, Schema, SchemaKind, SchemaSet};
 
-/// Reads past one value of `schema`, checking it as it goes (lengths, union branches, enum symbols).
+/// Reads past one value of `schema`, checking it as it goes (lengths, union branches, enum symbols, UTF-8).
 pub fn skip(set: &SchemaSet, schema: &Schema, r: &mut Reader<'_>) -> Result<(), Error> {
+    walk::<true>(set, schema, r)
+}
+
+/// [`skip`] without the UTF-8 check of strings and map keys: for spans that are decoded (and so checked)
+/// afterwards anyway.
+pub fn skip_text_unchecked(
+    set: &SchemaSet,
+    schema: &Schema,
+    r: &mut Reader<'_>,
+) -> Result<(), Error> {
+    walk::<false>(set, schema, r)
+}
+
+fn walk<const UTF8: bool>(
+    set: &SchemaSet,
+    schema: &Schema,
+    r: &mut Reader<'_>,
+) -> Result<(), Error> {
     match &schema.kind {
         SchemaKind::Null => {}
         SchemaKind::Boolean => {
@@ -27,27 +45,25 @@ pub fn skip(set: &SchemaSet, schema: &Schema, r: &mut Reader<'_>) -> Result<(), 
         SchemaKind::Bytes => {
             r.bytes()?;
         }
-        SchemaKind::String => {
-            r.str()?;
-        }
+        SchemaKind::String => text::<UTF8>(r)?,
         SchemaKind::Array(items) => {
-            collection(r, |r| skip(set, items, r))?;
+            collection(r, |r| walk::<UTF8>(set, items, r))?;
         }
         SchemaKind::Map(values) => {
             collection(r, |r| {
-                r.str()?;
-                skip(set, values, r)
+                text::<UTF8>(r)?;
+                walk::<UTF8>(set, values, r)
             })?;
         }
         SchemaKind::Union(branches) => {
             let i = r.union_index(branches.len())?;
-            skip(set, &branches[i], r)?;
+            walk::<UTF8>(set, &branches[i], r)?;
         }
         SchemaKind::Named(id) => match &set.named(*id).kind {
             NamedKind::Record { fields } => {
                 r.enter()?;
                 for f in fields {
-                    skip(set, &f.schema, r)?;
+                    walk::<UTF8>(set, &f.schema, r)?;
                 }
                 r.leave();
             }
@@ -58,6 +74,16 @@ pub fn skip(set: &SchemaSet, schema: &Schema, r: &mut Reader<'_>) -> Result<(), 
                 r.take(*size)?;
             }
         },
+    }
+    Ok(())
+}
+
+/// Reads past a string, checking it is UTF-8 when `UTF8`.
+fn text<const UTF8: bool>(r: &mut Reader<'_>) -> Result<(), Error> {
+    if UTF8 {
+        r.str()?;
+    } else {
+        r.bytes()?;
     }
     Ok(())
 }
@@ -124,7 +150,8 @@ fn find(
                     if f.name == *name {
                         return find(set, &f.schema, r, rest);
                     }
-                    skip(set, &f.schema, r)?;
+                    // The fields passed by are checked when the whole datum is decoded.
+                    skip_text_unchecked(set, &f.schema, r)?;
                 }
                 Ok(None)
             }

@@ -18,7 +18,8 @@ use crate::chain::ChainRow;
 use crate::crypto::{DataKey, FieldContext};
 use crate::datum::string_at;
 use crate::pii::{PiiMap, storage_set};
-use crate::schema_map::{Mapping, pg_json};
+use crate::schema_map::{Mapping, pg_json, pg_json_text};
+use ursa_avro::value::JsonKeys;
 
 /// What the sink knows about one writer schema.
 #[derive(Debug)]
@@ -33,6 +34,8 @@ pub struct WriterInfo {
     pub storage: Option<SchemaSet>,
     /// The typed columns (of the stored form).
     pub mapping: Mapping,
+    /// The stored form's JSON keys, made once (the value's `jsonb` is written straight from the datum).
+    pub json_keys: JsonKeys,
     /// The self-contained writer schema, as stored in `ursa_audit_schemas`.
     pub text: String,
 }
@@ -50,12 +53,14 @@ impl WriterInfo {
         let mapping = Mapping::new(stored, stored.last_root())
             .map_err(|e| format!("writer schema {id}: {e}"))?;
         let text = writer.full_json(writer.last_root()).to_string();
+        let json_keys = JsonKeys::new(stored);
         Ok(WriterInfo {
             id,
             writer,
             pii,
             storage,
             mapping,
+            json_keys,
             text,
         })
     }
@@ -87,8 +92,8 @@ pub struct Prepared {
     pub schema_id: Option<u32>,
     /// The value as stored.
     pub value: Option<Bytes>,
-    /// The value as `jsonb` (PII as ciphertext); `Null` for a null value.
-    pub value_json: Value,
+    /// The value's `jsonb`, as compact JSON text (PII as ciphertext); empty for a null value.
+    pub value_json: Vec<u8>,
     /// The data subject.
     pub subject: Option<String>,
     /// The writer schema, for the typed cells.
@@ -323,7 +328,7 @@ impl Preparer {
             headers: Arc::clone(&r.headers),
             schema_id: None,
             value: None,
-            value_json: Value::Null,
+            value_json: Vec::new(),
             subject: None,
             info: None,
             cells: Vec::new(),
@@ -382,10 +387,17 @@ impl Preparer {
                 };
                 let stored_datum = stored.get(HEADER_LEN..).unwrap_or_default();
                 let set = info.stored_set();
-                out.value_json = pg_json(
-                    ursa_avro::value::decode_json(set, set.last_root(), stored_datum)
-                        .map_err(|e| reject(&e))?,
-                );
+                // The text of the datum's JSON tree, written without the tree.
+                let mut text = Vec::with_capacity(stored_datum.len() * 2 + 64);
+                ursa_avro::value::write_json_with_keys(
+                    set,
+                    &info.json_keys,
+                    set.last_root(),
+                    stored_datum,
+                    &mut text,
+                )
+                .map_err(|e| reject(&e))?;
+                out.value_json = pg_json_text(text);
                 out.cells = info
                     .mapping
                     .cells(set, stored_datum)
@@ -400,7 +412,9 @@ impl Preparer {
                     .json()
                     .map_err(|e| PrepareError::Reject(format!("the value does not decode: {e}")))?;
                 out.subject = self.json_subject(v, key_bytes.as_ref());
-                out.value_json = pg_json(v.clone());
+                out.value_json = serde_json::to_vec(&pg_json(v.clone())).map_err(|e| {
+                    PrepareError::Reject(format!("the value's JSON does not serialise: {e}"))
+                })?;
                 out.value = Some(bytes.clone());
             }
         }

@@ -39,7 +39,7 @@ use ursa_avro::schema::{LogicalType, NamedId, NamedKind, Schema, SchemaKind, Sch
 use ursa_avro::{Decimal, Duration, Error as AvroError};
 
 use crate::cell::{Cell, PgType};
-use crate::datum::skip;
+use crate::datum::skip_text_unchecked;
 use crate::ddl::BASE_COLUMNS;
 
 /// PostgreSQL's longest identifier, in bytes.
@@ -342,6 +342,34 @@ pub fn pg_text(s: &str) -> String {
     }
 }
 
+/// [`pg_json`] on JSON text: each `\u0000` escape in a string or key becomes U+FFFD (an escaped backslash
+/// followed by `u0000` is left alone). The text is returned as it was when it holds none.
+pub fn pg_json_text(text: Vec<u8>) -> Vec<u8> {
+    const NUL: &[u8] = b"\\u0000";
+    if !text.windows(NUL.len()).any(|w| w == NUL) {
+        return text;
+    }
+    let mut out = Vec::with_capacity(text.len());
+    let mut i = 0;
+    while i < text.len() {
+        if text[i] == b'\\' {
+            if text[i..].starts_with(NUL) {
+                out.extend_from_slice("\u{FFFD}".as_bytes());
+                i += NUL.len();
+            } else {
+                // An escape of two bytes at least (`\\`, `\"`, `\n`, `\uXXXX`): its second byte is not a
+                // backslash that starts another escape.
+                out.extend_from_slice(&text[i..(i + 2).min(text.len())]);
+                i += 2;
+            }
+        } else {
+            out.push(text[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 /// JSON PostgreSQL's `jsonb` can store: U+0000 in strings and keys becomes U+FFFD.
 pub fn pg_json(v: Value) -> Value {
     match v {
@@ -371,7 +399,8 @@ fn read(
         Plan::Leaf { col, conv } => out[*col] = leaf(conv, r)?,
         Plan::Json { col, schema } => {
             let start = r.position();
-            skip(set, schema, r)?;
+            // Decoding the span checks it.
+            skip_text_unchecked(set, schema, r)?;
             let span = &datum[start..r.position()];
             out[*col] = Cell::Json(pg_json(ursa_avro::value::decode_json(set, schema, span)?));
         }
@@ -449,6 +478,26 @@ fn leaf(conv: &Conv, r: &mut Reader<'_>) -> Result<Cell, AvroError> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    #[test]
+    fn nul_escapes_in_json_text_become_what_pg_json_makes_of_the_tree() {
+        let cases = [
+            serde_json::json!({"a": "x\u{0}y", "b\u{0}": ["\u{0}", 1, {"c": "\u{0}\u{0}"}]}),
+            serde_json::json!({"literal": "\\u0000", "both": "\\\u{0}", "quote": "\"\u{0}"}),
+            serde_json::json!({"none": "plain \\ text", "n": 1.5}),
+        ];
+        for v in cases {
+            let text = pg_json_text(serde_json::to_vec(&v).unwrap());
+            let back: Value = serde_json::from_slice(&text).unwrap();
+            assert_eq!(back, pg_json(v.clone()), "{v}");
+        }
+        let plain = br#"{"a":"\\u0000"}"#.to_vec();
+        assert_eq!(
+            pg_json_text(plain.clone()),
+            plain,
+            "an escaped backslash stays"
+        );
+    }
 
     #[test]
     fn names_are_flattened_cut_and_kept_off_base_columns() {

@@ -20,7 +20,7 @@ use tokio_postgres::Client;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 
-use crate::cell::{Cell, JsonRef, PgType};
+use crate::cell::{Cell, JsonRef, JsonText, PgType};
 use crate::chain::{genesis, hash_from, row_hash};
 use crate::checkpoint::{Checkpoint, Signer, origin};
 use crate::ddl::{BASE_COLUMNS, quote_ident};
@@ -488,7 +488,7 @@ pub async fn write(
                 .unwrap_or(Cell::Null);
             let headers = headers_json(&r.headers);
             let schema_id = r.schema_id.and_then(|i| i32::try_from(i).ok());
-            let value_json = r.value.as_ref().map(|_| JsonRef(&r.value_json));
+            let value_json = r.value.as_ref().map(|_| JsonText(&r.value_json));
             let key = r.key.as_deref();
             let value = r.value.as_deref();
             let subject = r.subject.as_deref();
