@@ -198,7 +198,45 @@ fn docker_available() -> bool {
         .unwrap_or(false)
 }
 
+/// What a build of every test from scratch leaves in `target/` (11 GiB after a full run on a fresh clone,
+/// 2026-12-02), with room for the peers, the private PostgreSQL cluster and the tests' own files.
+const DISK_NEEDED: u64 = 16 << 30;
+
+/// The bytes available to unprivileged users on the filesystem of the directory `df -Pk` reported on.
+fn df_available(df_output: &str) -> Option<u64> {
+    let line = df_output.lines().nth(1)?;
+    let kib: u64 = line.split_whitespace().nth(3)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Warns when the disk of `target/` is short of what a cold run needs: the build would otherwise fail later
+/// with "No space left on device", in the middle of a compile. Not an error: a warm `target/` needs little.
+fn check_disk() {
+    let root = crate::codegen::root();
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
+    let dir = if target.exists() { target } else { root };
+    let Some(available) = Command::new("df")
+        .arg("-Pk")
+        .arg(&dir)
+        .output()
+        .ok()
+        .and_then(|o| df_available(&String::from_utf8_lossy(&o.stdout)))
+    else {
+        return;
+    };
+    if available < DISK_NEEDED {
+        eprintln!(
+            "warning: {:.1} GiB free on the disk of {}; a run from a fresh clone needs about {} GiB (`cargo clean` \
+             frees a stale target/)",
+            available as f64 / f64::from(1u32 << 30),
+            dir.display(),
+            DISK_NEEDED >> 30
+        );
+    }
+}
+
 pub fn run(args: &Args) -> Result<ExitCode> {
+    check_disk();
     ensure_python_packages()?;
     ensure_nisshi()?;
     ensure_kcat()?;
@@ -259,6 +297,14 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
     use super::*;
+
+    #[test]
+    fn df_output_gives_the_available_bytes() {
+        let out = "Filesystem     1024-blocks     Used Available Capacity Mounted on\n\
+                   /dev/vda         263112772 29696000 220000000      12% /\n";
+        assert_eq!(df_available(out), Some(220_000_000 * 1024));
+        assert_eq!(df_available("df: /nowhere: No such file or directory\n"), None);
+    }
 
     #[test]
     fn python_pins_are_name_and_version() {
