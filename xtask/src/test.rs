@@ -213,7 +213,8 @@ fn df_available(df_output: &str) -> Option<u64> {
 /// with "No space left on device", in the middle of a compile. Not an error: a warm `target/` needs little.
 fn check_disk() {
     let root = crate::codegen::root();
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), Into::into);
     let dir = if target.exists() { target } else { root };
     let Some(available) = Command::new("df")
         .arg("-Pk")
@@ -303,7 +304,10 @@ mod tests {
         let out = "Filesystem     1024-blocks     Used Available Capacity Mounted on\n\
                    /dev/vda         263112772 29696000 220000000      12% /\n";
         assert_eq!(df_available(out), Some(220_000_000 * 1024));
-        assert_eq!(df_available("df: /nowhere: No such file or directory\n"), None);
+        assert_eq!(
+            df_available("df: /nowhere: No such file or directory\n"),
+            None
+        );
     }
 
     #[test]

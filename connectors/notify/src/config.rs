@@ -99,7 +99,7 @@ fn keys() -> Vec<Key> {
             String,
             "",
             G,
-            "host:port of the worker's HTTP server for acknowledgement links and Twilio status callbacks (empty: none).",
+            "host:port of the worker's HTTP server for acknowledgement links and Twilio status callbacks (empty: none). A task that cannot listen there fails (retriable) and tries again.",
         ),
         Key::optional(
             "notify.http.public.url",

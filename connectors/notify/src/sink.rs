@@ -265,13 +265,31 @@ impl NotifySink {
         &self.core
     }
 
-    fn start_background(&self) {
-        let Ok(mut bg) = self.background.lock() else {
-            return;
-        };
+    /// Starts the scheduler and the HTTP listener (acknowledgement links, Twilio's status callbacks) once.
+    /// A listen address that cannot be bound is a retriable error and starts nothing: the task does not run
+    /// without the endpoints its messages link to, and the next open or put tries again.
+    fn start_background(&self) -> Result<(), SinkError> {
+        let mut bg = self
+            .background
+            .lock()
+            .map_err(|_| SinkError::permanent("notify sink lock poisoned"))?;
         if !bg.is_empty() {
-            return;
+            return Ok(());
         }
+        let listener = match &self.core.settings.listen {
+            Some(listen) => {
+                let std = std::net::TcpListener::bind(listen).map_err(|e| {
+                    SinkError::retriable(format!(
+                        "notify.http.listen: cannot listen on {listen}: {e}"
+                    ))
+                })?;
+                std.set_nonblocking(true)
+                    .and_then(|()| tokio::net::TcpListener::from_std(std))
+                    .map_err(|e| SinkError::permanent(format!("notify.http.listen: {e}")))?
+                    .into()
+            }
+            None => None,
+        };
         let core = Arc::clone(&self.core);
         let stop = Arc::clone(&self.stop);
         bg.push(tokio::spawn(async move {
@@ -292,21 +310,17 @@ impl NotifySink {
                 }
             }
         }));
-        if let Some(listen) = self.core.settings.listen.clone() {
+        if let Some(l) = listener {
             let core = Arc::clone(&self.core);
             let stop = Arc::clone(&self.stop);
             bg.push(tokio::spawn(async move {
-                match tokio::net::TcpListener::bind(&listen).await {
-                    Ok(l) => {
-                        let app = crate::ack::router(core);
-                        let _ = axum::serve(l, app)
-                            .with_graceful_shutdown(async move { stop.notified().await })
-                            .await;
-                    }
-                    Err(e) => tracing::warn!("notify: cannot listen on {listen}: {e}"),
-                }
+                let app = crate::ack::router(core);
+                let _ = axum::serve(l, app)
+                    .with_graceful_shutdown(async move { stop.notified().await })
+                    .await;
             }));
         }
+        Ok(())
     }
 }
 
@@ -1781,8 +1795,7 @@ impl Sink for NotifySink {
     ) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             self.core.conn().await?.release();
-            self.start_background();
-            Ok(())
+            self.start_background()
         })
     }
 
@@ -1791,7 +1804,7 @@ impl Sink for NotifySink {
         records: &'a [SinkRecord],
     ) -> BoxFuture<'a, Result<Vec<Outcome>, SinkError>> {
         Box::pin(async move {
-            self.start_background();
+            self.start_background()?;
             self.core.put(records).await
         })
     }

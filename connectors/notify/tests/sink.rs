@@ -132,6 +132,8 @@ struct Fx {
     sink: Arc<NotifySink>,
     metrics: SinkMetrics,
     offset: i64,
+    /// The sink's config, to build another sink of it.
+    parsed: ursa_connect::config::Parsed,
 }
 
 const HOUSEHOLD: &str = "7d4f7c1e-9a83-4c55-8f2c-31f1b0c0a001";
@@ -224,6 +226,7 @@ impl Fx {
             sink,
             metrics,
             offset: 0,
+            parsed,
         };
         fx.put(
             "guardian.contact-updated",
@@ -420,6 +423,37 @@ async fn a_critical_alert_escalates_until_acknowledged() {
     );
     let metrics = fx.sink.core().settings().connector.clone();
     assert_eq!(metrics, "alerts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_listen_port_in_use_fails_open_as_retriable_until_it_is_free() {
+    let fx = Fx::new(&[], false).await;
+    // A second sink of the same config: the first one holds `notify.http.listen`'s port, so the second
+    // cannot serve acknowledgement links or Twilio's callbacks, and must not run as if it could.
+    let metrics = SinkMetrics::new("alerts-b", 100);
+    let (context, _requests) = SinkContext::new("alerts-b", "alerts-b-0", metrics);
+    let second = build_sink(&fx.parsed, context).unwrap();
+    let tps = [TopicPartition::new("child.safety-violation", 0)];
+    let err = second
+        .open(&tps, 2)
+        .await
+        .expect_err("opening with the listen port taken must fail");
+    assert!(err.is_retriable(), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("notify.http.listen") && text.contains(&fx.http_port.to_string()),
+        "the error names the setting and the address: {text}"
+    );
+    // Once the first sink stops, the port is free and the next open serves on it.
+    fx.sink.stop().await;
+    second.open(&tps, 3).await.unwrap();
+    let url = format!("http://127.0.0.1:{}/", fx.http_port);
+    let answered = reqwest::get(&url).await;
+    assert!(
+        answered.is_ok(),
+        "the second sink serves on {url}: {answered:?}"
+    );
+    second.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
