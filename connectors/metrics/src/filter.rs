@@ -53,6 +53,11 @@ fn scalar(v: &toml::Value) -> Option<String> {
 }
 
 impl Filter {
+    /// The paths its conditions read.
+    pub fn paths(&self) -> impl Iterator<Item = &Path> {
+        self.conditions.iter().map(|(p, _)| p)
+    }
+
     /// Checks the conditions; an error carries the byte offset of the faulty condition.
     pub fn build(raw: &[Spanned<RawCondition>]) -> Result<Filter, (usize, String)> {
         let mut conditions = Vec::new();

@@ -10,13 +10,17 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::task::AbortHandle;
+use ursa_avro::value::{Wanted, decode_json_wanted};
+use ursa_avro::wire::HEADER_LEN;
 use ursa_connect::{
-    BoxFuture, Offsets, Outcome, Sink, SinkContext, SinkError, SinkRecord, TopicPartition,
+    BoxFuture, Conversion, DecodeError, Format, Offsets, Outcome, Sink, SinkContext, SinkError,
+    SinkRecord, TopicPartition,
 };
 
 use crate::checkpoint::{Checkpoints, decode, encode};
 use crate::config::{MetricDef, MetricsConfig, SampleTime};
 use crate::exposition::{OPENMETRICS_TEXT, PROMETHEUS_TEXT, render, render_stamped};
+use crate::extract::Root;
 use crate::remote_write::{RemoteWrite, samples};
 use crate::series::Store;
 
@@ -36,6 +40,53 @@ pub struct MetricsSink {
     listen: Option<String>,
     listener: OnceLock<Option<std::net::SocketAddr>>,
     tasks: Mutex<Vec<AbortHandle>>,
+    /// The parts of an Avro value the definitions read (labels, values, filters, event time): only those are
+    /// decoded.
+    wanted: Wanted,
+}
+
+/// What the definitions (and an event-time field) read of a record's value.
+fn wanted(defs: &[Arc<MetricDef>], time: &SampleTime) -> Wanted {
+    let mut w = Wanted::new();
+    let time_path = match time {
+        SampleTime::Field(p) => Some(p),
+        _ => None,
+    };
+    let paths = defs
+        .iter()
+        .flat_map(|d| {
+            d.labels
+                .iter()
+                .map(|l| &l.path)
+                .chain(d.value.as_ref())
+                .chain(d.filter.paths())
+        })
+        .chain(time_path);
+    for p in paths.filter(|p| p.root == Root::Value) {
+        w.add(&p.segments);
+    }
+    w
+}
+
+/// A record's value as the store reads it: for Avro, only the parts `wanted` names, decoded straight from the
+/// bytes; otherwise its JSON form.
+fn value_of<'a>(
+    r: &'a SinkRecord,
+    wanted: &Wanted,
+    decoded: &'a mut Option<serde_json::Value>,
+) -> Result<&'a serde_json::Value, DecodeError> {
+    if let (Some(bytes), Some(Format::Avro(writer))) = (r.value.bytes(), r.value.format()) {
+        let datum = bytes.get(HEADER_LEN..).unwrap_or_default();
+        let set = writer.schema_set();
+        let v = decode_json_wanted(set, set.last_root(), datum, wanted).map_err(|e| {
+            DecodeError::MalformedAvro {
+                id: writer.id(),
+                message: e.to_string(),
+            }
+        })?;
+        return Ok(decoded.insert(v));
+    }
+    r.value_json()
 }
 
 fn lock(store: &Shared) -> Result<MutexGuard<'_, Store>, SinkError> {
@@ -105,6 +156,7 @@ impl MetricsSink {
             listen: config.listen.clone(),
             listener: OnceLock::new(),
             tasks: Mutex::new(tasks),
+            wanted: wanted(&config.metrics, &config.sample_time),
         })
     }
 
@@ -180,6 +232,11 @@ impl Drop for MetricsSink {
 }
 
 impl Sink for MetricsSink {
+    /// Values are decoded by the sink, only as far as the definitions read them (see [`Wanted`]).
+    fn conversion(&self) -> Conversion {
+        Conversion::OnDemand
+    }
+
     fn put<'a>(
         &'a self,
         records: &'a [SinkRecord],
@@ -189,7 +246,7 @@ impl Sink for MetricsSink {
             let mut store = lock(&self.store)?;
             Ok(records
                 .iter()
-                .map(|r| match r.value_json() {
+                .map(|r| match value_of(r, &self.wanted, &mut None) {
                     Ok(v) => {
                         store.apply(r, Some(v));
                         Outcome::Delivered

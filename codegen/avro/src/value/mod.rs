@@ -31,6 +31,8 @@
 mod base64;
 mod decode;
 mod logical;
+mod skip;
+mod wanted;
 mod write;
 
 #[cfg(test)]
@@ -39,6 +41,8 @@ mod tests;
 use serde_json::Value;
 
 pub use base64::encode_base64;
+pub use skip::{collection, skip, skip_text_unchecked};
+pub use wanted::{Wanted, decode_json_wanted};
 pub use write::JsonKeys;
 
 use crate::Error;

@@ -640,3 +640,112 @@ proptest! {
         same_as_streamed(&set, &datum, &tree);
     }
 }
+
+/// The value at `path` of a JSON form (object keys, array indexes), as the metrics sink looks it up.
+fn at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |v, s| match v {
+        Value::Object(m) => m.get(*s),
+        Value::Array(a) => a.get(s.parse::<usize>().ok()?),
+        _ => None,
+    })
+}
+
+const WANTED_SCHEMA: &str = r#"{"type":"record","name":"Evt","fields":[
+    {"name":"id","type":"string"},
+    {"name":"n","type":"long"},
+    {"name":"child","type":["null",{"type":"record","name":"Child","fields":[
+        {"name":"child_id","type":"string"},
+        {"name":"age","type":"int"},
+        {"name":"tags","type":{"type":"array","items":"string"}}]}]},
+    {"name":"sev","type":{"type":"enum","name":"Sev","symbols":["LOW","HIGH"]}},
+    {"name":"m","type":{"type":"map","values":"long"}},
+    {"name":"next","type":["null","Evt"]}]}"#;
+
+/// Path sets as definitions name them: nested fields, a whole record, map keys, array indexes, the whole
+/// value, a field no schema has, and nothing.
+const WANTED_PATHS: &[&[&[&str]]] = &[
+    &[&["child", "child_id"], &["sev"], &["n"]],
+    &[&["child"], &["child", "age"]],
+    &[&["m", "b"], &["child", "tags", "0"]],
+    &[&["next", "child", "age"], &["id"], &["next", "next", "sev"]],
+    &[&[]],
+    &[&["nope"], &["child", "nope"]],
+    &[],
+];
+
+fn wanted_agrees_with_the_tree(set: &SchemaSet, datum: &[u8]) {
+    let full = decode_json(set, set.last_root(), datum);
+    for paths in WANTED_PATHS {
+        let mut wanted = super::Wanted::new();
+        for p in *paths {
+            wanted.add(p);
+        }
+        let part = super::decode_json_wanted(set, set.last_root(), datum, &wanted);
+        match (&full, &part) {
+            (Ok(f), Ok(p)) => {
+                for path in *paths {
+                    assert_eq!(at(f, path), at(p, path), "{path:?} of {f}");
+                }
+            }
+            // Only the full decode checks the UTF-8 of strings nobody asked for.
+            (Err(_), _) => {}
+            (Ok(f), Err(e)) => panic!("{f} decodes whole, but not in part: {e}"),
+        }
+    }
+}
+
+#[test]
+fn wanted_parts_are_the_trees_parts() {
+    let set = SchemaSet::parse_str(WANTED_SCHEMA).unwrap();
+    let child = |b: B, id: &str, age: i64, tags: &[&str]| {
+        let mut b = b.long(1).str(id).long(age).long(tags.len() as i64);
+        for t in tags {
+            b = b.str(t);
+        }
+        if !tags.is_empty() {
+            b = b.long(0);
+        }
+        b
+    };
+    let inner = child(B::new().str("e2").long(7), "c-2", 4, &[])
+        .long(0)
+        .long(0)
+        .long(0);
+    let datum = child(B::new().str("e1").long(-3), "c-1", 9, &["x", "y"])
+        .long(1)
+        .long(1)
+        .str("b")
+        .long(5)
+        .long(0)
+        .long(1)
+        .raw(&inner.done())
+        .done();
+    let full = decode_json(&set, set.last_root(), &datum).unwrap();
+    assert_eq!(full["next"]["child"]["age"], json!(4), "{full}");
+    wanted_agrees_with_the_tree(&set, &datum);
+    // Nothing wanted: a record of no fields, and the datum is still read to its end.
+    let nothing = super::Wanted::new();
+    assert_eq!(
+        super::decode_json_wanted(&set, set.last_root(), &datum, &nothing).unwrap(),
+        json!({})
+    );
+    assert!(
+        super::decode_json_wanted(&set, set.last_root(), &datum[..datum.len() - 1], &nothing)
+            .is_err()
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn wanted_parts_of_noise_are_the_trees_parts(which in 0..2usize, parts in proptest::collection::vec((0i64..4, "[a-c]{0,3}"), 0..30)) {
+        let mut b = B::new();
+        for (n, s) in &parts {
+            b = b.long(*n).str(s);
+        }
+        let schema = [WANTED_SCHEMA, FUZZ_SCHEMAS[1]][which];
+        let set = SchemaSet::parse_str(schema).unwrap();
+        wanted_agrees_with_the_tree(&set, &b.done());
+    }
+}
