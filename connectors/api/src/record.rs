@@ -264,6 +264,32 @@ impl Payload {
             .map_err(Clone::clone)
     }
 
+    /// For an Avro payload, the parts of its JSON form that `wanted` names, decoded straight from the datum
+    /// and not kept (see [`ursa_avro::value::decode_json_wanted`]); `None` for other formats and null
+    /// payloads, whose [`Payload::json`] serves instead.
+    pub fn json_wanted(
+        &self,
+        wanted: &ursa_avro::value::Wanted,
+    ) -> Option<Result<Value, DecodeError>> {
+        let inner = self.0.as_ref()?;
+        let Format::Avro(writer) = &inner.format else {
+            return None;
+        };
+        let datum = inner
+            .bytes
+            .get(ursa_avro::wire::HEADER_LEN..)
+            .unwrap_or_default();
+        let set = writer.schema_set();
+        Some(
+            ursa_avro::value::decode_json_wanted(set, set.last_root(), datum, wanted).map_err(
+                |e| DecodeError::MalformedAvro {
+                    id: writer.id(),
+                    message: e.to_string(),
+                },
+            ),
+        )
+    }
+
     /// Appends the JSON text of [`Payload::json`]'s value to `out` (compact), without building the value when
     /// it is not built yet: Avro is written straight from the datum, text and bytes as strings. On an error
     /// `out` is left as it was.

@@ -33,17 +33,8 @@ pub const OVERFLOW_KEY: &str = "\u{0}overflow";
 /// contributions to it.
 pub type Key = Arc<str>;
 
-/// A series' key from its label values.
-fn join(labels: &[String]) -> String {
-    let mut key = String::with_capacity(labels.iter().map(|l| l.len() + 1).sum());
-    for (i, l) in labels.iter().enumerate() {
-        if i > 0 {
-            key.push(SEP);
-        }
-        key.push_str(l);
-    }
-    key
-}
+/// [`SEP`] as a string, to join label values with.
+const SEP_STR: &str = "\u{1f}";
 
 /// Gives memory back once a map is mostly empty (maps keep their capacity when entries are removed).
 fn shrink<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
@@ -185,7 +176,7 @@ impl MetricSeries {
             self.invalid += 1;
             return None;
         }
-        let key = join(labels);
+        let key = labels.join(SEP_STR);
         if let Some(k) = self
             .series
             .get_key_value(key.as_str())

@@ -10,11 +10,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::task::AbortHandle;
-use ursa_avro::value::{Wanted, decode_json_wanted};
-use ursa_avro::wire::HEADER_LEN;
+use ursa_avro::value::Wanted;
 use ursa_connect::{
-    BoxFuture, Conversion, DecodeError, Format, Offsets, Outcome, Sink, SinkContext, SinkError,
-    SinkRecord, TopicPartition,
+    BoxFuture, Conversion, DecodeError, Offsets, Outcome, Sink, SinkContext, SinkError, SinkRecord,
+    TopicPartition,
 };
 
 use crate::checkpoint::{Checkpoints, decode, encode};
@@ -68,25 +67,16 @@ fn wanted(defs: &[Arc<MetricDef>], time: &SampleTime) -> Wanted {
     w
 }
 
-/// A record's value as the store reads it: for Avro, only the parts `wanted` names, decoded straight from the
-/// bytes; otherwise its JSON form.
+/// A record's value as the store reads it: for Avro, only the parts `wanted` names; otherwise its JSON form.
 fn value_of<'a>(
     r: &'a SinkRecord,
     wanted: &Wanted,
     decoded: &'a mut Option<serde_json::Value>,
 ) -> Result<&'a serde_json::Value, DecodeError> {
-    if let (Some(bytes), Some(Format::Avro(writer))) = (r.value.bytes(), r.value.format()) {
-        let datum = bytes.get(HEADER_LEN..).unwrap_or_default();
-        let set = writer.schema_set();
-        let v = decode_json_wanted(set, set.last_root(), datum, wanted).map_err(|e| {
-            DecodeError::MalformedAvro {
-                id: writer.id(),
-                message: e.to_string(),
-            }
-        })?;
-        return Ok(decoded.insert(v));
+    match r.value.json_wanted(wanted) {
+        Some(v) => Ok(decoded.insert(v?)),
+        None => r.value_json(),
     }
-    r.value_json()
 }
 
 fn lock(store: &Shared) -> Result<MutexGuard<'_, Store>, SinkError> {
