@@ -226,6 +226,46 @@ pub struct Label {
 }
 
 impl Label {
+    /// Appends this label's value for `record` to `out`: [`Label::value`], without its allocations when
+    /// the text needs no renaming and at most ASCII case changes.
+    pub fn write_value(&self, record: &SinkRecord, value: &Value, out: &mut String) {
+        let text = match (self.branch, self.path.lookup(record, value)) {
+            (false, Some(Found::Text(s))) => Some(s),
+            (false, Some(Found::Json(Value::String(s)))) => Some(s.as_str()),
+            _ => None,
+        };
+        let plain = |s: &str| {
+            self.map.is_empty()
+                && !s.is_empty()
+                && s.len() <= self.max_length
+                && self.normalise.iter().all(|n| match n {
+                    Normalise::Lower | Normalise::Upper => s.is_ascii(),
+                    Normalise::Trim => {
+                        !s.starts_with(char::is_whitespace) && !s.ends_with(char::is_whitespace)
+                    }
+                    Normalise::Snake => false,
+                })
+        };
+        match text {
+            Some(s) if plain(s) => {
+                let start = out.len();
+                out.push_str(s);
+                // ASCII only (checked above): the last case change wins, as applying them in order does.
+                match self
+                    .normalise
+                    .iter()
+                    .rev()
+                    .find(|n| matches!(n, Normalise::Lower | Normalise::Upper))
+                {
+                    Some(Normalise::Lower) => out[start..].make_ascii_lowercase(),
+                    Some(Normalise::Upper) => out[start..].make_ascii_uppercase(),
+                    _ => {}
+                }
+            }
+            _ => out.push_str(&self.value(record, value)),
+        }
+    }
+
     /// This label's value for `record`.
     pub fn value(&self, record: &SinkRecord, value: &Value) -> String {
         let found = self.path.lookup(record, value);

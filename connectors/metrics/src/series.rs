@@ -1,16 +1,22 @@
 //! The series store: per metric, its live series (counters, gauges, histograms) keyed by their label
 //! values, a cardinality guard of its own (a maximum of series and of distinct values per label; label sets
-//! past either go to one `__overflow__` series and are counted), and idle expiry.
+//! past either go to one `__overflow__` series and are counted), idle expiry, and what each open partition
+//! contributed to each series (checkpointed with the partition's offset, taken away when it is closed).
 //!
 //! ## Memory per series
 //! A series is one hash-map entry: the key (the label values joined by `\x1f`, one reference-counted heap
-//! allocation of their length, shared with the partition's contribution to the series) and a 32-byte
-//! [`Series`] (the value, or a pointer to a histogram's buckets, the time of its last update and its event
-//! time). The partition's contribution is a second entry of the same size under the same key. With the maps'
-//! control bytes and load factor that is about 130 bytes plus the label text and the allocator's rounding of
-//! it. For the per-label limit, the distinct values of each label are kept once per label (shared by every
-//! series that uses them) when a metric has two labels or more; with one label they are the series' keys
-//! themselves, and nothing more is kept. `tests/memory.rs` measures it: see the README.
+//! allocation of their length) and a 48-byte [`Series`]: the value (or a pointer to a histogram's buckets),
+//! the time of its last update, its event time, and its [`Owners`]. The partitions' contributions live in the
+//! series itself: a series that one partition counted (the common case: records of one key go to one
+//! partition) names that partition's slot, as its value is that partition's contribution; only a series that
+//! several open partitions counted holds a list of contributions. With the map's control byte and load factor
+//! that is 50 to 100 bytes plus the label text and the allocator's rounding of it. For the per-label limit,
+//! the distinct values of each label are kept once per label (shared by every series that uses them) when a
+//! metric has two labels or more; with one label they are the series' keys themselves, and nothing more is
+//! kept. `tests/memory.rs` measures it: see the README.
+//!
+//! The maps hash with foldhash, seeded per process: label values come from events, so a fixed hash would let
+//! crafted values collide.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,22 +28,27 @@ use ursa_connect::{SinkRecord, TopicPartition};
 
 use crate::config::{MetricDef, MetricKind, SampleTime};
 
+/// The maps' hasher.
+pub type Hasher = foldhash::fast::RandomState;
+
+/// A hash map with the store's hasher.
+pub type Map<K, V> = HashMap<K, V, Hasher>;
+
 /// The separator of label values in a series key (a control character that normalised values never hold
 /// in practice; a value holding it is still unambiguous enough for counting, as label order is fixed).
 pub const SEP: char = '\u{1f}';
 
-/// The key of the overflow series in a partition's contributions.
+/// The key of the overflow series in a partition's checkpoint.
 pub const OVERFLOW_KEY: &str = "\u{0}overflow";
 
-/// A series' key: its label values joined by [`SEP`], shared by the series and the partitions'
-/// contributions to it.
+/// A series' key: its label values joined by [`SEP`].
 pub type Key = Arc<str>;
 
-/// [`SEP`] as a string, to join label values with.
-const SEP_STR: &str = "\u{1f}";
+/// An open partition's number in the store, which its series' [`Owners`] name.
+pub type Slot = u32;
 
 /// Gives memory back once a map is mostly empty (maps keep their capacity when entries are removed).
-fn shrink<K: std::hash::Hash + Eq, V>(map: &mut HashMap<K, V>) {
+fn shrink<K: std::hash::Hash + Eq, V>(map: &mut Map<K, V>) {
     if map.capacity() > 64 && map.len() < map.capacity() / 4 {
         map.shrink_to_fit();
     }
@@ -63,6 +74,27 @@ pub enum SeriesValue {
     Hist(Box<Hist>),
 }
 
+/// What one open partition contributed to a series since the checkpoint it started from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contribution {
+    /// The partition's share of the value (a last-value gauge: the last value it set).
+    pub value: SeriesValue,
+    /// The newest event time among its updates ([`NO_EVENT`] without one).
+    pub event: i64,
+}
+
+/// Which open partitions contributed to a series.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Owners {
+    /// None is open (its partitions were closed; the series stays until idle, a counter's, sum gauge's or
+    /// histogram's value at zero).
+    None,
+    /// One partition, whose contribution is the series' whole value and event time.
+    One(Slot),
+    /// Several, each with its contribution.
+    Many(Box<Vec<(Slot, Contribution)>>),
+}
+
 /// One series.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
@@ -73,10 +105,227 @@ pub struct Series {
     /// With event time (`metrics.remote.write.time`): the newest event time among its updates, in ms since
     /// the Unix epoch ([`NO_EVENT`] until one has one).
     pub event: i64,
+    /// The open partitions that contributed to it.
+    pub owners: Owners,
 }
 
 /// A series' event time before any update had one.
 pub const NO_EVENT: i64 = i64::MIN;
+
+/// Whether a metric's value is the sum of its partitions' contributions (all but last-value gauges).
+fn sums(def: &MetricDef) -> bool {
+    !matches!(def.kind, MetricKind::Gauge { sum: false })
+}
+
+/// A zero value of `def`'s kind.
+fn zero(def: &MetricDef) -> SeriesValue {
+    match &def.kind {
+        MetricKind::Histogram { buckets } => SeriesValue::Hist(Box::new(Hist {
+            counts: vec![0; buckets.len() + 1].into_boxed_slice(),
+            sum: 0.0,
+            count: 0,
+        })),
+        _ => SeriesValue::Scalar(0.0),
+    }
+}
+
+/// Adds one update to a value and its event time.
+fn add(def: &MetricDef, value: &mut SeriesValue, at: &mut i64, amount: f64, event: i64) {
+    // The time never goes back, and moves with every update: a late record (older than the newest) puts it
+    // 1 ms past the newest, so that a push after it is a newer sample, which Prometheus takes, not a second
+    // value at the same time, which it refuses.
+    if event != NO_EVENT || *at != NO_EVENT {
+        *at = if event > *at {
+            event
+        } else {
+            at.saturating_add(1)
+        };
+    }
+    match (&def.kind, value) {
+        (MetricKind::Counter | MetricKind::Gauge { sum: true }, SeriesValue::Scalar(v)) => {
+            *v += amount;
+        }
+        (MetricKind::Gauge { sum: false }, SeriesValue::Scalar(v)) => *v = amount,
+        (MetricKind::Histogram { buckets }, SeriesValue::Hist(h)) => {
+            let i = buckets
+                .iter()
+                .position(|b| amount <= *b)
+                .unwrap_or(buckets.len());
+            if let Some(c) = h.counts.get_mut(i) {
+                *c += 1;
+            }
+            h.sum += amount;
+            h.count += 1;
+        }
+        _ => {}
+    }
+}
+
+/// Adds (`sign` 1) or takes away (`sign` -1) a contribution's value to or from a series' total; a
+/// last-value gauge takes the value when it is added and keeps it when it is taken away.
+fn combine(def: &MetricDef, total: &mut SeriesValue, part: &SeriesValue, sign: f64) {
+    match (total, part) {
+        (SeriesValue::Scalar(v), SeriesValue::Scalar(p)) if sums(def) => *v += sign * p,
+        (SeriesValue::Scalar(v), SeriesValue::Scalar(p)) if sign > 0.0 => *v = *p,
+        (SeriesValue::Hist(h), SeriesValue::Hist(p)) => {
+            for (c, pc) in h.counts.iter_mut().zip(p.counts.iter()) {
+                *c = if sign > 0.0 {
+                    c.saturating_add(*pc)
+                } else {
+                    c.saturating_sub(*pc)
+                };
+            }
+            h.sum += sign * p.sum;
+            h.count = if sign > 0.0 {
+                h.count.saturating_add(p.count)
+            } else {
+                h.count.saturating_sub(p.count)
+            };
+        }
+        _ => {}
+    }
+}
+
+impl Series {
+    fn fresh(def: &MetricDef, now: u64) -> Series {
+        Series {
+            value: zero(def),
+            last: now,
+            event: NO_EVENT,
+            owners: Owners::None,
+        }
+    }
+
+    /// Adds one update from the partition of `slot`.
+    fn update(&mut self, def: &MetricDef, slot: Slot, amount: f64, now: u64, event: i64) {
+        match &mut self.owners {
+            Owners::One(o) if *o == slot => {}
+            // With no owner a summed value is zero, so the update alone is the partition's contribution.
+            Owners::None => self.owners = Owners::One(slot),
+            Owners::One(o) => {
+                let theirs = Contribution {
+                    value: self.value.clone(),
+                    event: self.event,
+                };
+                let mut mine = Contribution {
+                    value: zero(def),
+                    event: NO_EVENT,
+                };
+                add(def, &mut mine.value, &mut mine.event, amount, event);
+                self.owners = Owners::Many(Box::new(vec![(*o, theirs), (slot, mine)]));
+            }
+            Owners::Many(list) => {
+                let i = match list.iter().position(|(s, _)| *s == slot) {
+                    Some(i) => i,
+                    None => {
+                        list.push((
+                            slot,
+                            Contribution {
+                                value: zero(def),
+                                event: NO_EVENT,
+                            },
+                        ));
+                        list.len() - 1
+                    }
+                };
+                if let Some((_, c)) = list.get_mut(i) {
+                    add(def, &mut c.value, &mut c.event, amount, event);
+                }
+            }
+        }
+        self.last = now;
+        add(def, &mut self.value, &mut self.event, amount, event);
+    }
+
+    /// Adds a checkpointed contribution of the partition of `slot` (which has none in it yet).
+    fn restore(&mut self, def: &MetricDef, slot: Slot, part: Contribution, now: u64) {
+        self.last = now;
+        match &mut self.owners {
+            Owners::None => {
+                if sums(def) {
+                    self.value = zero(def);
+                }
+                combine(def, &mut self.value, &part.value, 1.0);
+                self.event = self.event.max(part.event);
+                self.owners = Owners::One(slot);
+            }
+            Owners::One(o) if *o == slot => {
+                combine(def, &mut self.value, &part.value, 1.0);
+                self.event = self.event.max(part.event);
+            }
+            Owners::One(o) => {
+                let theirs = Contribution {
+                    value: self.value.clone(),
+                    event: self.event,
+                };
+                combine(def, &mut self.value, &part.value, 1.0);
+                self.event = self.event.max(part.event);
+                self.owners = Owners::Many(Box::new(vec![(*o, theirs), (slot, part)]));
+            }
+            Owners::Many(list) => {
+                combine(def, &mut self.value, &part.value, 1.0);
+                self.event = self.event.max(part.event);
+                list.push((slot, part));
+            }
+        }
+    }
+
+    /// Takes away the contribution of the partition of `slot`; whether it had one.
+    fn withdraw(&mut self, def: &MetricDef, slot: Slot) -> bool {
+        match &mut self.owners {
+            Owners::One(o) if *o == slot => {
+                if sums(def) {
+                    self.value = zero(def);
+                }
+                self.owners = Owners::None;
+                true
+            }
+            Owners::None | Owners::One(_) => false,
+            Owners::Many(list) => {
+                let Some(i) = list.iter().position(|(s, _)| *s == slot) else {
+                    return false;
+                };
+                let (_, gone) = list.swap_remove(i);
+                combine(def, &mut self.value, &gone.value, -1.0);
+                if list.is_empty() {
+                    if sums(def) {
+                        self.value = zero(def);
+                    }
+                    self.owners = Owners::None;
+                } else if list.len() == 1 && sums(def) {
+                    // The one left is the whole value again (exactly: no rounding left over by the sums).
+                    if let Some((o, c)) = list.pop() {
+                        self.value = c.value;
+                        self.event = self.event.max(c.event);
+                        self.owners = Owners::One(o);
+                    }
+                }
+                true
+            }
+        }
+    }
+
+    /// The contribution of the partition of `slot`: its value and event time.
+    pub fn contribution(&self, slot: Slot) -> Option<(&SeriesValue, i64)> {
+        match &self.owners {
+            Owners::One(o) if *o == slot => Some((&self.value, self.event)),
+            Owners::Many(list) => list
+                .iter()
+                .find(|(s, _)| *s == slot)
+                .map(|(_, c)| (&c.value, c.event)),
+            _ => None,
+        }
+    }
+
+    /// Calls `f` with the slot of every partition that contributed to it.
+    fn each_owner(&self, mut f: impl FnMut(Slot)) {
+        match &self.owners {
+            Owners::None => {}
+            Owners::One(o) => f(*o),
+            Owners::Many(list) => list.iter().for_each(|(s, _)| f(*s)),
+        }
+    }
+}
 
 /// One metric's series and guard.
 #[derive(Debug)]
@@ -84,12 +333,10 @@ pub struct MetricSeries {
     /// The definition.
     pub def: Arc<MetricDef>,
     /// Live series by key.
-    pub series: HashMap<Key, Series>,
+    pub series: Map<Key, Series>,
     /// Per label: its distinct values among live series, with how many series use each. Empty for a
     /// metric of one label, whose values are the series' keys.
-    values: Vec<HashMap<Box<str>, u32>>,
-    /// [`OVERFLOW_KEY`], allocated once.
-    overflow_key: Key,
+    values: Vec<Map<Box<str>, u32>>,
     /// The `__overflow__` series, once something was folded.
     pub overflow: Option<Series>,
     /// Updates folded into the overflow series.
@@ -103,15 +350,14 @@ pub struct MetricSeries {
 impl MetricSeries {
     fn new(def: Arc<MetricDef>) -> MetricSeries {
         let values = if def.labels.len() > 1 {
-            vec![HashMap::new(); def.labels.len()]
+            vec![Map::default(); def.labels.len()]
         } else {
             Vec::new()
         };
         MetricSeries {
             values,
-            overflow_key: Key::from(OVERFLOW_KEY),
             def,
-            series: HashMap::new(),
+            series: Map::default(),
             overflow: None,
             folded: 0,
             expired: 0,
@@ -119,158 +365,101 @@ impl MetricSeries {
         }
     }
 
-    fn fresh(&self, now: u64) -> Series {
-        let value = match &self.def.kind {
-            MetricKind::Histogram { buckets } => SeriesValue::Hist(Box::new(Hist {
-                counts: vec![0; buckets.len() + 1].into_boxed_slice(),
-                sum: 0.0,
-                count: 0,
-            })),
-            _ => SeriesValue::Scalar(0.0),
-        };
-        Series {
-            value,
-            last: now,
-            event: NO_EVENT,
-        }
-    }
-
-    fn apply(def: &MetricDef, s: &mut Series, amount: f64, now: u64, event: i64) {
-        s.last = now;
-        // The series' time never goes back, and moves with every update: a late record (older than the
-        // newest) puts it 1 ms past the newest, so that a push after it is a newer sample, which Prometheus
-        // takes, not a second value at the same time, which it refuses.
-        if event != NO_EVENT || s.event != NO_EVENT {
-            s.event = if event > s.event {
-                event
-            } else {
-                s.event.saturating_add(1)
-            };
-        }
-        match (&def.kind, &mut s.value) {
-            (MetricKind::Counter | MetricKind::Gauge { sum: true }, SeriesValue::Scalar(v)) => {
-                *v += amount;
-            }
-            (MetricKind::Gauge { sum: false }, SeriesValue::Scalar(v)) => *v = amount,
-            (MetricKind::Histogram { buckets }, SeriesValue::Hist(h)) => {
-                let i = buckets
-                    .iter()
-                    .position(|b| amount <= *b)
-                    .unwrap_or(buckets.len());
-                if let Some(c) = h.counts.get_mut(i) {
-                    *c += 1;
+    /// Counts one new series' label values (in `key`) in the per-label value sets.
+    fn count_values(values: &mut [Map<Box<str>, u32>], key: &str) {
+        for (v, seen) in key.split(SEP).zip(values.iter_mut()) {
+            match seen.get_mut(v) {
+                Some(n) => *n += 1,
+                None => {
+                    seen.insert(Box::from(v), 1);
                 }
-                h.sum += amount;
-                h.count += 1;
             }
-            _ => {}
         }
     }
 
-    /// Adds one update: `amount` (the increment, the gauge value or the observation) for these label values.
-    /// Returns the key of the series it went to ([`OVERFLOW_KEY`] when folded), `None` if the amount was
-    /// unusable.
-    /// `event` is the record's event time ([`NO_EVENT`] without one).
-    pub fn update(&mut self, labels: &[String], amount: f64, now: u64, event: i64) -> Option<Key> {
+    /// Adds one update from the partition of `slot`: `amount` (the increment, the gauge value or the
+    /// observation) for the label values joined in `key` (by [`SEP`], in label order). `event` is the
+    /// record's event time ([`NO_EVENT`] without one).
+    pub fn update(&mut self, key: &str, slot: Slot, amount: f64, now: u64, event: i64) {
         if !amount.is_finite() || (matches!(self.def.kind, MetricKind::Counter) && amount < 0.0) {
             self.invalid += 1;
-            return None;
+            return;
         }
-        let key = labels.join(SEP_STR);
-        if let Some(k) = self
-            .series
-            .get_key_value(key.as_str())
-            .map(|(k, _)| Key::clone(k))
-            && let Some(s) = self.series.get_mut(&k)
-        {
-            Self::apply(&self.def, s, amount, now, event);
-            return Some(k);
+        let def = &*self.def;
+        if let Some(s) = self.series.get_mut(key) {
+            s.update(def, slot, amount, now, event);
+            return;
         }
-        let full = self.series.len() >= self.def.max_series;
+        let full = self.series.len() >= def.max_series;
         // With one label, a new series is a new value of it.
         let new_value_over = if self.values.is_empty() {
-            labels.len() == 1 && self.series.len() >= self.def.max_label_values
+            def.labels.len() == 1 && self.series.len() >= def.max_label_values
         } else {
-            labels.iter().zip(&self.values).any(|(v, seen)| {
-                !seen.contains_key(v.as_str()) && seen.len() >= self.def.max_label_values
-            })
+            key.split(SEP)
+                .zip(&self.values)
+                .any(|(v, seen)| !seen.contains_key(v) && seen.len() >= def.max_label_values)
         };
         if full || new_value_over {
             self.folded += 1;
-            let mut s = match self.overflow.take() {
-                Some(s) => s,
-                None => self.fresh(now),
-            };
-            Self::apply(&self.def, &mut s, amount, now, event);
-            self.overflow = Some(s);
-            return Some(Key::clone(&self.overflow_key));
+            self.overflow
+                .get_or_insert_with(|| Series::fresh(def, now))
+                .update(def, slot, amount, now, event);
+            return;
         }
-        for (v, seen) in labels.iter().zip(self.values.iter_mut()) {
-            *seen.entry(Box::from(v.as_str())).or_insert(0) += 1;
-        }
-        let mut s = self.fresh(now);
-        Self::apply(&self.def, &mut s, amount, now, event);
-        let key = Key::from(key);
-        self.series.insert(Key::clone(&key), s);
-        Some(key)
+        Self::count_values(&mut self.values, key);
+        let mut s = Series::fresh(def, now);
+        s.update(def, slot, amount, now, event);
+        self.series.insert(Key::from(key), s);
     }
 
-    /// The series of `key` ([`OVERFLOW_KEY`] for the overflow series), created if missing (restoring a
-    /// checkpoint: the guard decided where it goes when it was first counted).
-    fn series_mut(&mut self, key: &Key, now: u64) -> &mut Series {
-        if **key == *OVERFLOW_KEY {
-            let fresh = self.fresh(now);
-            return self.overflow.get_or_insert(fresh);
+    /// Adds a partition's checkpointed contribution to the series of `key` ([`OVERFLOW_KEY`] for the
+    /// overflow series), created if missing (the guard decided where it goes when it was first counted).
+    fn restore(&mut self, key: Key, slot: Slot, part: Contribution, now: u64) {
+        let def = &*self.def;
+        if *key == *OVERFLOW_KEY {
+            self.overflow
+                .get_or_insert_with(|| Series::fresh(def, now))
+                .restore(def, slot, part, now);
+            return;
         }
-        let fresh = self.fresh(now);
         let values = &mut self.values;
-        self.series.entry(Key::clone(key)).or_insert_with(|| {
-            for (v, seen) in key.split(SEP).zip(values.iter_mut()) {
-                *seen.entry(Box::from(v)).or_insert(0) += 1;
-            }
-            fresh
-        })
+        self.series
+            .entry(key)
+            .or_insert_with_key(|key| {
+                Self::count_values(values, key);
+                Series::fresh(def, now)
+            })
+            .restore(def, slot, part, now);
     }
 
-    /// Adds (`sign` 1) or takes away (`sign` -1) a partition's contribution to a series.
-    fn merge(&mut self, key: &Key, part: &Series, sign: f64, now: u64) {
-        let sum = !matches!(self.def.kind, MetricKind::Gauge { sum: false });
-        let s = self.series_mut(key, now);
-        if sign > 0.0 {
-            s.last = now;
-            s.event = s.event.max(part.event);
-        }
-        match (&mut s.value, &part.value) {
-            (SeriesValue::Scalar(v), SeriesValue::Scalar(p)) if sum => *v += sign * p,
-            (SeriesValue::Scalar(v), SeriesValue::Scalar(p)) if sign > 0.0 => *v = *p,
-            (SeriesValue::Hist(h), SeriesValue::Hist(p)) => {
-                for (c, pc) in h.counts.iter_mut().zip(p.counts.iter()) {
-                    *c = if sign > 0.0 {
-                        c.saturating_add(*pc)
-                    } else {
-                        c.saturating_sub(*pc)
-                    };
-                }
-                h.sum += sign * p.sum;
-                h.count = if sign > 0.0 {
-                    h.count.saturating_add(p.count)
-                } else {
-                    h.count.saturating_sub(p.count)
-                };
-            }
-            _ => {}
+    /// Takes away every contribution of the partition of `slot`.
+    fn withdraw(&mut self, slot: Slot) {
+        let def = &*self.def;
+        for s in self.series.values_mut().chain(self.overflow.as_mut()) {
+            s.withdraw(def, slot);
         }
     }
 
-    fn expire(&mut self, older_than: u64, gone: &mut Vec<Key>) {
+    /// Removes the series not updated since `older_than`; marks the slots of the partitions that had
+    /// contributed to one in `touched`.
+    fn expire(&mut self, older_than: u64, touched: &mut Vec<bool>) {
         let values = &mut self.values;
         let mut removed = 0;
+        let mut mark = |s: &Series| {
+            s.each_owner(|slot| {
+                let i = slot as usize;
+                if touched.len() <= i {
+                    touched.resize(i + 1, false);
+                }
+                touched[i] = true;
+            });
+        };
         self.series.retain(|key, s| {
             if s.last >= older_than {
                 return true;
             }
             removed += 1;
-            gone.push(Key::clone(key));
+            mark(s);
             for (v, seen) in key.split(SEP).zip(values.iter_mut()) {
                 if let Some(n) = seen.get_mut(v) {
                     *n -= 1;
@@ -281,10 +470,9 @@ impl MetricSeries {
             }
             false
         });
-        if self.overflow.as_ref().is_some_and(|s| s.last < older_than) {
-            self.overflow = None;
+        if let Some(s) = self.overflow.take_if(|s| s.last < older_than) {
             removed += 1;
-            gone.push(Key::clone(&self.overflow_key));
+            mark(&s);
         }
         shrink(&mut self.series);
         for seen in &mut self.values {
@@ -302,18 +490,18 @@ impl MetricSeries {
                 0
             };
         }
-        self.values.get(i).map_or(0, HashMap::len)
+        self.values.get(i).map_or(0, Map::len)
     }
 }
 
-/// What one partition contributed to each metric's series since the checkpoint it started from: what is
-/// checkpointed with its offset, and what is taken away when the partition is closed (moved elsewhere).
+/// An open partition's place in the store: its slot (which its series' [`Owners`] name) and where its
+/// counting stands against its checkpoint.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Part {
+    /// Its slot.
+    pub slot: Slot,
     /// The next offset to count (records before it are counted already: a replay is skipped).
     pub next: Option<i64>,
-    /// Per metric: contributions by series key ([`OVERFLOW_KEY`] for the overflow series).
-    pub metrics: Vec<HashMap<Key, Series>>,
     /// Changed since the last checkpoint.
     pub dirty: bool,
     /// Bumped on every change (a checkpoint taken at version v is current while it stays v).
@@ -322,17 +510,33 @@ pub struct Part {
     pub saved: Option<i64>,
 }
 
+/// A partition's checkpoint, read back: its next offset and, per metric (in definition order), its
+/// contributions by series key ([`OVERFLOW_KEY`] for the overflow series).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Restored {
+    /// The next offset to count.
+    pub next: Option<i64>,
+    /// Per metric, its contributions.
+    pub metrics: Vec<Vec<(Key, Contribution)>>,
+}
+
 /// Every metric's series.
 #[derive(Debug)]
 pub struct Store {
     /// Per definition, in definition order.
     pub metrics: Vec<MetricSeries>,
-    /// Per open partition, its contributions.
-    pub parts: HashMap<TopicPartition, Part>,
+    /// Per open partition, its state.
+    parts: Map<TopicPartition, Part>,
+    /// Slots in use.
+    slots: Vec<bool>,
+    /// The partition of the last record counted, and its slot (records come in runs of one partition).
+    recent: Option<(TopicPartition, Slot)>,
     epoch: Instant,
     idle: Duration,
     /// Where a record's event time comes from (`Processing`: none is kept).
     time: SampleTime,
+    /// The series key being built (kept for its capacity).
+    key: String,
 }
 
 impl Store {
@@ -340,10 +544,13 @@ impl Store {
     pub fn new(defs: &[Arc<MetricDef>], idle: Duration) -> Store {
         Store {
             metrics: defs.iter().cloned().map(MetricSeries::new).collect(),
-            parts: HashMap::new(),
+            parts: Map::default(),
+            slots: Vec::new(),
+            recent: None,
             epoch: Instant::now(),
             idle,
             time: SampleTime::Processing,
+            key: String::new(),
         }
     }
 
@@ -370,39 +577,102 @@ impl Store {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Opens a partition, restoring its checkpointed contributions (added to the series).
-    pub fn open(&mut self, tp: TopicPartition, restored: Option<Part>) {
-        let now = self.now();
-        if let Some(old) = self.parts.remove(&tp) {
-            self.subtract(&old);
-        }
-        let mut part = restored.unwrap_or_default();
-        part.metrics.resize_with(self.metrics.len(), HashMap::new);
-        for (m, contrib) in self.metrics.iter_mut().zip(&mut part.metrics) {
-            for (key, s) in contrib.iter_mut() {
-                s.last = now;
-                m.merge(key, s, 1.0, now);
-            }
-        }
-        part.dirty = false;
-        part.saved = part.next;
-        self.parts.insert(tp, part);
+    /// The state of an open partition.
+    pub fn part(&self, tp: &TopicPartition) -> Option<&Part> {
+        self.parts.get(tp)
     }
 
-    fn subtract(&mut self, part: &Part) {
-        let now = self.now();
-        for (m, contrib) in self.metrics.iter_mut().zip(&part.metrics) {
-            for (key, s) in contrib {
-                m.merge(key, s, -1.0, now);
+    /// The state of an open partition, to change.
+    pub fn part_mut(&mut self, tp: &TopicPartition) -> Option<&mut Part> {
+        self.parts.get_mut(tp)
+    }
+
+    /// Every open partition's state.
+    pub fn parts(&self) -> impl Iterator<Item = (&TopicPartition, &Part)> {
+        self.parts.iter()
+    }
+
+    /// The state of `tp`, opened (with nothing restored) if it was not.
+    fn part_entry(&mut self, tp: &TopicPartition) -> &mut Part {
+        if !self.parts.contains_key(tp) {
+            let slot = self.free_slot();
+            self.parts.insert(
+                tp.clone(),
+                Part {
+                    slot,
+                    ..Part::default()
+                },
+            );
+        }
+        // Inserted above if missing.
+        self.parts.entry(tp.clone()).or_default()
+    }
+
+    /// Takes the lowest free slot.
+    fn free_slot(&mut self) -> Slot {
+        let i = match self.slots.iter().position(|used| !used) {
+            Some(i) => i,
+            None => {
+                self.slots.push(false);
+                self.slots.len() - 1
             }
+        };
+        self.slots[i] = true;
+        Slot::try_from(i).unwrap_or(Slot::MAX)
+    }
+
+    /// Opens a partition, restoring its checkpointed contributions (added to the series).
+    pub fn open(&mut self, tp: TopicPartition, restored: Option<Restored>) {
+        self.close(&tp);
+        let now = self.now();
+        let restored = restored.unwrap_or_default();
+        let slot = self.part_entry(&tp).slot;
+        for (m, contrib) in self.metrics.iter_mut().zip(restored.metrics) {
+            for (key, c) in contrib {
+                m.restore(key, slot, c, now);
+            }
+        }
+        if let Some(part) = self.parts.get_mut(&tp) {
+            part.next = restored.next;
+            part.saved = restored.next;
         }
     }
 
     /// Closes a partition: its contributions leave the series (its new owner restores them).
     pub fn close(&mut self, tp: &TopicPartition) {
-        if let Some(old) = self.parts.remove(tp) {
-            self.subtract(&old);
+        let Some(part) = self.parts.remove(tp) else {
+            return;
+        };
+        for m in &mut self.metrics {
+            m.withdraw(part.slot);
         }
+        if let Some(used) = self.slots.get_mut(part.slot as usize) {
+            *used = false;
+        }
+        if self.recent.as_ref().is_some_and(|(t, _)| t == tp) {
+            self.recent = None;
+        }
+    }
+
+    /// The slot of the record's partition, which is opened if it was not; `None` if the record was counted
+    /// already (its offset is before the partition's next). Moves the partition's next offset past it.
+    fn take(&mut self, record: &SinkRecord) -> Option<Slot> {
+        let tp = match &self.recent {
+            Some((tp, _)) if tp.partition == record.partition && tp.topic == record.topic => {
+                tp.clone()
+            }
+            _ => record.topic_partition(),
+        };
+        let part = self.part_entry(&tp);
+        if part.next.is_some_and(|next| record.offset < next) {
+            return None;
+        }
+        part.next = Some(record.offset + 1);
+        part.dirty = true;
+        part.version += 1;
+        let slot = part.slot;
+        self.recent = Some((tp, slot));
+        Some(slot)
     }
 
     /// Counts one record (`value` is its value's JSON form) in every metric it matches; `false` if it was
@@ -410,23 +680,23 @@ impl Store {
     /// A record whose value did not decode (`value` `None`) only moves the partition's offset.
     pub fn apply(&mut self, record: &SinkRecord, value: Option<&Value>) -> bool {
         let now = self.now();
-        let tp = record.topic_partition();
-        let n = self.metrics.len();
-        let event = match (&self.time, value) {
-            (SampleTime::Processing, _) | (_, None) => NO_EVENT,
-            (_, Some(v)) => self.event_time(record, v),
-        };
-        let part = self.parts.entry(tp).or_default();
-        if part.next.is_some_and(|next| record.offset < next) {
+        self.apply_at(record, value, now)
+    }
+
+    /// As [`Store::apply`], at `now` (the store's milliseconds, [`Store::now`]: one reading of the clock
+    /// serves a batch).
+    pub fn apply_at(&mut self, record: &SinkRecord, value: Option<&Value>, now: u64) -> bool {
+        let Some(slot) = self.take(record) else {
             return false;
-        }
-        part.next = Some(record.offset + 1);
-        part.dirty = true;
-        part.version += 1;
+        };
         let Some(value) = value else { return true };
-        part.metrics.resize_with(n, HashMap::new);
-        for (m, contrib) in self.metrics.iter_mut().zip(&mut part.metrics) {
-            let def = Arc::clone(&m.def);
+        let event = match &self.time {
+            SampleTime::Processing => NO_EVENT,
+            _ => self.event_time(record, value),
+        };
+        let key = &mut self.key;
+        for m in &mut self.metrics {
+            let def = &*m.def;
             if !def.topics.is_empty() && !def.topics.iter().any(|t| **t == *record.topic) {
                 continue;
             }
@@ -443,18 +713,20 @@ impl Store {
                     }
                 },
             };
-            let labels: Vec<String> = def.labels.iter().map(|l| l.value(record, value)).collect();
-            if let Some(key) = m.update(&labels, amount, now, event) {
-                let fresh = m.fresh(now);
-                let s = contrib.entry(key).or_insert(fresh);
-                MetricSeries::apply(&def, s, amount, now, event);
+            key.clear();
+            for (i, l) in def.labels.iter().enumerate() {
+                if i > 0 {
+                    key.push(SEP);
+                }
+                l.write_value(record, value, key);
             }
+            m.update(key, slot, amount, now, event);
         }
         true
     }
 
-    /// Removes series not updated for the idle time (from every partition's contributions too); returns
-    /// how many.
+    /// Removes series not updated for the idle time (and so their partitions' contributions); returns how
+    /// many.
     pub fn expire(&mut self) -> u64 {
         let idle = u64::try_from(self.idle.as_millis()).unwrap_or(u64::MAX);
         let older_than = self.now().saturating_sub(idle);
@@ -462,22 +734,14 @@ impl Store {
             return 0;
         }
         let before: u64 = self.metrics.iter().map(|m| m.expired).sum();
-        for (i, m) in self.metrics.iter_mut().enumerate() {
-            let mut gone = Vec::new();
-            m.expire(older_than, &mut gone);
-            if gone.is_empty() {
-                continue;
-            }
-            for part in self.parts.values_mut() {
-                if let Some(contrib) = part.metrics.get_mut(i) {
-                    for key in &gone {
-                        if contrib.remove(key).is_some() {
-                            part.dirty = true;
-                            part.version += 1;
-                        }
-                    }
-                    shrink(contrib);
-                }
+        let mut touched = Vec::new();
+        for m in &mut self.metrics {
+            m.expire(older_than, &mut touched);
+        }
+        for part in self.parts.values_mut() {
+            if touched.get(part.slot as usize).copied().unwrap_or(false) {
+                part.dirty = true;
+                part.version += 1;
             }
         }
         self.metrics.iter().map(|m| m.expired).sum::<u64>() - before

@@ -234,15 +234,16 @@ impl Sink for MetricsSink {
         Box::pin(async move {
             // No await while the store is locked: a dropped call leaves whole records applied or not.
             let mut store = lock(&self.store)?;
+            let now = store.now();
             Ok(records
                 .iter()
                 .map(|r| match value_of(r, &self.wanted, &mut None) {
                     Ok(v) => {
-                        store.apply(r, Some(v));
+                        store.apply_at(r, Some(v), now);
                         Outcome::Delivered
                     }
                     Err(e) => {
-                        store.apply(r, None);
+                        store.apply_at(r, None, now);
                         Outcome::Permanent {
                             reason: e.to_string(),
                             detail: Some(e.class_name().to_owned()),
@@ -292,7 +293,7 @@ impl Sink for MetricsSink {
             if self.checkpoints.is_some() {
                 let store = lock(&self.store)?;
                 for tp in partitions {
-                    if let Some(next) = store.parts.get(tp).and_then(|p| p.saved) {
+                    if let Some(next) = store.part(tp).and_then(|p| p.saved) {
                         out.insert(tp.clone(), next);
                     }
                 }
@@ -312,9 +313,12 @@ impl Sink for MetricsSink {
             let snapshots: Vec<(TopicPartition, u64, i64, String)> = {
                 let store = lock(&self.store)?;
                 let mut snapshots = Vec::new();
-                for (tp, p) in store.parts.iter().filter(|(_, p)| p.dirty) {
+                for (tp, p) in store.parts().filter(|(_, p)| p.dirty) {
                     let Some(next) = p.next else { continue };
-                    let text = encode(&self.defs, p, next).map_err(|e| {
+                    let Some(text) = encode(&store, tp, next) else {
+                        continue;
+                    };
+                    let text = text.map_err(|e| {
                         SinkError::permanent(format!("metrics checkpoint of {tp}: {e}"))
                     })?;
                     snapshots.push((tp.clone(), p.version, next, text));
@@ -335,7 +339,7 @@ impl Sink for MetricsSink {
             self.push().await?;
             let mut store = lock(&self.store)?;
             for (tp, version, next, _) in snapshots {
-                if let Some(p) = store.parts.get_mut(&tp) {
+                if let Some(p) = store.part_mut(&tp) {
                     p.saved = Some(next);
                     if p.version == version {
                         p.dirty = false;
@@ -345,7 +349,7 @@ impl Sink for MetricsSink {
             Ok(done
                 .iter()
                 .filter_map(|(tp, d)| {
-                    let saved = store.parts.get(tp).and_then(|p| p.saved)?;
+                    let saved = store.part(tp).and_then(|p| p.saved)?;
                     Some((tp.clone(), saved.min(*d)))
                 })
                 .collect())

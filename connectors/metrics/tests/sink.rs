@@ -235,15 +235,143 @@ async fn checkpointed_contributions_restore_skip_replays_and_leave_on_close() {
     };
     assert_eq!(total(&a), 10.0);
     // Partition 0's checkpoint restored elsewhere: its 5 counts move, its offset resumes after them.
-    let p0 = encode(&defs, &a.parts[&tp0], 5).unwrap();
+    let p0 = encode(&a, &tp0, 5).unwrap().unwrap();
     let p0 = serde_json::from_str(&p0).unwrap();
     a.close(&tp0);
     assert_eq!(total(&a), 5.0);
     let mut b = Store::new(&defs, Duration::from_secs(3600));
     b.open(tp0.clone(), decode(&defs, &p0));
     assert_eq!(total(&b), 5.0);
-    assert_eq!(b.parts[&tp0].saved, Some(5));
+    assert_eq!(b.part(&tp0).unwrap().saved, Some(5));
     assert!(!on(&mut b, 0, 4));
     assert!(on(&mut b, 0, 5));
     assert_eq!(total(&b), 6.0);
+}
+
+/// Every series' exposed sample values of a store, by series key: a counter's total; a gauge's value; a
+/// histogram's count and sum.
+fn totals(
+    store: &ursa_connector_metrics::series::Store,
+) -> std::collections::BTreeMap<String, Vec<f64>> {
+    use ursa_connector_metrics::series::SeriesValue;
+    let mut out = std::collections::BTreeMap::new();
+    for m in &store.metrics {
+        for (k, s) in m
+            .series
+            .iter()
+            .map(|(k, s)| (k.to_string(), s))
+            .chain(m.overflow.iter().map(|s| ("__overflow__".to_owned(), s)))
+        {
+            let v = match &s.value {
+                SeriesValue::Scalar(v) => vec![*v],
+                SeriesValue::Hist(h) => vec![h.count as f64, h.sum],
+            };
+            // Sums in another order differ in the last bits.
+            let v: Vec<f64> = v.iter().map(|x| (x * 1e6).round() / 1e6).collect();
+            // Series left with nothing (their partitions closed) are the same as absent ones.
+            if v.iter().any(|x| *x != 0.0) {
+                out.insert(format!("{}/{k}", m.def.name), v);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn contributions_of_several_partitions_to_one_series_move_exactly() {
+    use ursa_connect::TopicPartition;
+    use ursa_connector_metrics::checkpoint::{decode, encode};
+    use ursa_connector_metrics::series::Store;
+    // Room for every label set: which ones the guard folds depends on the order they come in.
+    let defs = parse_definitions(
+        "d",
+        &DEFS.replace("max_series = 3", "max_series = 100"),
+        10,
+        10,
+    )
+    .unwrap();
+    let tps: Vec<TopicPartition> = (0..3)
+        .map(|p| TopicPartition::new("conversations", p))
+        .collect();
+    let mut next = [0i64; 3];
+    let feed = |store: &mut Store, p: usize, n: i64, next: &mut [i64; 3]| {
+        for _ in 0..n {
+            let i = next[p];
+            let models = ["tb1", "tb2", "tb3", "tb4"];
+            let mut r = event(i, models[(i as usize + p) % 4], ["5-7", "8-10"][p % 2]);
+            r.partition = p as i32;
+            r.offset = i;
+            let v = r.value_json().unwrap().clone();
+            assert!(store.apply(&r, Some(&v)));
+            next[p] += 1;
+        }
+    };
+    // Each partition alone, in a store of its own: what its contributions must add up to.
+    let alone = |p: usize, n: i64| {
+        let mut s = Store::new(&defs, Duration::from_secs(3600));
+        let mut next = [0i64; 3];
+        feed(&mut s, p, n, &mut next);
+        totals(&s)
+    };
+    let sum = |parts: &[&std::collections::BTreeMap<String, Vec<f64>>]| {
+        let mut out: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+        for t in parts {
+            for (k, v) in *t {
+                let e = out.entry(k.clone()).or_insert_with(|| vec![0.0; v.len()]);
+                for (a, b) in e.iter_mut().zip(v) {
+                    *a = ((*a + b) * 1e6).round() / 1e6;
+                }
+            }
+        }
+        out
+    };
+    let mut a = Store::new(&defs, Duration::from_secs(3600));
+    for tp in &tps {
+        a.open(tp.clone(), None);
+    }
+    // Interleaved, so series are shared between partitions.
+    for _ in 0..3 {
+        for p in 0..3 {
+            feed(&mut a, p, 2, &mut next);
+        }
+    }
+    let only = [alone(0, 6), alone(1, 6), alone(2, 6)];
+    assert_eq!(totals(&a), sum(&[&only[0], &only[1], &only[2]]));
+    // Each partition's checkpoint holds exactly its own share.
+    let saved: Vec<serde_json::Value> = tps
+        .iter()
+        .map(|tp| serde_json::from_str(&encode(&a, tp, 6).unwrap().unwrap()).unwrap())
+        .collect();
+    for (p, tp) in tps.iter().enumerate() {
+        let mut b = Store::new(&defs, Duration::from_secs(3600));
+        b.open(tp.clone(), decode(&defs, &saved[p]));
+        assert_eq!(totals(&b), only[p], "partition {p} restored alone");
+    }
+    // Partitions leave one by one; what stays is the others' share, exactly.
+    a.close(&tps[1]);
+    assert_eq!(totals(&a), sum(&[&only[0], &only[2]]));
+    a.close(&tps[0]);
+    assert_eq!(totals(&a), only[2]);
+    // The one left counts on, and its checkpoint still holds all of its share.
+    feed(&mut a, 2, 4, &mut next);
+    let two = alone(2, 10);
+    assert_eq!(totals(&a), two);
+    let mut b = Store::new(&defs, Duration::from_secs(3600));
+    let cp = serde_json::from_str(&encode(&a, &tps[2], 10).unwrap().unwrap()).unwrap();
+    b.open(tps[2].clone(), decode(&defs, &cp));
+    assert_eq!(totals(&b), two);
+    // A closed partition comes back from its checkpoint, and its replayed records are not counted again.
+    a.open(tps[1].clone(), decode(&defs, &saved[1]));
+    assert_eq!(totals(&a), sum(&[&only[1], &two]));
+    let mut r = event(3, "tb1", "8-10");
+    r.partition = 1;
+    let v = r.value_json().unwrap().clone();
+    assert!(
+        !a.apply(&r, Some(&v)),
+        "offset 3 is before the checkpoint's 6"
+    );
+    assert!(
+        encode(&a, &tps[0], 6).is_none(),
+        "a closed partition has no checkpoint"
+    );
 }
