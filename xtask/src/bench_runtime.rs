@@ -188,7 +188,16 @@ pub(crate) fn start_registry(ursa: &Path) -> Result<(Proc, String)> {
     Ok((registry, format!("http://127.0.0.1:{port}")))
 }
 
+/// The release `ursa` the benches run: built from this tree, or the binary `URSA_BENCH_BIN` names (to compare
+/// two builds on the same machine, one run after the other).
 pub(crate) fn release_ursa(root: &Path) -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("URSA_BENCH_BIN") {
+        let bin = PathBuf::from(bin);
+        if !bin.is_file() {
+            bail!("URSA_BENCH_BIN={} is not a file", bin.display());
+        }
+        return Ok(bin);
+    }
     crate::test::cargo(&["build", "--release", "--quiet", "-p", "ursa"])?;
     Ok(target_dir(root).join("release/ursa"))
 }

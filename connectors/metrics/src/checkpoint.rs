@@ -102,7 +102,7 @@ pub struct Loaded {
 /// `{"v":1,"next":N,"metrics":{"<name>":[["<key>",<value>(,<event ms>)],…],…}}`, a histogram's value being
 /// `{"c":[counts],"s":sum,"n":count}`. Written straight from the store, without a JSON tree: a partition of
 /// 100k series would otherwise hold some 150 bytes per series in `Value`s while it is written. The series
-/// hold the contributions, so this reads every series of the store once (about a millisecond per 100k).
+/// hold the contributions, so this is one pass over every series of the store.
 /// `None` if `tp` is not open in the store.
 pub fn encode(
     store: &Store,

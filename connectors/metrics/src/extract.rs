@@ -206,6 +206,41 @@ impl Normalise {
     }
 }
 
+/// Cuts `out` after `start` down to what `trim` leaves of it.
+fn trim_tail(out: &mut String, start: usize, trim: impl Fn(&str) -> &str) {
+    let tail = &out[start..];
+    let t = trim(tail);
+    let (from, len) = (t.as_ptr() as usize - tail.as_ptr() as usize, t.len());
+    out.replace_range(start..start + from, "");
+    out.truncate(start + len);
+}
+
+/// Appends ASCII `s` to `out`, normalised by `steps` in order, as [`Normalise::apply`] would.
+fn normalise_ascii(s: &str, steps: &[Normalise], out: &mut String) {
+    let start = out.len();
+    out.push_str(s);
+    for n in steps {
+        match n {
+            Normalise::Lower => out[start..].make_ascii_lowercase(),
+            Normalise::Upper => out[start..].make_ascii_uppercase(),
+            Normalise::Trim => {
+                trim_tail(out, start, str::trim);
+            }
+            Normalise::Snake => {
+                let text = out.split_off(start);
+                for c in text.chars() {
+                    if c.is_ascii_alphanumeric() {
+                        out.push(c.to_ascii_lowercase());
+                    } else if !out[start..].ends_with('_') {
+                        out.push('_');
+                    }
+                }
+                trim_tail(out, start, |t| t.trim_matches('_'));
+            }
+        }
+    }
+}
+
 /// A label taken from a field.
 #[derive(Debug, Clone)]
 pub struct Label {
@@ -226,43 +261,48 @@ pub struct Label {
 }
 
 impl Label {
-    /// Appends this label's value for `record` to `out`: [`Label::value`], without its allocations when
-    /// the text needs no renaming and at most ASCII case changes.
+    /// Appends this label's value for `record` to `out`: [`Label::value`], without its allocations for
+    /// ASCII text and integers.
     pub fn write_value(&self, record: &SinkRecord, value: &Value, out: &mut String) {
-        let text = match (self.branch, self.path.lookup(record, value)) {
-            (false, Some(Found::Text(s))) => Some(s),
+        let start = out.len();
+        let found = self.path.lookup(record, value);
+        let text = match (self.branch, &found) {
+            (false, Some(Found::Text(s))) => Some(*s),
             (false, Some(Found::Json(Value::String(s)))) => Some(s.as_str()),
             _ => None,
         };
-        let plain = |s: &str| {
-            self.map.is_empty()
-                && !s.is_empty()
-                && s.len() <= self.max_length
-                && self.normalise.iter().all(|n| match n {
-                    Normalise::Lower | Normalise::Upper => s.is_ascii(),
-                    Normalise::Trim => {
-                        !s.starts_with(char::is_whitespace) && !s.ends_with(char::is_whitespace)
-                    }
-                    Normalise::Snake => false,
-                })
-        };
-        match text {
-            Some(s) if plain(s) => {
-                let start = out.len();
-                out.push_str(s);
-                // ASCII only (checked above): the last case change wins, as applying them in order does.
-                match self
-                    .normalise
-                    .iter()
-                    .rev()
-                    .find(|n| matches!(n, Normalise::Lower | Normalise::Upper))
-                {
-                    Some(Normalise::Lower) => out[start..].make_ascii_lowercase(),
-                    Some(Normalise::Upper) => out[start..].make_ascii_uppercase(),
-                    _ => {}
-                }
+        let written = match (text, &found) {
+            (Some(s), _) if s.is_ascii() => {
+                normalise_ascii(s, &self.normalise, out);
+                true
             }
-            _ => out.push_str(&self.value(record, value)),
+            (None, Some(Found::Json(Value::Number(n)))) if !self.branch && n.is_i64() => {
+                use std::fmt::Write;
+                // Digits and a sign: no normalisation changes them but snake case's `-`.
+                let _ = write!(out, "{n}");
+                if self.normalise.contains(&Normalise::Snake) && out[start..].starts_with('-') {
+                    out.replace_range(start..=start, "");
+                }
+                true
+            }
+            _ => false,
+        };
+        if !written {
+            out.truncate(start);
+            out.push_str(&self.value(record, value));
+            return;
+        }
+        if let Some(m) = self.map.get(&out[start..]) {
+            out.truncate(start);
+            out.push_str(m);
+        }
+        if out.len() - start > self.max_length
+            && let Some((i, _)) = out[start..].char_indices().nth(self.max_length)
+        {
+            out.truncate(start + i);
+        }
+        if out.len() == start {
+            out.push_str(&self.default);
         }
     }
 
@@ -299,6 +339,71 @@ impl Label {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
     use super::*;
+
+    #[test]
+    fn written_values_are_the_values() {
+        use serde_json::json;
+        let r = SinkRecord::new("events", 0, 1);
+        let inputs = [
+            json!("TB-2 Pro"),
+            json!("  Mixed Case  "),
+            json!("\u{b}tab\t"),
+            json!("__a--b__"),
+            json!(""),
+            json!("   "),
+            json!("Grüße Welt"),
+            json!(-42),
+            json!(7),
+            json!(2.5),
+            json!(true),
+            json!(null),
+            json!({"a": 1}),
+            json!("five"),
+        ];
+        let steps = [
+            vec![],
+            vec![Normalise::Lower],
+            vec![Normalise::Upper, Normalise::Lower],
+            vec![Normalise::Trim],
+            vec![Normalise::Trim, Normalise::Snake],
+            vec![Normalise::Snake],
+            vec![Normalise::Lower, Normalise::Upper],
+        ];
+        let maps = [
+            BTreeMap::new(),
+            BTreeMap::from([
+                ("five".to_owned(), "5".to_owned()),
+                ("tb_2_pro".to_owned(), "Größe".to_owned()),
+            ]),
+        ];
+        for v in &inputs {
+            let value = json!({ "f": v });
+            for normalise in &steps {
+                for map in &maps {
+                    for max_length in [3, 64] {
+                        for branch in [false, true] {
+                            let label = Label {
+                                name: "l".into(),
+                                path: Path::parse("f").unwrap(),
+                                branch,
+                                normalise: normalise.clone(),
+                                max_length,
+                                map: map.clone(),
+                                default: "none".into(),
+                            };
+                            let mut out = "x\u{1f}".to_owned();
+                            label.write_value(&r, &value, &mut out);
+                            assert_eq!(
+                                out,
+                                format!("x\u{1f}{}", label.value(&r, &value)),
+                                "{v} {normalise:?} {map:?} {max_length} {branch}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn paths_reach_nested_fields_headers_and_the_topic() {

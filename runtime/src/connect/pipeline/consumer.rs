@@ -499,25 +499,27 @@ impl Ctx {
 
     /// Hands a fetched record to its partition: into the queue (waiting a little for room), else into the
     /// partition's overflow, pausing the partition.
-    fn route(&self, key: &Key, fetched: Fetched) {
+    /// Queues a record for its partition's task; `false` if it was held back instead (or dropped), which the
+    /// next [`Ctx::reconcile`] sees to.
+    fn route(&self, key: &Key, fetched: Fetched) -> bool {
         let tx = match self.shared.parts.lock() {
             Ok(mut parts) => match parts.get_mut(key) {
                 // A record of a partition no longer ours: dropped (and released).
-                None => return,
+                None => return false,
                 // Held while the connector is paused (or the sink asked for a pause): a fetch in flight when the
                 // partition was paused can still land, and a paused connector delivers nothing.
                 Some(p) if !p.overflow.is_empty() || p.sink_paused || self.user_paused() => {
                     p.overflow.push_back(fetched);
-                    return;
+                    return false;
                 }
                 Some(p) => match p.tx.try_send(fetched) {
-                    Ok(()) => return,
+                    Ok(()) => return true,
                     Err(
                         mpsc::error::TrySendError::Full(f) | mpsc::error::TrySendError::Closed(f),
                     ) => (p.tx.clone(), f),
                 },
             },
-            Err(_) => return,
+            Err(_) => return false,
         };
         let (tx, fetched) = tx;
         let sent = self.handle.block_on(async {
@@ -529,13 +531,14 @@ impl Ctx {
                 _ => Some(fetched),
             }
         });
-        if let Some(f) = sent
-            && let Ok(mut parts) = self.shared.parts.lock()
+        let Some(f) = sent else { return true };
+        if let Ok(mut parts) = self.shared.parts.lock()
             && let Some(p) = parts.get_mut(key)
         {
             p.overflow.push_back(f);
             p.backpressure = true;
         }
+        false
     }
 
     /// Moves overflow into queues, updates the bounds' pause, and pauses or resumes partitions to match.
@@ -775,6 +778,87 @@ fn consumer(ctx: Ctx, kafka: &ClientConfig) -> Result<BaseConsumer<Ctx>, Fatal> 
     Ok(consumer)
 }
 
+/// Records routed in a row before the consumer thread reads its commands, reconciles pauses and checks the
+/// commit timer again (each of those costs a lock over every partition or a clock reading: once per record
+/// they were a tenth of the thread's time).
+const ROUND_RECORDS: usize = 64;
+
+/// Bytes routed in a row before that round comes anyway, so that large records do not pass the in-flight
+/// bounds by more than this.
+const ROUND_BYTES: usize = 256 * 1024;
+
+/// What the consumer thread routed since its last round of bookkeeping.
+#[derive(Debug, Default)]
+struct Since {
+    records: usize,
+    bytes: usize,
+    /// A poll came back empty or with an error, or a record could not be queued: the round comes at once.
+    now: bool,
+    /// Client errors in a row that were fatal but came without the broker's reason.
+    fatal_errors: u32,
+}
+
+impl Since {
+    /// Whether the round of bookkeeping is due before the next poll.
+    fn due(&self, bounds: &super::context::Bounds) -> bool {
+        self.now || self.records >= ROUND_RECORDS || self.bytes >= ROUND_BYTES || bounds.over()
+    }
+}
+
+/// Polls once (waiting up to [`POLL`]) and routes what came; a fatal client error ends the thread.
+fn poll_one(
+    c: &Ctx,
+    consumer: &BaseConsumer<Ctx>,
+    ctx: &ConnectorCtx,
+    topics: &mut HashMap<String, Arc<str>>,
+    reads: &mut ReadCount,
+    since: &mut Since,
+) -> Result<(), Fatal> {
+    match consumer.poll(POLL) {
+        None => {
+            reads.flush(ctx);
+            since.now = true;
+        }
+        Some(Err(e)) if is_fatal_client_error(&e) => {
+            since.now = true;
+            let reason = c.shared.fatal_reason.lock().ok().and_then(|r| r.clone());
+            since.fatal_errors += 1;
+            if reason.is_some() || since.fatal_errors >= FATAL_ERRORS_WITHOUT_REASON {
+                let reason = reason.map(|r| format!(": {r}")).unwrap_or_default();
+                return Err(Fatal {
+                    trace: format!("Kafka consumer error: {e}{reason}"),
+                });
+            }
+        }
+        Some(Err(e)) => {
+            since.now = true;
+            tracing::warn!(connector = %ctx.config.name, error = %e, "consumer error");
+        }
+        Some(Ok(m)) => {
+            let topic = match topics.get(m.topic()) {
+                Some(t) => Arc::clone(t),
+                None => {
+                    let t: Arc<str> = Arc::from(m.topic());
+                    topics.insert(m.topic().to_owned(), Arc::clone(&t));
+                    t
+                }
+            };
+            let key: Key = (Arc::clone(&topic), m.partition());
+            let raw = RawRecord::from_message(&m, topic);
+            drop(m);
+            let size = raw.size();
+            reads.add(ctx, &raw.topic, size);
+            let fetched = ctx.admit(raw);
+            since.records += 1;
+            since.bytes += size;
+            if !c.route(&key, fetched) {
+                since.now = true;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The consumer thread: polls, routes, commits, reconciles pauses, until told to stop (Ok) or a fatal
 /// consumer error (Err); then drains within `drain_deadline` and leaves the group.
 fn consume(
@@ -789,12 +873,30 @@ fn consume(
     let interval = ctx.config.flush_interval.max(Duration::from_millis(100));
     let mut next_commit = Instant::now() + interval;
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
-    let mut fatal_errors = 0u32;
     let mut result = Ok(());
     // Reads counted here and added to the metrics every READS_BATCH records, at a topic change and whenever
     // the poll comes back empty (so a stalled stream's count is exact): one metrics lookup per batch.
     let mut reads = ReadCount::default();
+    // Records routed since the last round of commands, pauses and the commit timer (the first round comes
+    // before the first poll).
+    let mut since = Since {
+        now: true,
+        ..Since::default()
+    };
     'run: loop {
+        if !since.due(&ctx.bounds) {
+            match poll_one(c, &consumer, &ctx, &mut topics, &mut reads, &mut since) {
+                Ok(()) => continue,
+                Err(fatal) => {
+                    result = Err(fatal);
+                    break 'run;
+                }
+            }
+        }
+        since = Since {
+            fatal_errors: since.fatal_errors,
+            ..Since::default()
+        };
         let mut commit_now = false;
         loop {
             match commands.try_recv() {
@@ -816,38 +918,9 @@ fn consume(
             let until = Instant::now() + ctx.pipeline.flush_timeout;
             c.commit(&consumer, &c.owned(), until);
         }
-        match consumer.poll(POLL) {
-            None => reads.flush(&ctx),
-            Some(Err(e)) if is_fatal_client_error(&e) => {
-                let reason = c.shared.fatal_reason.lock().ok().and_then(|r| r.clone());
-                fatal_errors += 1;
-                if reason.is_some() || fatal_errors >= FATAL_ERRORS_WITHOUT_REASON {
-                    let reason = reason.map(|r| format!(": {r}")).unwrap_or_default();
-                    result = Err(Fatal {
-                        trace: format!("Kafka consumer error: {e}{reason}"),
-                    });
-                    break 'run;
-                }
-            }
-            Some(Err(e)) => {
-                tracing::warn!(connector = %ctx.config.name, error = %e, "consumer error");
-            }
-            Some(Ok(m)) => {
-                let topic = match topics.get(m.topic()) {
-                    Some(t) => Arc::clone(t),
-                    None => {
-                        let t: Arc<str> = Arc::from(m.topic());
-                        topics.insert(m.topic().to_owned(), Arc::clone(&t));
-                        t
-                    }
-                };
-                let key: Key = (Arc::clone(&topic), m.partition());
-                let raw = RawRecord::from_message(&m, topic);
-                drop(m);
-                reads.add(&ctx, &raw.topic, raw.size());
-                let fetched = ctx.admit(raw);
-                c.route(&key, fetched);
-            }
+        if let Err(fatal) = poll_one(c, &consumer, &ctx, &mut topics, &mut reads, &mut since) {
+            result = Err(fatal);
+            break 'run;
         }
     }
     reads.flush(&ctx);
