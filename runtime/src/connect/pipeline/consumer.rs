@@ -778,9 +778,9 @@ fn consumer(ctx: Ctx, kafka: &ClientConfig) -> Result<BaseConsumer<Ctx>, Fatal> 
     Ok(consumer)
 }
 
-/// Records routed in a row before the consumer thread reads its commands, reconciles pauses and checks the
-/// commit timer again (each of those costs a lock over every partition or a clock reading: once per record
-/// they were a tenth of the thread's time).
+/// Records routed in a row before the consumer thread reconciles pauses and checks the commit timer again
+/// (a lock over every partition and clock readings: once per record they were a tenth of the thread's time).
+/// Commands are read before every poll.
 const ROUND_RECORDS: usize = 64;
 
 /// Bytes routed in a row before that round comes anyway, so that large records do not pass the in-flight
@@ -792,7 +792,8 @@ const ROUND_BYTES: usize = 256 * 1024;
 struct Since {
     records: usize,
     bytes: usize,
-    /// A poll came back empty or with an error, or a record could not be queued: the round comes at once.
+    /// A poll came back empty or with an error, a record could not be queued, or a command came: the round
+    /// comes at once.
     now: bool,
     /// Client errors in a row that were fatal but came without the broker's reason.
     fatal_errors: u32,
@@ -877,26 +878,14 @@ fn consume(
     // Reads counted here and added to the metrics every READS_BATCH records, at a topic change and whenever
     // the poll comes back empty (so a stalled stream's count is exact): one metrics lookup per batch.
     let mut reads = ReadCount::default();
-    // Records routed since the last round of commands, pauses and the commit timer (the first round comes
+    // Records routed since the last round of pauses and the commit timer (the first round comes
     // before the first poll).
     let mut since = Since {
         now: true,
         ..Since::default()
     };
     'run: loop {
-        if !since.due(&ctx.bounds) {
-            match poll_one(c, &consumer, &ctx, &mut topics, &mut reads, &mut since) {
-                Ok(()) => continue,
-                Err(fatal) => {
-                    result = Err(fatal);
-                    break 'run;
-                }
-            }
-        }
-        since = Since {
-            fatal_errors: since.fatal_errors,
-            ..Since::default()
-        };
+        // Commands every time: a pause the sink or the user asked for holds the very next record.
         let mut commit_now = false;
         loop {
             match commands.try_recv() {
@@ -904,19 +893,30 @@ fn consume(
                 | Err(std_mpsc::TryRecvError::Disconnected) => {
                     break 'run;
                 }
-                Ok(Command::Target(t)) => c
-                    .shared
-                    .user_paused
-                    .store(t == Target::Paused, Ordering::Release),
-                Ok(Command::Sink(r)) => commit_now |= c.request(r),
+                Ok(Command::Target(t)) => {
+                    since.now = true;
+                    c.shared
+                        .user_paused
+                        .store(t == Target::Paused, Ordering::Release);
+                }
+                Ok(Command::Sink(r)) => {
+                    since.now = true;
+                    commit_now |= c.request(r);
+                }
                 Err(std_mpsc::TryRecvError::Empty) => break,
             }
         }
-        c.reconcile(&consumer);
-        if commit_now || Instant::now() >= next_commit {
-            next_commit = Instant::now() + interval;
-            let until = Instant::now() + ctx.pipeline.flush_timeout;
-            c.commit(&consumer, &c.owned(), until);
+        if since.due(&ctx.bounds) {
+            since = Since {
+                fatal_errors: since.fatal_errors,
+                ..Since::default()
+            };
+            c.reconcile(&consumer);
+            if commit_now || Instant::now() >= next_commit {
+                next_commit = Instant::now() + interval;
+                let until = Instant::now() + ctx.pipeline.flush_timeout;
+                c.commit(&consumer, &c.owned(), until);
+            }
         }
         if let Err(fatal) = poll_one(c, &consumer, &ctx, &mut topics, &mut reads, &mut since) {
             result = Err(fatal);
