@@ -17,7 +17,8 @@
 //!
 //! Goals, informational: (a) at least 10× (b) per CPU-second; under 300 bytes per live series.
 //! `URSA_BENCH_RECORDS` sets N (300,000); `URSA_BENCH_SERIES` the live series (100,000); `URSA_BENCH_PERF=FILE`
-//! records a `perf` profile of (a).
+//! records a `perf` profile of (a); `URSA_BENCH_BIN=PATH` runs that `ursa` binary instead of building one (to
+//! compare two builds one run after the other).
 
 use std::fmt::Write as _;
 use std::io::{BufRead, BufReader};
