@@ -214,24 +214,17 @@ impl Series {
                 add(def, &mut mine.value, &mut mine.event, amount, event);
                 self.owners = Owners::Many(Box::new(vec![(*o, theirs), (slot, mine)]));
             }
-            Owners::Many(list) => {
-                let i = match list.iter().position(|(s, _)| *s == slot) {
-                    Some(i) => i,
-                    None => {
-                        list.push((
-                            slot,
-                            Contribution {
-                                value: zero(def),
-                                event: NO_EVENT,
-                            },
-                        ));
-                        list.len() - 1
-                    }
-                };
-                if let Some((_, c)) = list.get_mut(i) {
-                    add(def, &mut c.value, &mut c.event, amount, event);
+            Owners::Many(list) => match list.iter_mut().find(|(s, _)| *s == slot) {
+                Some((_, c)) => add(def, &mut c.value, &mut c.event, amount, event),
+                None => {
+                    let mut mine = Contribution {
+                        value: zero(def),
+                        event: NO_EVENT,
+                    };
+                    add(def, &mut mine.value, &mut mine.event, amount, event);
+                    list.push((slot, mine));
                 }
-            }
+            },
         }
         self.last = now;
         add(def, &mut self.value, &mut self.event, amount, event);
@@ -270,37 +263,34 @@ impl Series {
         }
     }
 
-    /// Takes away the contribution of the partition of `slot`; whether it had one.
-    fn withdraw(&mut self, def: &MetricDef, slot: Slot) -> bool {
+    /// Takes away the contribution of the partition of `slot`, if it has one.
+    fn withdraw(&mut self, def: &MetricDef, slot: Slot) {
         match &mut self.owners {
             Owners::One(o) if *o == slot => {
                 if sums(def) {
                     self.value = zero(def);
                 }
                 self.owners = Owners::None;
-                true
             }
-            Owners::None | Owners::One(_) => false,
+            Owners::None | Owners::One(_) => {}
             Owners::Many(list) => {
                 let Some(i) = list.iter().position(|(s, _)| *s == slot) else {
-                    return false;
+                    return;
                 };
                 let (_, gone) = list.swap_remove(i);
                 combine(def, &mut self.value, &gone.value, -1.0);
-                if list.is_empty() {
-                    if sums(def) {
-                        self.value = zero(def);
-                    }
-                    self.owners = Owners::None;
-                } else if list.len() == 1 && sums(def) {
+                if sums(def) && list.len() == 1 {
                     // The one left is the whole value again (exactly: no rounding left over by the sums).
                     if let Some((o, c)) = list.pop() {
                         self.value = c.value;
                         self.event = self.event.max(c.event);
                         self.owners = Owners::One(o);
                     }
+                } else if list.is_empty() {
+                    // Only a last-value gauge gets here (a sum goes back to one owner first), and it keeps
+                    // its last value.
+                    self.owners = Owners::None;
                 }
-                true
             }
         }
     }
@@ -520,6 +510,19 @@ pub struct Restored {
     pub metrics: Vec<Vec<(Key, Contribution)>>,
 }
 
+/// Takes the lowest free slot of `slots` (slots in use).
+fn free_slot(slots: &mut Vec<bool>) -> Slot {
+    let i = match slots.iter().position(|used| !used) {
+        Some(i) => i,
+        None => {
+            slots.push(false);
+            slots.len() - 1
+        }
+    };
+    slots[i] = true;
+    Slot::try_from(i).unwrap_or(Slot::MAX)
+}
+
 /// Every metric's series.
 #[derive(Debug)]
 pub struct Store {
@@ -594,31 +597,11 @@ impl Store {
 
     /// The state of `tp`, opened (with nothing restored) if it was not.
     fn part_entry(&mut self, tp: &TopicPartition) -> &mut Part {
-        if !self.parts.contains_key(tp) {
-            let slot = self.free_slot();
-            self.parts.insert(
-                tp.clone(),
-                Part {
-                    slot,
-                    ..Part::default()
-                },
-            );
-        }
-        // Inserted above if missing.
-        self.parts.entry(tp.clone()).or_default()
-    }
-
-    /// Takes the lowest free slot.
-    fn free_slot(&mut self) -> Slot {
-        let i = match self.slots.iter().position(|used| !used) {
-            Some(i) => i,
-            None => {
-                self.slots.push(false);
-                self.slots.len() - 1
-            }
-        };
-        self.slots[i] = true;
-        Slot::try_from(i).unwrap_or(Slot::MAX)
+        let slots = &mut self.slots;
+        self.parts.entry(tp.clone()).or_insert_with(|| Part {
+            slot: free_slot(slots),
+            ..Part::default()
+        })
     }
 
     /// Opens a partition, restoring its checkpointed contributions (added to the series).

@@ -88,11 +88,12 @@ fn text<const UTF8: bool>(r: &mut Reader<'_>) -> Result<(), Error> {
     Ok(())
 }
 
-/// Reads an array's or map's blocks, calling `item` once per item; returns how many there were.
-pub fn collection(
+/// Reads an array's or map's blocks, calling `item` once per item; returns how many there were. `item`'s error
+/// is the caller's (the reader's own convert into it).
+pub fn collection<E: From<Error>>(
     r: &mut Reader<'_>,
-    mut item: impl FnMut(&mut Reader<'_>) -> Result<(), Error>,
-) -> Result<usize, Error> {
+    mut item: impl FnMut(&mut Reader<'_>) -> Result<(), E>,
+) -> Result<usize, E> {
     r.enter()?;
     let mut seen = 0usize;
     loop {

@@ -301,29 +301,16 @@ fn array(
     r: &mut Reader<'_>,
     out: &mut Vec<u8>,
 ) -> Result<(), Stop> {
-    r.enter()?;
     out.push(b'[');
-    let mut seen = 0usize;
-    loop {
-        let block = r.position();
-        let n = r.block_count(seen)?;
-        if n == 0 {
-            break;
+    let mut first = true;
+    super::skip::collection(r, |r| {
+        if !first {
+            out.push(b',');
         }
-        let start = r.position();
-        for i in 0..n {
-            if seen > 0 {
-                out.push(b',');
-            }
-            value(set, keys, items, r, out)?;
-            seen += 1;
-            if i == 0 {
-                r.block_items(block, start, n)?;
-            }
-        }
-    }
+        first = false;
+        value(set, keys, items, r, out)
+    })?;
     out.push(b']');
-    r.leave();
     Ok(())
 }
 

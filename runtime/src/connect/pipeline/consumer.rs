@@ -498,9 +498,8 @@ impl Ctx {
     }
 
     /// Hands a fetched record to its partition: into the queue (waiting a little for room), else into the
-    /// partition's overflow, pausing the partition.
-    /// Queues a record for its partition's task; `false` if it was held back instead (or dropped), which the
-    /// next [`Ctx::reconcile`] sees to.
+    /// partition's overflow, pausing the partition. `false` if it was held back (or dropped), which the next
+    /// [`Ctx::reconcile`] sees to.
     fn route(&self, key: &Key, fetched: Fetched) -> bool {
         let tx = match self.shared.parts.lock() {
             Ok(mut parts) => match parts.get_mut(key) {
@@ -795,8 +794,6 @@ struct Since {
     /// A poll came back empty or with an error, a record could not be queued, or a command came: the round
     /// comes at once.
     now: bool,
-    /// Client errors in a row that were fatal but came without the broker's reason.
-    fatal_errors: u32,
 }
 
 impl Since {
@@ -807,6 +804,7 @@ impl Since {
 }
 
 /// Polls once (waiting up to [`POLL`]) and routes what came; a fatal client error ends the thread.
+/// `fatal_errors` counts the fatal client errors so far that came without the broker's reason.
 fn poll_one(
     c: &Ctx,
     consumer: &BaseConsumer<Ctx>,
@@ -814,6 +812,7 @@ fn poll_one(
     topics: &mut HashMap<String, Arc<str>>,
     reads: &mut ReadCount,
     since: &mut Since,
+    fatal_errors: &mut u32,
 ) -> Result<(), Fatal> {
     match consumer.poll(POLL) {
         None => {
@@ -823,8 +822,8 @@ fn poll_one(
         Some(Err(e)) if is_fatal_client_error(&e) => {
             since.now = true;
             let reason = c.shared.fatal_reason.lock().ok().and_then(|r| r.clone());
-            since.fatal_errors += 1;
-            if reason.is_some() || since.fatal_errors >= FATAL_ERRORS_WITHOUT_REASON {
+            *fatal_errors += 1;
+            if reason.is_some() || *fatal_errors >= FATAL_ERRORS_WITHOUT_REASON {
                 let reason = reason.map(|r| format!(": {r}")).unwrap_or_default();
                 return Err(Fatal {
                     trace: format!("Kafka consumer error: {e}{reason}"),
@@ -874,6 +873,7 @@ fn consume(
     let interval = ctx.config.flush_interval.max(Duration::from_millis(100));
     let mut next_commit = Instant::now() + interval;
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    let mut fatal_errors = 0u32;
     let mut result = Ok(());
     // Reads counted here and added to the metrics every READS_BATCH records, at a topic change and whenever
     // the poll comes back empty (so a stalled stream's count is exact): one metrics lookup per batch.
@@ -907,10 +907,7 @@ fn consume(
             }
         }
         if since.due(&ctx.bounds) {
-            since = Since {
-                fatal_errors: since.fatal_errors,
-                ..Since::default()
-            };
+            since = Since::default();
             c.reconcile(&consumer);
             if commit_now || Instant::now() >= next_commit {
                 next_commit = Instant::now() + interval;
@@ -918,7 +915,16 @@ fn consume(
                 c.commit(&consumer, &c.owned(), until);
             }
         }
-        if let Err(fatal) = poll_one(c, &consumer, &ctx, &mut topics, &mut reads, &mut since) {
+        let polled = poll_one(
+            c,
+            &consumer,
+            &ctx,
+            &mut topics,
+            &mut reads,
+            &mut since,
+            &mut fatal_errors,
+        );
+        if let Err(fatal) = polled {
             result = Err(fatal);
             break 'run;
         }
