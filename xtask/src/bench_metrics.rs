@@ -15,6 +15,10 @@
 //!   100k `UsageStats` for 100k children, and again for one child: (peak RSS with 100k series − with 1) / 100k,
 //!   for ursa and for the peer.
 //!
+//! - instructions per event: (a) and (b) under `valgrind --tool=callgrind`, each on topics of 6,000 and 24,000
+//!   events (the difference of the two counts over the difference of the events), a ratio that the load of a
+//!   shared machine does not move (`URSA_BENCH_NO_CALLGRIND=1` leaves it out).
+//!
 //! Goals, informational: (a) at least 10× (b) per CPU-second; under 300 bytes per live series.
 //! `URSA_BENCH_RECORDS` sets N (300,000); `URSA_BENCH_SERIES` the live series (100,000); `URSA_BENCH_PERF=FILE`
 //! records a `perf` profile of (a); `URSA_BENCH_BIN=PATH` runs that `ursa` binary instead of building one (to
@@ -29,13 +33,17 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::bench_runtime::{
-    Measure, Proc, clock_ticks, cpu_of, env_u64, free_port, generated_schema, machine, peak_of,
-    peer, python, release_ursa, start_apache_kafka, start_registry, ursa_command, write_row,
+    Measure, Proc, callgrind_top, callgrind_total, clock_ticks, cpu_of, env_u64, free_port,
+    generated_schema, has_valgrind, machine, peak_of, peer, peer_under, python, release_ursa,
+    start_apache_kafka, start_registry, ursa_command, wrapped, write_row,
 };
 
 const DEFAULT_RECORDS: u64 = 300_000;
 const DEFAULT_SERIES: u64 = 100_000;
 const PARTITIONS: u32 = 3;
+/// Events in the two runs under callgrind (of each consumer): the difference of their instruction counts over
+/// N₂ − N₁ is the cost of an event, without start-up, group join and shutdown.
+const CALLGRIND_EVENTS: [u64; 2] = [6_000, 24_000];
 /// The topics of the shipped definitions: (topic, generated module, type).
 const TOPICS: &[(&str, &str, &str)] = &[
     (
@@ -87,25 +95,27 @@ impl Bench<'_> {
         Ok(path)
     }
 
-    fn run(&self, n: u64, series: u64) -> Result<ExitCode> {
-        let machine_before = machine();
-        eprintln!("starting Apache Kafka and the dev registry");
-        let (_broker, bootstrap) = start_apache_kafka(&self.root.join("target/peers"), self.work)?;
-        let (_registry, registry) = start_registry(self.ursa)?;
+    /// Produces `per_topic` events to each of the six topics, named with `prefix`; their average value size.
+    fn produce(
+        &self,
+        bootstrap: &str,
+        registry: &str,
+        prefix: &str,
+        per_topic: u64,
+    ) -> Result<f64> {
         let produce = self.root.join("runtime/bench/runtime_peer.py");
-        let per_topic = n / TOPICS.len() as u64;
-        let n = per_topic * TOPICS.len() as u64;
         let mut bytes = 0.0;
         for (topic, module, ty) in TOPICS {
             let schema = self.schema(module, ty)?;
+            let topic = format!("{prefix}{topic}");
             eprintln!("producing {per_topic} {ty} to {topic}");
             let out = peer(
                 &produce,
                 &[
                     "produce",
-                    &bootstrap,
-                    &registry,
-                    topic,
+                    bootstrap,
+                    registry,
+                    &topic,
                     &PARTITIONS.to_string(),
                     schema.to_str().context("schema path")?,
                     &per_topic.to_string(),
@@ -113,6 +123,81 @@ impl Bench<'_> {
             )?;
             bytes += out["avg_value_bytes"].as_f64().unwrap_or(0.0);
         }
+        Ok(bytes / TOPICS.len() as f64)
+    }
+
+    /// Instructions per event of (a) and (b) under `valgrind --tool=callgrind`, each run on topics of N₁ and
+    /// N₂ events (the shipped definitions with the topics renamed): a ratio the shared machine does not blur.
+    fn instructions(&self, bootstrap: &str, registry: &str, shipped: &Path) -> Result<String> {
+        if !has_valgrind() {
+            return Ok("Instructions per event: not measured (valgrind is not installed: `apt-get install valgrind`).".into());
+        }
+        let text = std::fs::read_to_string(shipped)?;
+        let (mut ursa, mut py) = (Vec::new(), Vec::new());
+        for n in CALLGRIND_EVENTS {
+            let prefix = format!("cg{n}-{}.", std::process::id());
+            self.produce(bootstrap, registry, &prefix, n / TOPICS.len() as u64)?;
+            let mut defs = text.clone();
+            for (topic, _, _) in TOPICS {
+                defs = defs.replace(&format!("\"{topic}\""), &format!("\"{prefix}{topic}\""));
+            }
+            let file = self.work.join(format!("callgrind-{n}.toml"));
+            std::fs::write(&file, defs)?;
+            let topics: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{}", t.0)).collect();
+            let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+            let out = |who: &str| self.work.join(format!("callgrind-{who}-{n}.out"));
+            let wrapper = |who: &str| {
+                [
+                    "valgrind".to_owned(),
+                    "--tool=callgrind".to_owned(),
+                    format!("--callgrind-out-file={}", out(who).display()),
+                ]
+            };
+            eprintln!("(a) under callgrind, {n} events");
+            self.ursa_row_under(
+                &wrapper("ursa"),
+                &format!("cg{n}"),
+                bootstrap,
+                registry,
+                &topics,
+                &file,
+                n,
+            )?;
+            ursa.push(callgrind_total(&out("ursa"))?);
+            eprintln!("(b) under callgrind, {n} events");
+            let mut args = vec!["job", bootstrap, registry];
+            let file = file.display().to_string();
+            let count = n.to_string();
+            args.extend([file.as_str(), count.as_str()]);
+            args.extend(&topics);
+            peer_under(&wrapper("python"), &self.script, &args)?;
+            py.push(callgrind_total(&out("python"))?);
+        }
+        let [n1, n2] = CALLGRIND_EVENTS;
+        let per = |i: &[u64]| (i[1] as f64 - i[0] as f64) / (n2 - n1) as f64;
+        let (a, b) = (per(&ursa), per(&py));
+        let out = |n: u64| self.work.join(format!("callgrind-ursa-{n}.out"));
+        let top = callgrind_top(
+            &out(n1),
+            &out(n2),
+            n1,
+            n2,
+            "Top functions of (a), instructions per event (self cost; the difference of the two runs):",
+        );
+        Ok(format!(
+            "Instructions per event under callgrind ((I(N₂) − I(N₁)) / (N₂ − N₁), N = {n1} and {n2}): (a) ursa {a:.0}, (b) Python {b:.0}; (b) / (a) = **{:.2}×**.\n\n{top}",
+            b / a
+        ))
+    }
+
+    fn run(&self, n: u64, series: u64) -> Result<ExitCode> {
+        let machine_before = machine();
+        eprintln!("starting Apache Kafka and the dev registry");
+        let (_broker, bootstrap) = start_apache_kafka(&self.root.join("target/peers"), self.work)?;
+        let (_registry, registry) = start_registry(self.ursa)?;
+        let per_topic = n / TOPICS.len() as u64;
+        let n = per_topic * TOPICS.len() as u64;
+        let bytes = self.produce(&bootstrap, &registry, "", per_topic)?;
         let topics: Vec<&str> = TOPICS.iter().map(|t| t.0).collect();
         let shipped = self
             .root
@@ -184,12 +269,18 @@ impl Bench<'_> {
             memory.push((u.peak_mib, p["peak_rss_mib"].as_f64()));
         }
 
+        let instructions = if std::env::var_os("URSA_BENCH_NO_CALLGRIND").is_some() {
+            "Instructions per event: not measured (URSA_BENCH_NO_CALLGRIND is set).".to_owned()
+        } else {
+            self.instructions(&bootstrap, &registry, &shipped)?
+        };
+
         let mut out = String::new();
         writeln!(
             out,
             "{n} Avro events over {} topics ({:.0} bytes per value on average), {PARTITIONS} partitions each, Apache Kafka 4.4 (local KRaft JVM); machine before: {machine_before}; after: {}\n",
             TOPICS.len(),
-            bytes / TOPICS.len() as f64,
+            bytes,
             machine()
         )?;
         writeln!(
@@ -215,6 +306,7 @@ impl Bench<'_> {
             crate::bench_runtime::fmt_opt(memory[1].1, 0),
             crate::bench_runtime::fmt_opt(py_bytes, 0),
         )?;
+        writeln!(out, "\n{instructions}")?;
         let verdict = |ok: bool| if ok { "PASS" } else { "MISS" };
         writeln!(out, "\n| goal | result |\n|---|---|")?;
         match (ursa_row.per_cpu(), py_row.per_cpu()) {
@@ -249,6 +341,21 @@ impl Bench<'_> {
     /// `ursa run` with the metrics sink on `topics` until its group committed `n` records.
     fn ursa_row(
         &self,
+        tag: &str,
+        bootstrap: &str,
+        registry: &str,
+        topics: &[&str],
+        definitions: &Path,
+        n: u64,
+    ) -> Result<Measure> {
+        self.ursa_row_under(&[], tag, bootstrap, registry, topics, definitions, n)
+    }
+
+    /// [`Bench::ursa_row`] with the worker started by `wrapper`, if not empty.
+    #[allow(clippy::too_many_arguments)]
+    fn ursa_row_under(
+        &self,
+        wrapper: &[String],
         tag: &str,
         bootstrap: &str,
         registry: &str,
@@ -297,7 +404,11 @@ impl Bench<'_> {
         let ticks = clock_ticks();
         let start = Instant::now();
         // URSA_BENCH_PERF=FILE profiles the main run's worker with `perf record` (its CPU figures then are perf's).
-        let mut command = ursa_command(self.ursa, tag == "all");
+        let mut command = if wrapper.is_empty() {
+            ursa_command(self.ursa, tag == "all")
+        } else {
+            wrapped(wrapper, self.ursa)
+        };
         let child = command
             .arg("run")
             .arg(&worker)

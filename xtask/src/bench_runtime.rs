@@ -123,6 +123,18 @@ pub(crate) fn ursa_command(ursa: &Path, profiled: bool) -> Command {
     }
 }
 
+/// `program` started by `wrapper` (e.g. `valgrind --tool=callgrind …`), if not empty.
+pub(crate) fn wrapped(wrapper: &[String], program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(program);
+            c
+        }
+        None => Command::new(program),
+    }
+}
+
 /// A number from the environment (`URSA_BENCH_…`), or `default` when unset.
 pub(crate) fn env_u64(name: &str, default: u64) -> Result<u64> {
     match std::env::var(name) {
@@ -152,6 +164,19 @@ pub(crate) fn wait_port(port: u16, what: &str) -> Result<()> {
 
 pub(crate) fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// The interpreter [`python`] runs (`sys.executable`), for tools that do not follow an `exec`.
+pub(crate) fn python_executable() -> Result<String> {
+    let out = Command::new(python())
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .with_context(|| format!("running {}", python()))?;
+    let path = String::from_utf8(out.stdout)?.trim().to_owned();
+    if !out.status.success() || path.is_empty() {
+        bail!("{} does not name its interpreter", python());
+    }
+    Ok(path)
 }
 
 fn nisshi() -> Result<PathBuf> {
@@ -252,7 +277,18 @@ pub(crate) fn generated_schema(root: &Path, module: &str, ty: &str) -> Result<St
 
 /// Runs the Python peer; its stdout is one JSON object.
 pub(crate) fn peer(script: &Path, args: &[&str]) -> Result<Value> {
-    let out = Command::new(python())
+    peer_under(&[], script, args)
+}
+
+/// [`peer`] started by `wrapper` (e.g. `valgrind --tool=callgrind …`), if not empty.
+pub(crate) fn peer_under(wrapper: &[String], script: &Path, args: &[&str]) -> Result<Value> {
+    // A wrapper follows no `exec` (pyenv's `python3` is a shell script): it gets the interpreter itself.
+    let interpreter = if wrapper.is_empty() {
+        python()
+    } else {
+        python_executable()?
+    };
+    let out = wrapped(wrapper, interpreter)
         .arg(script)
         .args(args)
         .stderr(Stdio::inherit())
@@ -492,15 +528,7 @@ fn ursa_run_under(
     let log = std::fs::File::create(work.join(format!("ursa-{tag}.log")))?;
     let ticks = clock_ticks();
     let start = Instant::now();
-    let mut command = match wrapper.split_first() {
-        Some((program, args)) => {
-            let mut c = Command::new(program);
-            c.args(args).arg(ursa);
-            c
-        }
-        None => Command::new(ursa),
-    };
-    let mut child = command
+    let mut child = wrapped(wrapper, ursa)
         .arg("run")
         .arg(&worker)
         .arg(&connector_path)
@@ -802,8 +830,16 @@ fn run_in(root: &Path, ursa: &Path, work: &Path, n: u64) -> Result<ExitCode> {
 /// record, without start-up, group join and shutdown.
 const CALLGRIND_RECORDS: [u64; 2] = [20_000, 60_000];
 
+/// Whether `valgrind` runs.
+pub(crate) fn has_valgrind() -> bool {
+    Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
 /// The instruction count a callgrind output file reports (`summary:` or `totals:`).
-fn callgrind_total(path: &Path) -> Result<u64> {
+pub(crate) fn callgrind_total(path: &Path) -> Result<u64> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     text.lines()
@@ -825,11 +861,7 @@ fn callgrind_per_record(
     registry_url: &str,
     schema: &Path,
 ) -> Result<String> {
-    if Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .map_or(true, |o| !o.status.success())
-    {
+    if !has_valgrind() {
         return Ok("instructions per record: not measured (valgrind is not installed: `apt-get install valgrind`)".into());
     }
     eprintln!("(c) under callgrind: instructions per record");
@@ -869,7 +901,7 @@ fn callgrind_per_record(
         )?;
         totals.push((n, callgrind_total(&out)?, out));
     }
-    let (n1, i1, _) = &totals[0];
+    let (n1, i1, small) = &totals[0];
     let (n2, i2, big) = &totals[1];
     let per = (*i2 as f64 - *i1 as f64) / (*n2 - *n1) as f64;
     let mut text = format!(
@@ -877,21 +909,67 @@ fn callgrind_per_record(
         *i1 as f64 / *n1 as f64,
         *i2 as f64 / *n2 as f64
     );
-    if let Ok(o) = Command::new("callgrind_annotate").arg(big).output() {
-        let annotated = String::from_utf8_lossy(&o.stdout);
-        text.push_str(&format!(
-            "top functions of the {n2}-record run (inclusive of nothing; self cost):\n"
-        ));
-        for line in annotated
-            .lines()
-            .skip_while(|l| !l.contains("file:function"))
-            .skip(2)
-            .take(15)
-        {
-            text.push_str(&format!("    {}\n", line.trim()));
-        }
-    }
+    text.push_str(&callgrind_top(
+        small,
+        big,
+        *n1,
+        *n2,
+        "top functions, instructions per record (self cost; the difference of the two runs):",
+    ));
     Ok(text)
+}
+
+/// The self cost of each function in a callgrind output, as `callgrind_annotate` lists them (`None` when it does
+/// not run).
+fn callgrind_functions(out: &Path) -> Option<std::collections::HashMap<String, u64>> {
+    let o = Command::new("callgrind_annotate")
+        .args(["--threshold=100"])
+        .arg(out)
+        .output()
+        .ok()?;
+    let annotated = String::from_utf8_lossy(&o.stdout);
+    let functions = annotated
+        .lines()
+        .skip_while(|l| !l.contains("file:function"))
+        .skip(2)
+        .filter_map(|l| {
+            let (count, rest) = l.trim().split_once(' ')?;
+            let count: u64 = count.replace(',', "").parse().ok()?;
+            let name = rest
+                .trim_start()
+                .strip_prefix('(')?
+                .split_once(')')?
+                .1
+                .trim();
+            Some((name.to_owned(), count))
+        });
+    let mut by_name = std::collections::HashMap::new();
+    for (name, count) in functions {
+        *by_name.entry(name).or_insert(0) += count;
+    }
+    Some(by_name)
+}
+
+/// The 15 functions that cost the most per item: the difference of their self cost between a run of `n2`
+/// items (`big`) and one of `n1` (`small`), over `n2 − n1`, under `title` (nothing when `callgrind_annotate`
+/// does not run).
+pub(crate) fn callgrind_top(small: &Path, big: &Path, n1: u64, n2: u64, title: &str) -> String {
+    let (Some(a), Some(b)) = (callgrind_functions(small), callgrind_functions(big)) else {
+        return String::new();
+    };
+    let mut per: Vec<(f64, &str)> = b
+        .iter()
+        .map(|(name, i2)| {
+            let i1 = a.get(name).copied().unwrap_or(0);
+            ((*i2 as f64 - i1 as f64) / (n2 - n1) as f64, name.as_str())
+        })
+        .collect();
+    per.sort_by(|x, y| y.0.total_cmp(&x.0));
+    let mut text = format!("{title}\n");
+    for (cost, name) in per.iter().take(15) {
+        text.push_str(&format!("    {cost:>8.0}  {name}\n"));
+    }
+    text
 }
 
 // ---------------------------------------------------------------------------------------------------------

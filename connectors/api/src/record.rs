@@ -264,13 +264,14 @@ impl Payload {
             .map_err(Clone::clone)
     }
 
-    /// For an Avro payload, the parts of its JSON form that `wanted` names, decoded straight from the datum
-    /// and not kept (see [`ursa_avro::value::decode_json_wanted`]); `None` for other formats and null
-    /// payloads, whose [`Payload::json`] serves instead.
-    pub fn json_wanted(
-        &self,
+    /// For an Avro payload, decodes the parts of its JSON form that `wanted` names into `parts`, straight
+    /// from the datum (see [`ursa_avro::value::decode_parts`]: strings borrowed, nothing kept in the payload);
+    /// `None` for other formats and null payloads, whose [`Payload::json`] serves instead.
+    pub fn parts_wanted<'a>(
+        &'a self,
         wanted: &ursa_avro::value::Wanted,
-    ) -> Option<Result<Value, DecodeError>> {
+        parts: &mut ursa_avro::value::Parts<'a>,
+    ) -> Option<Result<(), DecodeError>> {
         let inner = self.0.as_ref()?;
         let Format::Avro(writer) = &inner.format else {
             return None;
@@ -281,7 +282,7 @@ impl Payload {
             .unwrap_or_default();
         let set = writer.schema_set();
         Some(
-            ursa_avro::value::decode_json_wanted(set, set.last_root(), datum, wanted).map_err(
+            ursa_avro::value::decode_parts(set, set.last_root(), datum, wanted, parts).map_err(
                 |e| DecodeError::MalformedAvro {
                     id: writer.id(),
                     message: e.to_string(),

@@ -1,10 +1,28 @@
 //! Taking values out of a record: paths into the value's JSON form (nested fields, array indexes, the key,
 //! headers, the topic), enum symbols and union branches, numbers, and normalised label values.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+use ursa_avro::value::{Part, Parts};
 use ursa_connect::SinkRecord;
+
+/// A record's value as the definitions read it: its JSON form, or the parts of an Avro datum the definitions
+/// want ([`Parts`], found through each path's [`Path::chain`]).
+#[derive(Debug, Clone, Copy)]
+pub enum View<'a> {
+    /// The JSON form.
+    Json(&'a Value),
+    /// The wanted parts of an Avro datum.
+    Parts(&'a Parts<'a>),
+}
+
+impl<'a> From<&'a Value> for View<'a> {
+    fn from(v: &'a Value) -> View<'a> {
+        View::Json(v)
+    }
+}
 
 /// Where a value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +45,9 @@ pub struct Path {
     pub root: Root,
     /// The segments below the root.
     pub segments: Vec<String>,
+    /// For a path into the value: the slots of its nodes among the parts the sink decodes
+    /// ([`ursa_avro::value::Wanted::chain`]; empty until the sink binds it).
+    pub chain: Vec<u32>,
 }
 
 impl Path {
@@ -45,6 +66,7 @@ impl Path {
             return Ok(Path {
                 root: Root::Header(h.to_owned()),
                 segments: Vec::new(),
+                chain: Vec::new(),
             });
         } else if text == "$key" {
             (Root::Key, "")
@@ -69,23 +91,35 @@ impl Path {
         if segments.iter().any(String::is_empty) {
             return Err(format!("path {text:?} has an empty segment"));
         }
-        Ok(Path { root, segments })
+        Ok(Path {
+            root,
+            segments,
+            chain: Vec::new(),
+        })
     }
 
-    /// The value at this path in `record` (`value` is the value's JSON form), if present and not null.
-    pub fn lookup<'a>(&self, record: &'a SinkRecord, value: &'a Value) -> Option<Found<'a>> {
-        let start = match &self.root {
-            Root::Value => value,
-            Root::Key => record.key_json().ok()?,
-            Root::Topic => return Some(Found::Text(&record.topic)),
-            Root::Header(name) => {
+    /// The value at this path in `record` (`value` is its value as the definitions read it), if present and
+    /// not null.
+    pub fn lookup<'a>(&self, record: &'a SinkRecord, value: View<'a>) -> Option<Found<'a>> {
+        let (start, depth) = match (&self.root, value) {
+            (Root::Value, View::Json(v)) => (v, 0),
+            (Root::Value, View::Parts(parts)) => match parts.at(&self.chain)? {
+                (Part::Json(v), depth) => (v, depth),
+                (Part::Str(s), depth) if depth == self.segments.len() => {
+                    return Some(Found::Text(s));
+                }
+                _ => return None,
+            },
+            (Root::Key, _) => (record.key_json().ok()?, 0),
+            (Root::Topic, _) => return Some(Found::Text(&record.topic)),
+            (Root::Header(name), _) => {
                 let h = record.headers.iter().rev().find(|h| &h.key == name)?;
                 let bytes = h.value.as_ref()?;
                 return std::str::from_utf8(bytes).ok().map(Found::Text);
             }
         };
         let mut v = start;
-        for s in &self.segments {
+        for s in self.segments.get(depth..).unwrap_or_default() {
             v = match v {
                 Value::Object(m) => m.get(s)?,
                 Value::Array(a) => a.get(s.parse::<usize>().ok()?)?,
@@ -137,8 +171,18 @@ impl Found<'_> {
     /// As label text: strings and enum symbols as they are, numbers and booleans written out; records,
     /// arrays and maps have none.
     pub fn text(&self) -> Option<String> {
-        let mut s = String::new();
-        self.write_text(&mut s).then_some(s)
+        self.text_cow().map(Cow::into_owned)
+    }
+
+    /// [`Found::text`], borrowed where the value is text already.
+    pub fn text_cow(&self) -> Option<Cow<'_, str>> {
+        match self {
+            Found::Text(s) => Some(Cow::Borrowed(s)),
+            Found::Json(Value::String(s)) => Some(Cow::Borrowed(s)),
+            Found::Json(Value::Bool(b)) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+            Found::Json(Value::Number(n)) => Some(Cow::Owned(n.to_string())),
+            Found::Json(_) => None,
+        }
     }
 
     /// Appends [`Found::text`] to `out`; `false` (and nothing written) when there is none.
@@ -259,7 +303,7 @@ pub struct Label {
 impl Label {
     /// Appends this label's value for `record` to `out` (the series key is built this way, with no
     /// allocation per label for ASCII text and numbers).
-    pub fn write_value(&self, record: &SinkRecord, value: &Value, out: &mut String) {
+    pub fn write_value(&self, record: &SinkRecord, value: View<'_>, out: &mut String) {
         let start = out.len();
         let written = match (self.path.lookup(record, value), self.branch) {
             (None, true) => {
@@ -293,7 +337,7 @@ impl Label {
     }
 
     /// This label's value for `record`.
-    pub fn value(&self, record: &SinkRecord, value: &Value) -> String {
+    pub fn value(&self, record: &SinkRecord, value: View<'_>) -> String {
         let mut s = String::new();
         self.write_value(record, value, &mut s);
         s
@@ -306,7 +350,7 @@ mod tests {
     use super::*;
 
     /// Label values as first specified: each step on a fresh `String`, with Unicode case mapping.
-    fn reference(label: &Label, record: &SinkRecord, value: &Value) -> String {
+    fn reference(label: &Label, record: &SinkRecord, value: View<'_>) -> String {
         let raw = match (label.path.lookup(record, value), label.branch) {
             (None, true) => Some("null".to_owned()),
             (Some(f), true) => Some(f.branch().to_owned()),
@@ -399,10 +443,10 @@ mod tests {
                                 default: "none".into(),
                             };
                             let mut out = "x\u{1f}".to_owned();
-                            label.write_value(&r, &value, &mut out);
+                            label.write_value(&r, (&value).into(), &mut out);
                             assert_eq!(
                                 out,
-                                format!("x\u{1f}{}", reference(&label, &r, &value)),
+                                format!("x\u{1f}{}", reference(&label, &r, (&value).into())),
                                 "{v} {normalise:?} {map:?} {max_length} {branch}"
                             );
                         }
@@ -423,7 +467,7 @@ mod tests {
         let get = |p: &str| {
             Path::parse(p)
                 .unwrap()
-                .lookup(&r, &v)
+                .lookup(&r, (&v).into())
                 .and_then(|f| f.text())
         };
         assert_eq!(get("device.model").as_deref(), Some("TB-2 Pro"));
@@ -443,17 +487,17 @@ mod tests {
             map: BTreeMap::new(),
             default: "none".into(),
         };
-        assert_eq!(label.value(&r, &v), "tb_2_");
+        assert_eq!(label.value(&r, (&v).into()), "tb_2_");
         let branch = Label {
             branch: true,
             path: Path::parse("n").unwrap(),
             ..label.clone()
         };
-        assert_eq!(branch.value(&r, &v), "long");
+        assert_eq!(branch.value(&r, (&v).into()), "long");
         let missing = Label {
             path: Path::parse("nope").unwrap(),
             ..label
         };
-        assert_eq!(missing.value(&r, &v), "none");
+        assert_eq!(missing.value(&r, (&v).into()), "none");
     }
 }

@@ -2,11 +2,10 @@
 //! all of which must hold.
 
 use serde::Deserialize;
-use serde_json::Value;
 use toml::Spanned;
 use ursa_connect::SinkRecord;
 
-use crate::extract::{Found, Path};
+use crate::extract::{Found, Path, View};
 
 /// One condition as written in the definitions.
 #[derive(Debug, Clone, Deserialize)]
@@ -53,9 +52,9 @@ fn scalar(v: &toml::Value) -> Option<String> {
 }
 
 impl Filter {
-    /// The paths its conditions read.
-    pub fn paths(&self) -> impl Iterator<Item = &Path> {
-        self.conditions.iter().map(|(p, _)| p)
+    /// The paths its conditions read (to bind: [`Path::chain`]).
+    pub fn paths_mut(&mut self) -> impl Iterator<Item = &mut Path> {
+        self.conditions.iter_mut().map(|(p, _)| p)
     }
 
     /// Checks the conditions; an error carries the byte offset of the faulty condition.
@@ -111,22 +110,17 @@ impl Filter {
         Ok(Filter { conditions })
     }
 
-    /// Whether `record` (with `value`, its value's JSON form) passes.
-    pub fn matches(&self, record: &SinkRecord, value: &Value) -> bool {
+    /// Whether `record` (with `value`, its value as the definitions read it) passes.
+    pub fn matches(&self, record: &SinkRecord, value: View<'_>) -> bool {
         self.conditions.iter().all(|(path, test)| {
             let found: Option<Found<'_>> = path.lookup(record, value);
+            let text = || found.as_ref().and_then(Found::text_cow);
             match test {
                 Test::Exists(e) => found.is_some() == *e,
-                Test::In(vs) => found
-                    .and_then(|f| f.text())
-                    .is_some_and(|t| vs.contains(&t)),
-                Test::NotIn(vs) => !found
-                    .and_then(|f| f.text())
-                    .is_some_and(|t| vs.contains(&t)),
+                Test::In(vs) => text().is_some_and(|t| vs.iter().any(|v| *v == *t)),
+                Test::NotIn(vs) => !text().is_some_and(|t| vs.iter().any(|v| *v == *t)),
                 Test::Cmp(f, b) => found.and_then(|x| x.number()).is_some_and(|a| f(a, *b)),
-                Test::Matches(re) => found
-                    .and_then(|f| f.text())
-                    .is_some_and(|t| re.is_match(&t)),
+                Test::Matches(re) => text().is_some_and(|t| re.is_match(&t)),
             }
         })
     }
@@ -157,14 +151,14 @@ mod tests {
         let f = Filter::build(&doc.filter).unwrap();
         let r = SinkRecord::new("t", 0, 0);
         let ok = serde_json::json!({"severity": "HIGH", "score": 0.7, "category": "self_harm"});
-        assert!(f.matches(&r, &ok));
+        assert!(f.matches(&r, (&ok).into()));
         for bad in [
             serde_json::json!({"severity": "LOW", "score": 0.7, "category": "self_harm"}),
             serde_json::json!({"severity": "HIGH", "score": 0.2, "category": "self_harm"}),
             serde_json::json!({"severity": "HIGH", "score": 0.7, "category": "bullying"}),
             serde_json::json!({"severity": "HIGH", "score": 0.7, "category": "self_harm", "muted": true}),
         ] {
-            assert!(!f.matches(&r, &bad), "{bad}");
+            assert!(!f.matches(&r, (&bad).into()), "{bad}");
         }
         let doc: Doc = toml::from_str(r#"filter = [{ path = "x" }]"#).unwrap();
         assert!(Filter::build(&doc.filter).is_err());

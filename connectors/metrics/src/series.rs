@@ -27,6 +27,7 @@ use tokio::time::Instant;
 use ursa_connect::{SinkRecord, TopicPartition};
 
 use crate::config::{MetricDef, MetricKind, SampleTime};
+use crate::extract::View;
 
 /// The maps' hasher.
 pub type Hasher = foldhash::fast::RandomState;
@@ -564,7 +565,7 @@ impl Store {
     }
 
     /// A record's event time in ms since the Unix epoch, as `self.time` says ([`NO_EVENT`] without one).
-    fn event_time(&self, record: &SinkRecord, value: &Value) -> i64 {
+    fn event_time(&self, record: &SinkRecord, value: View<'_>) -> i64 {
         match &self.time {
             SampleTime::Processing => NO_EVENT,
             SampleTime::Record => record.timestamp.unwrap_or(NO_EVENT),
@@ -663,12 +664,12 @@ impl Store {
     /// A record whose value did not decode (`value` `None`) only moves the partition's offset.
     pub fn apply(&mut self, record: &SinkRecord, value: Option<&Value>) -> bool {
         let now = self.now();
-        self.apply_at(record, value, now)
+        self.apply_at(record, value.map(View::Json), now)
     }
 
-    /// As [`Store::apply`], at `now` (the store's milliseconds, [`Store::now`]: one reading of the clock
-    /// serves a batch).
-    pub fn apply_at(&mut self, record: &SinkRecord, value: Option<&Value>, now: u64) -> bool {
+    /// As [`Store::apply`], with the value as the definitions read it (its JSON form or the wanted parts of an
+    /// Avro datum), at `now` (the store's milliseconds, [`Store::now`]: one reading of the clock serves a batch).
+    pub fn apply_at(&mut self, record: &SinkRecord, value: Option<View<'_>>, now: u64) -> bool {
         let Some(slot) = self.take(record) else {
             return false;
         };

@@ -10,16 +10,16 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::task::AbortHandle;
-use ursa_avro::value::Wanted;
+use ursa_avro::value::{Parts, Wanted};
 use ursa_connect::{
-    BoxFuture, Conversion, DecodeError, Offsets, Outcome, Sink, SinkContext, SinkError, SinkRecord,
+    BoxFuture, Conversion, Offsets, Outcome, Sink, SinkContext, SinkError, SinkRecord,
     TopicPartition,
 };
 
 use crate::checkpoint::{Checkpoints, decode, encode};
 use crate::config::{MetricDef, MetricsConfig, SampleTime};
 use crate::exposition::{OPENMETRICS_TEXT, PROMETHEUS_TEXT, render, render_stamped};
-use crate::extract::Root;
+use crate::extract::{Path, Root, View};
 use crate::remote_write::{RemoteWrite, samples};
 use crate::series::Store;
 
@@ -44,39 +44,32 @@ pub struct MetricsSink {
     wanted: Wanted,
 }
 
-/// What the definitions (and an event-time field) read of a record's value.
-fn wanted(defs: &[Arc<MetricDef>], time: &SampleTime) -> Wanted {
+/// What the definitions (and an event-time field) read of a record's value; binds each path into it to its
+/// [`Path::chain`] (definitions shared with others are copied first).
+fn bind(config: &mut MetricsConfig) -> Wanted {
+    fn each(config: &mut MetricsConfig, mut f: impl FnMut(&mut Path)) {
+        for d in &mut config.metrics {
+            let d = Arc::make_mut(d);
+            d.labels.iter_mut().for_each(|l| f(&mut l.path));
+            d.value.iter_mut().for_each(&mut f);
+            d.filter.paths_mut().for_each(&mut f);
+        }
+        if let SampleTime::Field(p) = &mut config.sample_time {
+            f(p);
+        }
+    }
     let mut w = Wanted::new();
-    let time_path = match time {
-        SampleTime::Field(p) => Some(p),
-        _ => None,
-    };
-    let paths = defs
-        .iter()
-        .flat_map(|d| {
-            d.labels
-                .iter()
-                .map(|l| &l.path)
-                .chain(d.value.as_ref())
-                .chain(d.filter.paths())
-        })
-        .chain(time_path);
-    for p in paths.filter(|p| p.root == Root::Value) {
-        w.add(&p.segments);
-    }
+    each(config, |p| {
+        if p.root == Root::Value {
+            w.add(&p.segments);
+        }
+    });
+    each(config, |p| {
+        if p.root == Root::Value {
+            p.chain = w.chain(&p.segments);
+        }
+    });
     w
-}
-
-/// A record's value as the store reads it: for Avro, only the parts `wanted` names; otherwise its JSON form.
-fn value_of<'a>(
-    r: &'a SinkRecord,
-    wanted: &Wanted,
-    decoded: &'a mut Option<serde_json::Value>,
-) -> Result<&'a serde_json::Value, DecodeError> {
-    match r.value.json_wanted(wanted) {
-        Some(v) => Ok(decoded.insert(v?)),
-        None => r.value_json(),
-    }
 }
 
 fn lock(store: &Shared) -> Result<MutexGuard<'_, Store>, SinkError> {
@@ -105,7 +98,11 @@ async fn scrape(State(store): State<Shared>, headers: HeaderMap) -> Response {
 impl MetricsSink {
     /// Starts the sink and its expiry timer (the listener is bound by the first `open`, or by
     /// [`MetricsSink::listen`]). Needs a tokio runtime.
-    pub fn start(config: MetricsConfig, context: SinkContext) -> Result<MetricsSink, SinkError> {
+    pub fn start(
+        mut config: MetricsConfig,
+        context: SinkContext,
+    ) -> Result<MetricsSink, SinkError> {
+        let wanted = bind(&mut config);
         let checkpoints = match &config.checkpoint {
             Some(c) => Some(Checkpoints::new(c.clone(), context.connector())?),
             None => None,
@@ -146,7 +143,7 @@ impl MetricsSink {
             listen: config.listen.clone(),
             listener: OnceLock::new(),
             tasks: Mutex::new(tasks),
-            wanted: wanted(&config.metrics, &config.sample_time),
+            wanted,
         })
     }
 
@@ -235,9 +232,15 @@ impl Sink for MetricsSink {
             // No await while the store is locked: a dropped call leaves whole records applied or not.
             let mut store = lock(&self.store)?;
             let now = store.now();
-            Ok(records
-                .iter()
-                .map(|r| match value_of(r, &self.wanted, &mut None) {
+            let mut parts = Parts::new();
+            let mut outcomes = Vec::with_capacity(records.len());
+            for r in records {
+                // For Avro, only the parts the definitions want; otherwise the JSON form.
+                let value = match r.value.parts_wanted(&self.wanted, &mut parts) {
+                    Some(decoded) => decoded.map(|()| View::Parts(&parts)),
+                    None => r.value_json().map(View::Json),
+                };
+                outcomes.push(match value {
                     Ok(v) => {
                         store.apply_at(r, Some(v), now);
                         Outcome::Delivered
@@ -249,8 +252,9 @@ impl Sink for MetricsSink {
                             detail: Some(e.class_name().to_owned()),
                         }
                     }
-                })
-                .collect())
+                });
+            }
+            Ok(outcomes)
         })
     }
 

@@ -42,7 +42,7 @@ use serde_json::Value;
 
 pub use base64::encode_base64;
 pub use skip::{collection, skip, skip_text_unchecked};
-pub use wanted::{Wanted, decode_json_wanted};
+pub use wanted::{Part, Parts, Wanted, decode_parts};
 pub use write::JsonKeys;
 
 use crate::Error;

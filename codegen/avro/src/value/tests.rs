@@ -675,16 +675,21 @@ const WANTED_PATHS: &[&[&[&str]]] = &[
 
 fn wanted_agrees_with_the_tree(set: &SchemaSet, datum: &[u8]) {
     let full = decode_json(set, set.last_root(), datum);
+    let mut parts = super::Parts::new();
     for paths in WANTED_PATHS {
         let mut wanted = super::Wanted::new();
         for p in *paths {
             wanted.add(p);
         }
-        let part = super::decode_json_wanted(set, set.last_root(), datum, &wanted);
-        match (&full, &part) {
-            (Ok(f), Ok(p)) => {
+        let decoded = super::decode_parts(set, set.last_root(), datum, &wanted, &mut parts);
+        match (&full, &decoded) {
+            (Ok(f), Ok(())) => {
                 for path in *paths {
-                    assert_eq!(at(f, path), at(p, path), "{path:?} of {f}");
+                    assert_eq!(
+                        at(f, path).cloned(),
+                        part_at(&parts, &wanted, path),
+                        "{path:?} of {f}"
+                    );
                 }
             }
             // Only the full decode checks the UTF-8 of strings nobody asked for.
@@ -692,6 +697,17 @@ fn wanted_agrees_with_the_tree(set: &SchemaSet, datum: &[u8]) {
             (Ok(f), Err(e)) => panic!("{f} decodes whole, but not in part: {e}"),
         }
     }
+}
+
+/// The value at `path` in `parts`, as JSON: the part its chain reaches, and the rest of the path inside it.
+fn part_at(parts: &super::Parts<'_>, wanted: &super::Wanted, path: &[&str]) -> Option<Value> {
+    let (part, depth) = parts.at(&wanted.chain(path))?;
+    let v = match part {
+        super::Part::Str(s) => Value::String((*s).to_owned()),
+        super::Part::Json(v) => v.clone(),
+        super::Part::Absent | super::Part::Record => return None,
+    };
+    at(&v, &path[depth..]).cloned()
 }
 
 #[test]
@@ -723,16 +739,36 @@ fn wanted_parts_are_the_trees_parts() {
     let full = decode_json(&set, set.last_root(), &datum).unwrap();
     assert_eq!(full["next"]["child"]["age"], json!(4), "{full}");
     wanted_agrees_with_the_tree(&set, &datum);
-    // Nothing wanted: a record of no fields, and the datum is still read to its end.
+    // Nothing wanted: the datum is still read to its end.
     let nothing = super::Wanted::new();
+    let mut parts = super::Parts::new();
+    super::decode_parts(&set, set.last_root(), &datum, &nothing, &mut parts).unwrap();
+    assert_eq!(parts.at(&nothing.chain::<&str>(&[])), None);
+    let cut = &datum[..datum.len() - 1];
+    assert!(super::decode_parts(&set, set.last_root(), cut, &nothing, &mut parts).is_err());
+    // Strings and enum symbols are borrowed, other scalars are JSON values.
+    let mut wanted = super::Wanted::new();
+    for p in [&["id"][..], &["sev"], &["n"], &["child", "age"]] {
+        wanted.add(p);
+    }
+    super::decode_parts(&set, set.last_root(), &datum, &wanted, &mut parts).unwrap();
+    let got = |p: &[&str]| {
+        parts
+            .at(&wanted.chain(p))
+            .map(|(part, depth)| (part.clone(), depth))
+    };
+    assert_eq!(got(&["id"]), Some((super::Part::Str("e1"), 1)));
+    assert_eq!(got(&["sev"]), Some((super::Part::Str("HIGH"), 1)));
+    assert_eq!(got(&["n"]), Some((super::Part::Json(json!(-3)), 1)));
     assert_eq!(
-        super::decode_json_wanted(&set, set.last_root(), &datum, &nothing).unwrap(),
-        json!({})
+        got(&["child", "age"]),
+        Some((super::Part::Json(json!(9)), 2))
     );
-    assert!(
-        super::decode_json_wanted(&set, set.last_root(), &datum[..datum.len() - 1], &nothing)
-            .is_err()
-    );
+    assert_eq!(got(&["child"]), None, "a record on the way is no value");
+    // An error leaves no part of the datum.
+    let bad = super::decode_parts(&set, set.last_root(), cut, &wanted, &mut parts);
+    assert!(bad.is_err());
+    assert_eq!(parts.at(&wanted.chain(&["id"])), None);
 }
 
 proptest! {

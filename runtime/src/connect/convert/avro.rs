@@ -19,14 +19,15 @@ const MAX_REFERENCES: usize = 1000;
 /// Decodes Confluent Avro with writer schemas from a registry; shared by clones of a converter.
 pub(super) struct AvroConverter {
     client: Arc<RegistryClient>,
-    writers: RwLock<HashMap<u32, Arc<AvroWriter>>>,
+    /// By schema id, looked up per record: foldhash, not SipHash.
+    writers: RwLock<HashMap<u32, Arc<AvroWriter>, foldhash::fast::RandomState>>,
 }
 
 impl AvroConverter {
     pub(super) fn new(client: Arc<RegistryClient>) -> Self {
         AvroConverter {
             client,
-            writers: RwLock::new(HashMap::new()),
+            writers: RwLock::new(HashMap::default()),
         }
     }
 

@@ -49,6 +49,10 @@ pub enum Target {
 
 type Key = (Arc<str>, i32);
 
+/// The consumer thread's maps, looked up once or twice per record: foldhash (seeded per process) rather than
+/// SipHash, which cost a few hundred instructions per record (`cargo xtask bench metrics`, callgrind).
+type Fast = foldhash::fast::RandomState;
+
 /// How long the consumer waits for room in a full queue, or under the bounds, before it pauses fetching (a
 /// pause makes librdkafka drop what it prefetched and refetch later).
 const STALL: Duration = Duration::from_millis(500);
@@ -84,7 +88,7 @@ struct Part {
 /// State shared with the rebalance callbacks (all on the consumer thread).
 #[derive(Default)]
 struct Shared {
-    parts: Mutex<HashMap<Key, Part>>,
+    parts: Mutex<HashMap<Key, Part, Fast>>,
     user_paused: AtomicBool,
     bounds_paused: AtomicBool,
     /// Flushes failed in a row.
@@ -809,7 +813,7 @@ fn poll_one(
     c: &Ctx,
     consumer: &BaseConsumer<Ctx>,
     ctx: &ConnectorCtx,
-    topics: &mut HashMap<String, Arc<str>>,
+    topics: &mut HashMap<String, Arc<str>, Fast>,
     reads: &mut ReadCount,
     since: &mut Since,
     fatal_errors: &mut u32,
@@ -872,7 +876,7 @@ fn consume(
     let ctx = Arc::clone(&c.ctx);
     let interval = ctx.config.flush_interval.max(Duration::from_millis(100));
     let mut next_commit = Instant::now() + interval;
-    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    let mut topics: HashMap<String, Arc<str>, Fast> = HashMap::default();
     let mut fatal_errors = 0u32;
     let mut result = Ok(());
     // Reads counted here and added to the metrics every READS_BATCH records, at a topic change and whenever
