@@ -154,7 +154,7 @@ impl Bench<'_> {
                 ]
             };
             eprintln!("(a) under callgrind, {n} events");
-            self.ursa_row_under(
+            self.ursa_row(
                 &wrapper("ursa"),
                 &format!("cg{n}"),
                 bootstrap,
@@ -204,7 +204,7 @@ impl Bench<'_> {
             .join("connectors/metrics/definitions/analytics.toml");
 
         eprintln!("(a) ursa run, the shipped definitions");
-        let ursa_row = self.ursa_row("all", &bootstrap, &registry, &topics, &shipped, n)?;
+        let ursa_row = self.ursa_row(&[], "all", &bootstrap, &registry, &topics, &shipped, n)?;
         eprintln!("(b) the Python peer");
         let mut args = vec![
             "job".to_owned(),
@@ -254,7 +254,7 @@ impl Bench<'_> {
                 ],
             )?;
             let tag = if children == 1 { "one" } else { "many" };
-            let u = self.ursa_row(tag, &bootstrap, &registry, &[topic], &by_child, series)?;
+            let u = self.ursa_row(&[], tag, &bootstrap, &registry, &[topic], &by_child, series)?;
             let p = peer(
                 &self.script,
                 &[
@@ -338,22 +338,10 @@ impl Bench<'_> {
         Ok(ExitCode::SUCCESS)
     }
 
-    /// `ursa run` with the metrics sink on `topics` until its group committed `n` records.
-    fn ursa_row(
-        &self,
-        tag: &str,
-        bootstrap: &str,
-        registry: &str,
-        topics: &[&str],
-        definitions: &Path,
-        n: u64,
-    ) -> Result<Measure> {
-        self.ursa_row_under(&[], tag, bootstrap, registry, topics, definitions, n)
-    }
-
-    /// [`Bench::ursa_row`] with the worker started by `wrapper`, if not empty.
+    /// `ursa run` with the metrics sink on `topics` until its group committed `n` records, started by `wrapper`
+    /// if not empty (e.g. `valgrind`).
     #[allow(clippy::too_many_arguments)]
-    fn ursa_row_under(
+    fn ursa_row(
         &self,
         wrapper: &[String],
         tag: &str,
