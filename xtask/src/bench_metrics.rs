@@ -33,9 +33,9 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 
 use crate::bench_runtime::{
-    Measure, Proc, callgrind_top, callgrind_total, clock_ticks, cpu_of, env_u64, free_port,
-    generated_schema, has_valgrind, machine, peak_of, peer, peer_under, python, release_ursa,
-    start_apache_kafka, start_registry, ursa_command, wrapped, write_row,
+    Measure, Proc, callgrind_top, callgrind_total, callgrind_wrapper, clock_ticks, cpu_of, env_u64,
+    free_port, generated_schema, has_valgrind, machine, peak_of, peer, peer_under, python,
+    release_ursa, start_apache_kafka, start_registry, ursa_command, wrapped, write_row,
 };
 
 const DEFAULT_RECORDS: u64 = 300_000;
@@ -146,13 +146,7 @@ impl Bench<'_> {
             let topics: Vec<String> = TOPICS.iter().map(|t| format!("{prefix}{}", t.0)).collect();
             let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
             let out = |who: &str| self.work.join(format!("callgrind-{who}-{n}.out"));
-            let wrapper = |who: &str| {
-                [
-                    "valgrind".to_owned(),
-                    "--tool=callgrind".to_owned(),
-                    format!("--callgrind-out-file={}", out(who).display()),
-                ]
-            };
+            let wrapper = |who: &str| callgrind_wrapper(&out(who));
             eprintln!("(a) under callgrind, {n} events");
             self.ursa_row(
                 &wrapper("ursa"),

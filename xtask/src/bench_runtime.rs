@@ -830,6 +830,15 @@ fn run_in(root: &Path, ursa: &Path, work: &Path, n: u64) -> Result<ExitCode> {
 /// record, without start-up, group join and shutdown.
 const CALLGRIND_RECORDS: [u64; 2] = [20_000, 60_000];
 
+/// The command prefix that runs a program under callgrind, its counts written to `out`.
+pub(crate) fn callgrind_wrapper(out: &Path) -> [String; 3] {
+    [
+        "valgrind".to_owned(),
+        "--tool=callgrind".to_owned(),
+        format!("--callgrind-out-file={}", out.display()),
+    ]
+}
+
 /// Whether `valgrind` runs.
 pub(crate) fn has_valgrind() -> bool {
     Command::new("valgrind")
@@ -881,11 +890,7 @@ fn callgrind_per_record(
             ],
         )?;
         let out = work.join(format!("callgrind-{n}.out"));
-        let wrapper = [
-            "valgrind".to_owned(),
-            "--tool=callgrind".to_owned(),
-            format!("--callgrind-out-file={}", out.display()),
-        ];
+        let wrapper = callgrind_wrapper(&out);
         ursa_run_under(
             &wrapper,
             ursa,

@@ -189,15 +189,14 @@ impl Found<'_> {
     pub fn write_text(&self, out: &mut String) -> bool {
         use std::fmt::Write;
         match self {
-            Found::Text(s) => out.push_str(s),
-            Found::Json(Value::String(s)) => out.push_str(s),
+            // Written straight into `out`, not through a `String` of its own.
             Found::Json(Value::Number(n)) => {
                 let _ = write!(out, "{n}");
             }
-            Found::Json(Value::Bool(b)) => {
-                let _ = write!(out, "{b}");
-            }
-            Found::Json(_) => return false,
+            _ => match self.text_cow() {
+                Some(t) => out.push_str(&t),
+                None => return false,
+            },
         }
         true
     }
