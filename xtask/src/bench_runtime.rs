@@ -19,6 +19,9 @@
 //!
 //! Goals for (c), informational (a miss never fails the command): at least 70 % of (a)'s records/s, at least
 //! 3× (b)'s records/s and at least 5× (b)'s records per CPU-second. `URSA_BENCH_RECORDS` sets N (500,000).
+//! Instructions per record under callgrind (stable on a shared machine) are measured for (c)'s job and for
+//! (e)'s (the JSON converter, on nisshi). `URSA_BENCH_ONLY=instructions` measures only those, and
+//! `URSA_BENCH_CALLGRIND_DIR` keeps the callgrind outputs (with costs per instruction).
 //!
 //! Then, beside the runtime it replaces: Apache Kafka (a KRaft JVM from `target/peers/kafka`, PLAINTEXT) gets the
 //! same N `MessageReceived` values as JSON text (schemas off; produced once with confluent-kafka), read by:
@@ -673,6 +676,23 @@ fn run_in(root: &Path, ursa: &Path, work: &Path, n: u64) -> Result<ExitCode> {
     wait_port(broker_port, "nisshi")?;
     let bootstrap = format!("127.0.0.1:{broker_port}");
     let (_registry, registry_url) = start_registry(ursa)?;
+    if std::env::var("URSA_BENCH_ONLY").as_deref() == Ok("instructions") {
+        // The stable figure alone (a minute or two), to compare builds while working on them.
+        for json in [false, true] {
+            let text = callgrind_per_record(
+                root,
+                ursa,
+                work,
+                &script,
+                &bootstrap,
+                &registry_url,
+                &schema,
+                json,
+            )?;
+            println!("\n{text}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
 
     // Production.
     let topic = format!("bench-message-received-{}", std::process::id());
@@ -763,8 +783,19 @@ fn run_in(root: &Path, ursa: &Path, work: &Path, n: u64) -> Result<ExitCode> {
         ],
     )?;
     // Instructions per record, which a shared machine does not blur.
-    let instructions =
-        callgrind_per_record(ursa, work, &script, &bootstrap, &registry_url, &schema)?;
+    let mut instructions = String::new();
+    for json in [false, true] {
+        instructions.push_str(&callgrind_per_record(
+            root,
+            ursa,
+            work,
+            &script,
+            &bootstrap,
+            &registry_url,
+            &schema,
+            json,
+        )?);
+    }
     // (d), (e): JSON records on Apache Kafka, Kafka Connect beside ursa.
     let json = json_rows(root, ursa, work, &schema, n)?;
     let machine_after = machine();
@@ -831,12 +862,18 @@ fn run_in(root: &Path, ursa: &Path, work: &Path, n: u64) -> Result<ExitCode> {
 const CALLGRIND_RECORDS: [u64; 2] = [20_000, 60_000];
 
 /// The command prefix that runs a program under callgrind, its counts written to `out`.
-pub(crate) fn callgrind_wrapper(out: &Path) -> [String; 3] {
-    [
+/// With `URSA_BENCH_CALLGRIND_DIR` set (outputs kept), costs are kept per instruction too
+/// (`--dump-instr=yes`), for a look at the hot loops against `objdump -d`.
+pub(crate) fn callgrind_wrapper(out: &Path) -> Vec<String> {
+    let mut wrapper = vec![
         "valgrind".to_owned(),
         "--tool=callgrind".to_owned(),
         format!("--callgrind-out-file={}", out.display()),
-    ]
+    ];
+    if std::env::var_os("URSA_BENCH_CALLGRIND_DIR").is_some() {
+        wrapper.push("--dump-instr=yes".to_owned());
+    }
+    wrapper
 }
 
 /// Whether `valgrind` runs.
@@ -860,49 +897,77 @@ pub(crate) fn callgrind_total(path: &Path) -> Result<u64> {
         .with_context(|| format!("no instruction total in {}", path.display()))
 }
 
-/// `ursa run` (file sink, avro converter, defaults) under `valgrind --tool=callgrind` on N₁ and N₂ records:
-/// instructions per record, and the top functions of the larger run. A note when valgrind is missing.
+/// `ursa run` (file sink, defaults) under `valgrind --tool=callgrind` on N₁ and N₂ records: instructions per
+/// record, and the top functions per record. The Avro converter on the Avro records of (c), or with `json`
+/// the JSON converter on the same values as JSON text ((e)'s job, here on nisshi). A note when valgrind is
+/// missing.
+#[allow(clippy::too_many_arguments)]
 fn callgrind_per_record(
+    root: &Path,
     ursa: &Path,
     work: &Path,
     script: &Path,
     bootstrap: &str,
     registry_url: &str,
     schema: &Path,
+    json: bool,
 ) -> Result<String> {
+    let job = if json {
+        "(e)'s job (JSON converter)"
+    } else {
+        "(c)"
+    };
     if !has_valgrind() {
-        return Ok("instructions per record: not measured (valgrind is not installed: `apt-get install valgrind`)".into());
+        return Ok(format!(
+            "instructions per record, {job}: not measured (valgrind is not installed: `apt-get install valgrind`)"
+        ));
     }
-    eprintln!("(c) under callgrind: instructions per record");
+    eprintln!("{job} under callgrind: instructions per record");
     let mut totals = Vec::new();
     for n in CALLGRIND_RECORDS {
-        let topic = format!("bench-callgrind-{n}-{}", std::process::id());
-        peer(
-            script,
-            &[
-                "produce",
-                bootstrap,
-                registry_url,
-                &topic,
-                &PARTITIONS.to_string(),
-                schema.to_str().context("schema path")?,
-                &n.to_string(),
-            ],
-        )?;
-        let out = work.join(format!("callgrind-{n}.out"));
+        let kind = if json { "json" } else { "avro" };
+        let topic = format!("bench-callgrind-{kind}-{n}-{}", std::process::id());
+        if json {
+            produce_json(root, bootstrap, &topic, schema, n)?;
+        } else {
+            peer(
+                script,
+                &[
+                    "produce",
+                    bootstrap,
+                    registry_url,
+                    &topic,
+                    &PARTITIONS.to_string(),
+                    schema.to_str().context("schema path")?,
+                    &n.to_string(),
+                ],
+            )?;
+        }
+        // `URSA_BENCH_CALLGRIND_DIR` keeps the outputs (for `callgrind_annotate --inclusive=yes`).
+        let out = std::env::var_os("URSA_BENCH_CALLGRIND_DIR")
+            .map_or_else(|| work.to_path_buf(), PathBuf::from)
+            .join(format!("callgrind-{kind}-{n}.out"));
         let wrapper = callgrind_wrapper(&out);
+        let converter: [(&str, &str); 2] = if json {
+            [
+                ("value.converter", "json"),
+                ("value.converter.schemas.enable", "false"),
+            ]
+        } else {
+            [
+                ("value.converter", "avro"),
+                ("value.converter.schema.registry.url", registry_url),
+            ]
+        };
         ursa_run_under(
             &wrapper,
             ursa,
             work,
-            &format!("callgrind {n}"),
+            &format!("callgrind {kind} {n}"),
             bootstrap,
             &topic,
             n,
-            &[
-                ("value.converter", "avro"),
-                ("value.converter.schema.registry.url", registry_url),
-            ],
+            &converter,
         )?;
         totals.push((n, callgrind_total(&out)?, out));
     }
@@ -910,7 +975,7 @@ fn callgrind_per_record(
     let (n2, i2, big) = &totals[1];
     let per = (*i2 as f64 - *i1 as f64) / (*n2 - *n1) as f64;
     let mut text = format!(
-        "instructions per record, (c) under callgrind: {per:.0} (({i2} − {i1}) / ({n2} − {n1}) records; whole runs: {:.0} and {:.0} per record)\n",
+        "instructions per record, {job} under callgrind: {per:.0} (({i2} − {i1}) / ({n2} − {n1}) records; whole runs: {:.0} and {:.0} per record)\n",
         *i1 as f64 / *n1 as f64,
         *i2 as f64 / *n2 as f64
     );

@@ -14,8 +14,9 @@ use ursa_avro::{AvroRecord, ConfluentDecoder};
 pub struct AvroWriter {
     id: u32,
     set: SchemaSet,
-    /// Field keys and enum symbols as JSON text, made on the first JSON write.
-    json_keys: OnceLock<ursa_avro::value::JsonKeys>,
+    /// The JSON program of the schema (field keys, enum symbols and punctuation as text), made on the first
+    /// JSON write.
+    json_plan: OnceLock<ursa_avro::value::JsonPlan>,
     /// The length of the last JSON text written, to size the next one's buffer.
     text_len: std::sync::atomic::AtomicUsize,
     /// The self-contained form (references inlined), made on the first typed decode.
@@ -37,7 +38,7 @@ impl AvroWriter {
         AvroWriter {
             id,
             set,
-            json_keys: OnceLock::new(),
+            json_plan: OnceLock::new(),
             text_len: std::sync::atomic::AtomicUsize::new(0),
             self_contained: OnceLock::new(),
             typed: TypedDecoders::default(),
@@ -77,10 +78,10 @@ impl AvroWriter {
     /// Appends a datum's (without the Confluent header) JSON text to `out`: the text of [`Self::decode_json`]'s
     /// value, written without building it. On an error `out` is left as it was.
     pub fn write_json(&self, datum: &[u8], out: &mut Vec<u8>) -> Result<(), ursa_avro::Error> {
-        let keys = self
-            .json_keys
-            .get_or_init(|| ursa_avro::value::JsonKeys::new(&self.set));
-        ursa_avro::value::write_json_with_keys(&self.set, keys, self.set.last_root(), datum, out)
+        let plan = self
+            .json_plan
+            .get_or_init(|| ursa_avro::value::JsonPlan::new(&self.set, self.set.last_root()));
+        ursa_avro::value::write_json_planned(&self.set, plan, datum, out)
     }
 
     /// A datum's JSON text in a buffer of its own, sized from the last one written with this schema (one

@@ -3,10 +3,24 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use rdkafka::Message;
 use rdkafka::message::{BorrowedMessage, Headers};
 use ursa_connect::{Header, TimestampType};
+
+/// The key and the value copied into one buffer that both share: one allocation for the bytes and one for
+/// the reference count, where copies of their own and their first clones (the converters') took four.
+fn shared_copies(key: Option<&[u8]>, value: Option<&[u8]>) -> (Option<Bytes>, Option<Bytes>) {
+    let mut buf =
+        BytesMut::with_capacity(key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len));
+    let mut copy = |b: &[u8]| {
+        buf.extend_from_slice(b);
+        buf.split().freeze()
+    };
+    let key = key.map(&mut copy);
+    let value = value.map(&mut copy);
+    (key, value)
+}
 
 /// The empty header list, shared.
 fn no_headers() -> Arc<[Header]> {
@@ -54,6 +68,7 @@ impl RawRecord {
             rdkafka::Timestamp::CreateTime(t) => (Some(t), TimestampType::CreateTime),
             rdkafka::Timestamp::LogAppendTime(t) => (Some(t), TimestampType::LogAppendTime),
         };
+        let (key, value) = shared_copies(m.key(), m.payload());
         RawRecord {
             topic,
             partition: m.partition(),
@@ -61,8 +76,8 @@ impl RawRecord {
             timestamp,
             timestamp_type,
             headers,
-            key: m.key().map(Bytes::copy_from_slice),
-            value: m.payload().map(Bytes::copy_from_slice),
+            key,
+            value,
         }
     }
 
@@ -87,5 +102,28 @@ impl RawRecord {
                 .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len) + 48)
                 .sum::<usize>()
             + 160
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shared_copies;
+
+    #[test]
+    fn key_and_value_are_copied_apart_into_one_buffer() {
+        let (k, v) = shared_copies(Some(b"key"), Some(b"a value"));
+        assert_eq!(k.as_deref(), Some(&b"key"[..]));
+        assert_eq!(v.as_deref(), Some(&b"a value"[..]));
+        // Dropping one leaves the other whole.
+        drop(k);
+        assert_eq!(v.as_deref(), Some(&b"a value"[..]));
+        for (key, value) in [
+            (None, Some(&b"v"[..])),
+            (Some(&b""[..]), None),
+            (None, None),
+        ] {
+            let (k, v) = shared_copies(key, value);
+            assert_eq!((k.as_deref(), v.as_deref()), (key, value));
+        }
     }
 }

@@ -107,6 +107,12 @@ impl<'a> Reader<'a> {
         Ok(())
     }
 
+    /// Sets the nesting depth (for a walk that begins inside values entered by other code).
+    #[inline]
+    pub(crate) fn set_depth(&mut self, depth: u32) {
+        self.depth = depth;
+    }
+
     /// Leaves a nested value.
     #[inline]
     pub fn leave(&mut self) {
@@ -138,6 +144,20 @@ impl<'a> Reader<'a> {
     /// A zig-zag varint `long`.
     #[inline]
     pub fn long(&mut self) -> Result<i64, Error> {
+        // Most varints on the wire (lengths, union and enum indexes, small numbers) are one byte.
+        if let Some(&b) = self.buf.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            let v = u64::from(b);
+            return Ok((v >> 1) as i64 ^ -((v & 1) as i64));
+        }
+        self.long_multi()
+    }
+
+    /// A varint of more than one byte (or none left): [`Reader::long`]'s slow path.
+    #[inline(never)]
+    fn long_multi(&mut self) -> Result<i64, Error> {
         let start = self.pos;
         let mut value: u64 = 0;
         let mut shift = 0u32;
@@ -222,6 +242,15 @@ impl<'a> Reader<'a> {
     pub fn bytes(&mut self) -> Result<&'a [u8], Error> {
         let n = self.len()?;
         self.take(n)
+    }
+
+    /// `bytes`, borrowed, with the rest of the input from their first byte on (for fixed-size copies that
+    /// may read past them).
+    #[inline]
+    pub fn bytes_and_rest(&mut self) -> Result<(&'a [u8], &'a [u8]), Error> {
+        let n = self.len()?;
+        let from = self.rest();
+        Ok((self.take(n)?, from))
     }
 
     /// `bytes`, owned.

@@ -111,6 +111,62 @@ pub(super) fn float(v: f32) -> Value {
     if !v.is_finite() {
         return non_finite(f64::from(v));
     }
-    let shortest = v.to_string().parse::<f64>().unwrap_or(f64::from(v));
-    double(shortest)
+    double(widen(v))
+}
+
+/// The `f64` of a finite `float`'s shortest decimal (`0.1f32` gives `0.1`): the decimal `Display` writes
+/// (which reads back as the same `f32`), read as an `f64`. Written on the stack: no allocation.
+pub(super) fn widen(v: f32) -> f64 {
+    use std::fmt::Write as _;
+    let mut text = StackText::default();
+    if write!(text, "{v}").is_ok()
+        && let Some(parsed) = std::str::from_utf8(&text.bytes[..text.len])
+            .ok()
+            .and_then(|t| t.parse::<f64>().ok())
+    {
+        return parsed;
+    }
+    v.to_string().parse::<f64>().unwrap_or(f64::from(v))
+}
+
+/// A small text buffer on the stack (`Display` of a float is at most 48 bytes).
+struct StackText {
+    bytes: [u8; 64],
+    len: usize,
+}
+
+impl Default for StackText {
+    fn default() -> Self {
+        StackText {
+            bytes: [0; 64],
+            len: 0,
+        }
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Written on the stack, the decimal is the one `to_string` gives (the definition it replaced).
+        #[test]
+        fn a_float_widens_through_its_shortest_decimal(bits in any::<u32>()) {
+            let v = f32::from_bits(bits);
+            prop_assume!(v.is_finite());
+            let expected = v.to_string().parse::<f64>().unwrap();
+            prop_assert_eq!(super::widen(v).to_bits(), expected.to_bits());
+        }
+    }
 }

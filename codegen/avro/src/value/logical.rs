@@ -98,29 +98,52 @@ fn write_instant(out: &mut Vec<u8>, v: i64, per_second: i64, digits: usize) -> b
     let of_day = secs.rem_euclid(86_400) as u32;
     let (h, mi, sec) = (of_day / 3600, of_day / 60 % 60, of_day % 60);
     let y = y as u32;
-    // Two digits of a value below 100.
-    let two = |v: u32| [b'0' + (v / 10) as u8, b'0' + (v % 10) as u8];
-    let [y1, y2] = two(y / 100);
-    let [y3, y4] = two(y % 100);
-    let [mo1, mo2] = two(mo);
-    let [d1, d2] = two(d);
-    let [h1, h2] = two(h);
-    let [mi1, mi2] = two(mi);
-    let [s1, s2] = two(sec);
-    out.extend_from_slice(&[
-        b'"', y1, y2, y3, y4, b'-', mo1, mo2, b'-', d1, d2, b'T', h1, h2, b':', mi1, mi2, b':', s1,
-        s2, b'.',
-    ]);
-    // The fraction, `digits` wide with leading zeros.
-    let mut frac = frac;
-    let mut text = [b'0'; 9];
-    for slot in text[..digits].iter_mut().rev() {
-        *slot = b'0' + (frac % 10) as u8;
-        frac /= 10;
-    }
-    out.extend_from_slice(&text[..digits]);
-    out.extend_from_slice(b"Z\"");
+    // The whole text in one fixed-size buffer, two digits at a time from a table, appended at once.
+    let mut text = [0u8; 32];
+    text[0] = b'"';
+    text[1..3].copy_from_slice(&two_digits(y / 100));
+    text[3..5].copy_from_slice(&two_digits(y % 100));
+    text[5] = b'-';
+    text[6..8].copy_from_slice(&two_digits(mo));
+    text[8] = b'-';
+    text[9..11].copy_from_slice(&two_digits(d));
+    text[11] = b'T';
+    text[12..14].copy_from_slice(&two_digits(h));
+    text[14] = b':';
+    text[15..17].copy_from_slice(&two_digits(mi));
+    text[17] = b':';
+    text[18..20].copy_from_slice(&two_digits(sec));
+    text[20] = b'.';
+    // The fraction, `digits` (3 or 6) wide with leading zeros.
+    let end = 21 + digits;
+    let (hi, lo) = if digits == 6 {
+        (frac / 1000, frac % 1000)
+    } else {
+        (frac, 0)
+    };
+    text[21] = b'0' + (hi / 100) as u8;
+    text[22..24].copy_from_slice(&two_digits(hi % 100));
+    text[24] = b'0' + (lo / 100) as u8;
+    text[25..27].copy_from_slice(&two_digits(lo % 100));
+    text[end] = b'Z';
+    text[end + 1] = b'"';
+    super::write::append_from(out, end + 2, &text);
     true
+}
+
+/// The two decimal digits of `v` (below 100), from a table.
+#[inline]
+fn two_digits(v: u32) -> [u8; 2] {
+    const PAIRS: [[u8; 2]; 100] = {
+        let mut t = [[0u8; 2]; 100];
+        let mut i = 0;
+        while i < 100 {
+            t[i] = [b'0' + (i / 10) as u8, b'0' + (i % 10) as u8];
+            i += 1;
+        }
+        t
+    };
+    PAIRS[(v % 100) as usize]
 }
 
 fn date(d: NaiveDate) -> Option<String> {

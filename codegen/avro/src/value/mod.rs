@@ -31,6 +31,7 @@
 mod base64;
 mod decode;
 mod logical;
+mod plan;
 mod skip;
 mod wanted;
 mod write;
@@ -41,9 +42,10 @@ mod tests;
 use serde_json::Value;
 
 pub use base64::encode_base64;
+pub use plan::JsonPlan;
 pub use skip::{collection, skip, skip_text_unchecked};
 pub use wanted::{Part, Parts, Wanted, decode_parts};
-pub use write::JsonKeys;
+pub use write::{JsonKeys, append_from, plain_run};
 
 use crate::Error;
 use crate::binary::{Limits, Reader};
@@ -67,7 +69,21 @@ pub fn write_json(
     datum: &[u8],
     out: &mut Vec<u8>,
 ) -> Result<(), Error> {
-    write_json_with_keys(set, &JsonKeys::new(set), root, datum, out)
+    write_json_planned(set, &JsonPlan::new(set, root), datum, out)
+}
+
+/// [`write_json`] by the program of the root made once ([`JsonPlan::new`] with `set` and that root): the
+/// fastest way to write many datums of one writer schema.
+pub fn write_json_planned(
+    set: &SchemaSet,
+    plan: &JsonPlan,
+    datum: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    let start = out.len();
+    let mut r = Reader::with_limits(datum, Limits::default());
+    let written = plan.write(set, &mut r, out).and_then(|()| Ok(r.finish()?));
+    settle(set, plan.root(), datum, start, written, out)
 }
 
 /// [`write_json`] with the keys of `set` made once ([`JsonKeys::new`]).
@@ -81,7 +97,20 @@ pub fn write_json_with_keys(
     let start = out.len();
     let mut r = Reader::with_limits(datum, Limits::default());
     let walked = write::value(set, keys, root, &mut r, out).and_then(|()| Ok(r.finish()?));
-    match walked {
+    settle(set, root, datum, start, walked, out)
+}
+
+/// What a write that began at `start` of `out` comes to: on a malformed datum `out` as it was and the error;
+/// on a map with a repeated key, which only the tree writes as the tree does, the tree's text instead.
+fn settle(
+    set: &SchemaSet,
+    root: &Schema,
+    datum: &[u8],
+    start: usize,
+    written: Result<(), write::Stop>,
+    out: &mut Vec<u8>,
+) -> Result<(), Error> {
+    match written {
         Ok(()) => Ok(()),
         Err(write::Stop::Avro(e)) => {
             out.truncate(start);
@@ -100,6 +129,12 @@ pub fn write_json_with_keys(
 /// Appends `s` as a JSON string, escaped as [`write_json`] escapes strings.
 pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     write::string(out, s);
+}
+
+/// Appends what is between the quotes of [`write_json_str`]'s string: `s` escaped, unquoted (a character
+/// that a JSON text escaped, written again as `serde_json` writes it).
+pub fn write_json_str_content(out: &mut Vec<u8>, s: &str) {
+    write::escape_into(out, s.as_bytes());
 }
 
 /// [`decode_json`] with explicit depth and item limits.

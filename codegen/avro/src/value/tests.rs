@@ -3,7 +3,10 @@
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::{decode_json, decode_json_resolved, decode_json_with_limits, write_json};
+use super::{
+    JsonKeys, decode_json, decode_json_resolved, decode_json_with_limits, write_json,
+    write_json_with_keys,
+};
 use crate::binary::Limits;
 use crate::schema::SchemaSet;
 use crate::{Decimal, Error};
@@ -15,10 +18,21 @@ fn decode(schema: &str, datum: &[u8]) -> Result<Value, Error> {
     tree
 }
 
-/// The streaming writer gives the tree's text, or the tree's error, and leaves the buffer as it was on error.
+/// Both streaming writers (the program and the walk) give the tree's text, or the tree's error, and leave
+/// the buffer as it was on error.
 fn same_as_streamed(set: &SchemaSet, datum: &[u8], tree: &Result<Value, Error>) {
+    same_as_written(tree, |out| write_json(set, set.last_root(), datum, out));
+    same_as_written(tree, |out| {
+        write_json_with_keys(set, &JsonKeys::new(set), set.last_root(), datum, out)
+    });
+}
+
+fn same_as_written(
+    tree: &Result<Value, Error>,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
+) {
     let mut out = b"prefix".to_vec();
-    let streamed = write_json(set, set.last_root(), datum, &mut out);
+    let streamed = write(&mut out);
     match (tree, streamed) {
         (Ok(v), Ok(())) => assert_eq!(
             String::from_utf8(out[6..].to_vec()).unwrap(),

@@ -44,20 +44,20 @@ const LANES: u64 = 0x0101_0101_0101_0101;
 /// The high bit of each lane.
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
-/// Whether any byte of `w` is a control character, `"` or `\` (the bytes JSON escapes). Exact: the usual
-/// "has a byte less than n" and "has a zero byte" tests, on the word and on it xor'ed with the quote and
-/// the backslash.
+/// Non-zero when a byte of `w` is a control character, `"` or `\` (the bytes JSON escapes). Exact as to
+/// whether one is: the usual "has a byte less than n" and "has a zero byte" tests, on the word and on it
+/// xor'ed with the quote and the backslash.
 #[inline]
-fn needs_escape(w: u64) -> bool {
+fn escape_bits(w: u64) -> u64 {
     let control = w.wrapping_sub(LANES * 0x20) & !w & HIGH;
     let q = w ^ (LANES * u64::from(b'"'));
     let quote = q.wrapping_sub(LANES) & !q & HIGH;
     let b = w ^ (LANES * u64::from(b'\\'));
     let backslash = b.wrapping_sub(LANES) & !b & HIGH;
-    control | quote | backslash != 0
+    control | quote | backslash
 }
 
-/// The bytes JSON escapes: control characters, `"` and `\\`.
+/// The bytes JSON escapes: control characters, `"` and `\`.
 const ESCAPED: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0;
@@ -70,44 +70,172 @@ const ESCAPED: [bool; 256] = {
     t
 };
 
-/// Appends `b` as a quoted, escaped JSON string, eight bytes at a time where nothing needs escaping.
-/// Unless `valid` says the bytes are UTF-8 already, they are checked (only if a byte is not ASCII, so an
-/// ASCII string costs no separate pass); `Err` when they are not UTF-8, with `out` partly written.
-fn escaped(out: &mut Vec<u8>, b: &[u8], mut valid: bool) -> Result<(), std::str::Utf8Error> {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
+/// `0xff` in each byte of a 16-byte block that JSON escapes (a control character, `"` or `\`), `0`
+/// elsewhere: written lane by lane, which the compiler turns into a few vector compares.
+#[inline(always)]
+fn block_flags(block: &[u8; 16]) -> u128 {
+    let mut flags = [0u8; 16];
+    for (f, &c) in flags.iter_mut().zip(block) {
+        *f = u8::from((c < 0x20) | (c == b'"') | (c == b'\\')).wrapping_neg();
+    }
+    u128::from_le_bytes(flags)
+}
+
+/// The length of the longest prefix of `b` with no byte that JSON escapes (a control character, `"` or `\`):
+/// sixteen bytes at a time. For scanners of JSON text, where the run ends at the closing quote (always
+/// inlined: a call per string cost more than the scan of most).
+#[inline(always)]
+pub fn plain_run(b: &[u8]) -> usize {
+    let mut i = 0;
+    while let Some(block) = b.get(i..).and_then(<[u8]>::first_chunk::<16>) {
+        let flags = block_flags(block);
+        if flags != 0 {
+            return i + (flags.trailing_zeros() / 8) as usize;
+        }
+        i += 16;
+    }
+    if let Some(word) = b.get(i..).and_then(<[u8]>::first_chunk::<8>) {
+        let bits = escape_bits(u64::from_le_bytes(*word));
+        if bits != 0 {
+            // The lowest flagged byte is a true one: the tests' false positives lie only above a true one.
+            return i + (bits.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    i + b[i..]
+        .iter()
+        .take_while(|&&c| !ESCAPED[usize::from(c)])
+        .count()
+}
+
+/// Whether `b` has a byte JSON escapes, and whether it has a byte that is not ASCII: eight bytes at a time,
+/// the last word overlapping the one before it (so no byte is copied into a padded word). Eight, not
+/// sixteen: most strings in events are short (ids, names), and the wider blocks cost more to set up than
+/// they save on them.
+#[inline]
+fn scan(b: &[u8]) -> (bool, bool) {
+    let Some(last) = b.last_chunk::<8>() else {
+        let (mut escape, mut high) = (false, 0u8);
+        for &c in b {
+            escape |= ESCAPED[usize::from(c)];
+            high |= c;
+        }
+        return (escape, high >= 0x80);
+    };
+    let (mut escape, mut high) = (0u64, 0u64);
+    let words = b.chunks_exact(8);
+    let ragged = !words.remainder().is_empty();
+    for word in words {
+        let mut lanes = [0u8; 8];
+        lanes.copy_from_slice(word);
+        let w = u64::from_le_bytes(lanes);
+        escape |= escape_bits(w);
+        high |= w;
+    }
+    if ragged {
+        let w = u64::from_le_bytes(*last);
+        escape |= escape_bits(w);
+        high |= w;
+    }
+    (escape != 0, high & HIGH != 0)
+}
+
+/// Appends `b` as a quoted, escaped JSON string. Unless `valid` says the bytes are UTF-8 already, they are
+/// checked (only if a byte is not ASCII); `Err` when they are not UTF-8, with `out` untouched. One scan finds
+/// whether anything needs escaping; most strings need nothing and are copied whole.
+fn escaped(out: &mut Vec<u8>, b: &[u8], valid: bool) -> Result<(), std::str::Utf8Error> {
+    escaped_in(out, b, b, valid)
+}
+
+/// [`escaped`] for bytes that begin `from` (the datum from the string on): a short string is copied as a
+/// fixed-size chunk of `from` and the excess cut off again, which is cheaper than a call to `memcpy`.
+#[inline]
+fn escaped_in(
+    out: &mut Vec<u8>,
+    b: &[u8],
+    from: &[u8],
+    valid: bool,
+) -> Result<(), std::str::Utf8Error> {
+    let (escape, high) = scan(b);
+    if high && !valid {
+        std::str::from_utf8(b)?;
+    }
     out.reserve(b.len() + 2);
     out.push(b'"');
+    if escape {
+        escape_into(out, b);
+    } else {
+        append_from(out, b.len(), from);
+    }
+    out.push(b'"');
+    Ok(())
+}
+
+/// Appends the first `n` bytes of `from` (`n` at most its length): as one fixed-size copy of 16, 32 or 64
+/// bytes when `from` has that many (then cut back to `n`), else by `memcpy`. For the short runs JSON writers
+/// copy by the dozen per record, where a call to `memcpy` costs more than the copy (so always inlined).
+#[inline(always)]
+pub fn append_from(out: &mut Vec<u8>, n: usize, from: &[u8]) {
+    let at = out.len();
+    match n {
+        0..=16 if from.len() >= 16 => {
+            if let Some(chunk) = from.first_chunk::<16>() {
+                out.extend_from_slice(chunk);
+            }
+        }
+        17..=32 if from.len() >= 32 => {
+            if let Some(chunk) = from.first_chunk::<32>() {
+                out.extend_from_slice(chunk);
+            }
+        }
+        33..=64 if from.len() >= 64 => {
+            if let Some(chunk) = from.first_chunk::<64>() {
+                out.extend_from_slice(chunk);
+            }
+        }
+        _ => {
+            out.extend_from_slice(&from[..n]);
+            return;
+        }
+    }
+    out.truncate(at + n);
+}
+
+/// Text appended often (a field's key with its punctuation, an enum symbol), kept padded to [`Piece::WIDTH`]
+/// bytes when it fits, so that appending it is one fixed-size copy.
+#[derive(Debug, Clone)]
+pub(super) struct Piece {
+    padded: Box<[u8]>,
+    len: usize,
+}
+
+impl Piece {
+    const WIDTH: usize = 64;
+
+    pub(super) fn new(text: &[u8]) -> Piece {
+        let mut padded = text.to_vec();
+        padded.resize(text.len().max(Piece::WIDTH), b' ');
+        Piece {
+            padded: padded.into_boxed_slice(),
+            len: text.len(),
+        }
+    }
+
+    #[inline]
+    pub(super) fn append(&self, out: &mut Vec<u8>) {
+        append_from(out, self.len, &self.padded);
+    }
+}
+
+/// Appends `b` (UTF-8) escaped as `serde_json` escapes, byte by byte: runs that need nothing are copied.
+pub(super) fn escape_into(out: &mut Vec<u8>, b: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut start = 0;
-    let mut i = 0;
-    while i < b.len() {
-        {
-            // Eight bytes at a time; the last few padded with spaces, which need no escaping.
-            let step = (b.len() - i).min(8);
-            let mut lanes = [b' '; 8];
-            match b.get(i..i + 8) {
-                // A constant-length copy: one load, not a call to `memcpy`.
-                Some(word) => lanes.copy_from_slice(word),
-                None => lanes[..step].copy_from_slice(&b[i..]),
-            }
-            let w = u64::from_le_bytes(lanes);
-            if !valid && w & HIGH != 0 {
-                std::str::from_utf8(b)?;
-                valid = true;
-            }
-            if !needs_escape(w) {
-                i += step;
-                continue;
-            }
-        }
-        let c = b[i];
-        if c >= 0x80 && !valid {
-            std::str::from_utf8(b)?;
-            valid = true;
-        }
+    for (i, &c) in b.iter().enumerate() {
         if !ESCAPED[usize::from(c)] {
-            i += 1;
             continue;
         }
+        out.extend_from_slice(&b[start..i]);
         let short: &[u8] = match c {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -116,13 +244,8 @@ fn escaped(out: &mut Vec<u8>, b: &[u8], mut valid: bool) -> Result<(), std::str:
             b'\n' => b"\\n",
             b'\r' => b"\\r",
             b'\t' => b"\\t",
-            0x00..=0x1f => b"",
-            _ => {
-                i += 1;
-                continue;
-            }
+            _ => b"",
         };
-        out.extend_from_slice(&b[start..i]);
         if short.is_empty() {
             out.extend_from_slice(b"\\u00");
             out.push(HEX[usize::from(c >> 4)]);
@@ -130,12 +253,9 @@ fn escaped(out: &mut Vec<u8>, b: &[u8], mut valid: bool) -> Result<(), std::str:
         } else {
             out.extend_from_slice(short);
         }
-        i += 1;
-        start = i;
+        start = i + 1;
     }
     out.extend_from_slice(&b[start..]);
-    out.push(b'"');
-    Ok(())
 }
 
 /// Appends a JSON value (for the rare nodes built as values: logical types, repeated-key maps).
@@ -144,13 +264,49 @@ fn tree(out: &mut Vec<u8>, v: &Value) {
 }
 
 /// Appends `bytes` as a quoted base64 string.
-fn base64(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(super) fn base64(out: &mut Vec<u8>, bytes: &[u8]) {
     out.push(b'"');
     write_base64(out, bytes);
     out.push(b'"');
 }
 
-fn int(out: &mut Vec<u8>, v: i64) {
+/// A `string` read from `r`, checked and escaped.
+#[inline]
+pub(super) fn string_at(r: &mut Reader<'_>, out: &mut Vec<u8>) -> Result<(), Stop> {
+    let (bytes, from) = r.bytes_and_rest()?;
+    if escaped_in(out, bytes, from, false).is_err() {
+        // Where the string's bytes begin, as the tree walk's reader reports it.
+        return Err(Stop::Avro(Error::InvalidUtf8 {
+            offset: r.position() - bytes.len(),
+        }));
+    }
+    Ok(())
+}
+
+/// A `float` as the tree writes it (its shortest decimal, widened).
+pub(super) fn float(out: &mut Vec<u8>, v: f32) {
+    if v.is_finite() {
+        finite(out, super::decode::widen(v));
+    } else {
+        tree(out, &super::decode::float(v));
+    }
+}
+
+/// A `double` as the tree writes it.
+pub(super) fn double(out: &mut Vec<u8>, v: f64) {
+    if v.is_finite() {
+        finite(out, v);
+    } else {
+        tree(out, &super::decode::double(v));
+    }
+}
+
+/// A finite `f64` as `serde_json` writes it (shortest round-trip digits, by `zmij`, as `serde_json` does).
+fn finite(out: &mut Vec<u8>, v: f64) {
+    out.extend_from_slice(zmij::Buffer::new().format_finite(v).as_bytes());
+}
+
+pub(super) fn int(out: &mut Vec<u8>, v: i64) {
     let mut b = itoa::Buffer::new();
     out.extend_from_slice(b.format(v).as_bytes());
 }
@@ -159,7 +315,7 @@ fn int(out: &mut Vec<u8>, v: i64) {
 /// its punctuation (`{"a":`, then `,"b":`) or each enum symbol as a JSON string.
 #[derive(Debug, Clone)]
 pub struct JsonKeys {
-    by_named: Vec<Vec<Box<[u8]>>>,
+    by_named: Vec<Vec<Piece>>,
 }
 
 impl JsonKeys {
@@ -175,7 +331,7 @@ impl JsonKeys {
                         let mut key = vec![if i == 0 { b'{' } else { b',' }];
                         string(&mut key, &f.name);
                         key.push(b':');
-                        key.into_boxed_slice()
+                        Piece::new(&key)
                     })
                     .collect(),
                 NamedKind::Enum { symbols, .. } => symbols
@@ -183,7 +339,7 @@ impl JsonKeys {
                     .map(|s| {
                         let mut text = Vec::new();
                         string(&mut text, s);
-                        text.into_boxed_slice()
+                        Piece::new(&text)
                     })
                     .collect(),
                 NamedKind::Fixed { .. } => Vec::new(),
@@ -192,7 +348,7 @@ impl JsonKeys {
         JsonKeys { by_named }
     }
 
-    fn of(&self, id: crate::schema::NamedId) -> &[Box<[u8]>] {
+    fn of(&self, id: crate::schema::NamedId) -> &[Piece] {
         self.by_named.get(id.index()).map_or(&[], Vec::as_slice)
     }
 }
@@ -222,8 +378,8 @@ pub(super) fn value(
                 logical => logical::write_long(out, logical, v),
             }
         }
-        SchemaKind::Float => tree(out, &super::decode::float(r.float()?)),
-        SchemaKind::Double => tree(out, &super::decode::double(r.double()?)),
+        SchemaKind::Float => float(out, r.float()?),
+        SchemaKind::Double => double(out, r.double()?),
         SchemaKind::Bytes => {
             let b = r.bytes()?;
             match schema.logical {
@@ -231,15 +387,7 @@ pub(super) fn value(
                 logical => tree(out, &logical::bytes(logical, b, false)),
             }
         }
-        SchemaKind::String => {
-            let bytes = r.bytes()?;
-            if escaped(out, bytes, false).is_err() {
-                // Where the string's bytes begin, as the tree walk's reader reports it.
-                return Err(Stop::Avro(Error::InvalidUtf8 {
-                    offset: r.position() - bytes.len(),
-                }));
-            }
-        }
+        SchemaKind::String => string_at(r, out)?,
         SchemaKind::Array(items) => array(set, keys, items, r, out)?,
         SchemaKind::Map(values) => map(set, keys, values, r, out)?,
         SchemaKind::Union(branches) => {
@@ -265,7 +413,7 @@ pub(super) fn value(
                         }
                     } else {
                         for (f, key) in fields.iter().zip(names) {
-                            out.extend_from_slice(key);
+                            key.append(out);
                             value(set, keys, &f.schema, r, out)?;
                         }
                     }
@@ -275,9 +423,7 @@ pub(super) fn value(
                 NamedKind::Enum { symbols, .. } => {
                     let i = r.enum_index(symbols.len())?;
                     match keys.of(*id).get(i) {
-                        Some(text) if keys.of(*id).len() == symbols.len() => {
-                            out.extend_from_slice(text)
-                        }
+                        Some(text) if keys.of(*id).len() == symbols.len() => text.append(out),
                         _ => string(out, &symbols[i]),
                     }
                 }
@@ -406,6 +552,21 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn plain_runs_end_at_the_first_byte_json_escapes(b in proptest::collection::vec(prop_oneof![
+            8 => 0x20u8..0x7f, 1 => any::<u8>()], 0..70)) {
+            let expected = b.iter().position(|&c| c < 0x20 || c == b'"' || c == b'\\').unwrap_or(b.len());
+            prop_assert_eq!(super::plain_run(&b), expected);
+        }
+
+        #[test]
+        fn scans_find_every_byte_to_escape_and_every_high_byte(b in proptest::collection::vec(prop_oneof![
+            8 => 0x20u8..0x7f, 1 => any::<u8>()], 0..70)) {
+            let escape = b.iter().any(|&c| c < 0x20 || c == b'"' || c == b'\\');
+            let high = b.iter().any(|&c| c >= 0x80);
+            prop_assert_eq!(super::scan(&b), (escape, high));
+        }
+
         #[test]
         fn strings_escape_as_serde_json_escapes(s in "(\\PC|[\\x00-\\x1f\"\\\\\\x7f])*") {
             prop_assert_eq!(escaped_text(&s), serde_json::to_string(&s).unwrap());

@@ -10,6 +10,7 @@ use ursa_avro::wire;
 use ursa_connect::{AvroWriter, Conversion, Format, Payload};
 use ursa_registry::{Reference, RegistryClient, VersionId};
 
+use super::error::At;
 use super::error::not_avro_hint;
 use super::{ConvertError, Origin};
 
@@ -31,35 +32,37 @@ impl AvroConverter {
         }
     }
 
+    /// [`AvroConverter::payload`] when the writer schema is parsed already (every record but the first of
+    /// each schema id): no await, so no future to build per record. `Err` hands the bytes back when the
+    /// schema must be fetched first.
+    pub(super) fn payload_cached(
+        &self,
+        at: At<'_>,
+        bytes: Bytes,
+        conversion: Conversion,
+    ) -> Result<Result<Payload, ConvertError>, Bytes> {
+        let id = match split(at, &bytes) {
+            Ok((id, _)) => id,
+            Err(e) => return Ok(Err(e)),
+        };
+        let cached = self.writers.read().ok().and_then(|m| m.get(&id).cloned());
+        match cached {
+            Some(writer) => Ok(decode(at, id, writer, bytes, conversion)),
+            None => Err(bytes),
+        }
+    }
+
     /// Checks the framing and resolves the writer schema (from the registry, once per id); decodes the
     /// datum into its JSON tree or text as `conversion` asks (so a malformed datum is a converter failure).
     pub(super) async fn payload(
         &self,
-        at: Origin,
+        at: At<'_>,
         bytes: Bytes,
         conversion: Conversion,
     ) -> Result<Payload, ConvertError> {
-        let (id, datum) = split(&at, &bytes)?;
-        let writer = self.writer(&at, id).await?;
-        match conversion {
-            Conversion::OnDemand => Ok(Payload::new(bytes, Format::Avro(writer))),
-            Conversion::JsonTree => {
-                let json = writer
-                    .decode_json(datum)
-                    .map_err(|source| ConvertError::MalformedAvro { at, id, source })?;
-                Ok(Payload::with_json(bytes, Format::Avro(writer), json))
-            }
-            Conversion::JsonText => {
-                let text = writer
-                    .json_text(datum)
-                    .map_err(|source| ConvertError::MalformedAvro { at, id, source })?;
-                Ok(Payload::with_json_text(
-                    bytes,
-                    Format::Avro(writer),
-                    Bytes::from(text),
-                ))
-            }
-        }
+        let (id, _) = split(at, &bytes)?;
+        let writer = self.writer(&at.origin(), id).await?;
+        decode(at, id, writer, bytes, conversion)
     }
 
     /// The parsed writer schema `id` (fetched and parsed on first use).
@@ -169,16 +172,48 @@ impl AvroConverter {
 }
 
 /// Splits the Confluent header off, with errors that say what the payload looks like instead.
-fn split<'a>(at: &Origin, bytes: &'a [u8]) -> Result<(u32, &'a [u8]), ConvertError> {
+fn split<'a>(at: At<'_>, bytes: &'a [u8]) -> Result<(u32, &'a [u8]), ConvertError> {
     match bytes.first() {
         Some(&byte) if byte != wire::MAGIC => Err(ConvertError::BadMagicByte {
-            at: at.clone(),
+            at: at.origin(),
             byte,
             hint: not_avro_hint(bytes),
         }),
         _ => wire::split(bytes).map_err(|_| ConvertError::ShortFrame {
-            at: at.clone(),
+            at: at.origin(),
             len: bytes.len(),
         }),
+    }
+}
+
+/// The payload of a framed datum whose writer schema is `writer`: its JSON tree or text as `conversion`
+/// asks.
+fn decode(
+    at: At<'_>,
+    id: u32,
+    writer: Arc<AvroWriter>,
+    bytes: Bytes,
+    conversion: Conversion,
+) -> Result<Payload, ConvertError> {
+    let datum = bytes.get(wire::HEADER_LEN..).unwrap_or_default();
+    let malformed = |source| ConvertError::MalformedAvro {
+        at: at.origin(),
+        id,
+        source,
+    };
+    match conversion {
+        Conversion::OnDemand => Ok(Payload::new(bytes, Format::Avro(writer))),
+        Conversion::JsonTree => {
+            let json = writer.decode_json(datum).map_err(malformed)?;
+            Ok(Payload::with_json(bytes, Format::Avro(writer), json))
+        }
+        Conversion::JsonText => {
+            let text = writer.json_text(datum).map_err(malformed)?;
+            Ok(Payload::with_json_text(
+                bytes,
+                Format::Avro(writer),
+                Bytes::from(text),
+            ))
+        }
     }
 }

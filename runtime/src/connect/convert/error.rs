@@ -35,6 +35,26 @@ pub struct Origin {
     pub part: Part,
 }
 
+/// Where a payload comes from, borrowed: made an [`Origin`] only when something fails (most payloads
+/// convert, and an owned topic name per record was an allocation each).
+#[derive(Debug, Clone, Copy)]
+pub struct At<'a> {
+    /// The topic.
+    pub topic: &'a str,
+    /// Key or value.
+    pub part: Part,
+}
+
+impl At<'_> {
+    /// The owned origin, for an error.
+    pub fn origin(self) -> Origin {
+        Origin {
+            topic: self.topic.to_owned(),
+            part: self.part,
+        }
+    }
+}
+
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} of topic `{}`", self.part.as_str(), self.topic)

@@ -9,7 +9,7 @@
 //! value).
 
 use serde_json::Value;
-use ursa_avro::value::write_json_str;
+use ursa_avro::value::{append_from, plain_run, write_json_str_content};
 
 /// `serde_json`'s nesting limit: deeper text goes to `serde_json`, which refuses it.
 const MAX_DEPTH: usize = 128;
@@ -37,6 +37,13 @@ pub(super) fn compact(input: &[u8], out: &mut Vec<u8>) -> Result<(), Refused> {
         return Err(Refused::Fallback);
     }
     Ok(())
+}
+
+/// Four hexadecimal digits (of a `\u` escape), strictly: no sign, no other length.
+fn hex4(digits: &[u8]) -> Option<u32> {
+    digits.iter().try_fold(0u32, |code, &d| {
+        Some(code << 4 | char::from(d).to_digit(16)?)
+    })
 }
 
 struct Parser<'a> {
@@ -143,35 +150,36 @@ impl Parser<'_> {
         }
     }
 
-    /// A string: plain runs copied, escapes decoded and written again as `serde_json` escapes.
+    /// A string: plain runs copied (the quotes with them), escapes decoded and written again as
+    /// `serde_json` escapes.
+    #[inline(always)]
     fn string(&mut self, out: &mut Vec<u8>) -> Result<(), Refused> {
-        self.i += 1;
-        out.push(b'"');
+        // The run to copy begins at the opening quote.
         let mut run = self.i;
+        self.i += 1;
         loop {
-            let Some(c) = self.peek() else {
-                return Err(Refused::Fallback);
-            };
-            match c {
-                b'"' => {
-                    out.extend_from_slice(&self.b[run..self.i]);
+            // Plain bytes sixteen at a time (UTF-8 was checked once for the whole text).
+            self.i += self.b.get(self.i..).map_or(0, plain_run);
+            match self.peek() {
+                Some(b'"') => {
                     self.i += 1;
-                    out.push(b'"');
+                    append_from(out, self.i - run, &self.b[run..]);
                     return Ok(());
                 }
-                b'\\' => {
-                    out.extend_from_slice(&self.b[run..self.i]);
+                Some(b'\\') => {
+                    append_from(out, self.i - run, &self.b[run..]);
                     self.escape(out)?;
                     run = self.i;
                 }
-                // A raw control character is not valid JSON.
-                0x00..=0x1f => return Err(Refused::Fallback),
-                _ => self.i += 1,
+                // The end of the text, or a raw control character (not valid JSON).
+                _ => return Err(Refused::Fallback),
             }
         }
     }
 
-    /// One escape, at `\`.
+    /// One escape, at `\` (out of line: [`Parser::string`] is inlined where strings are parsed, and most
+    /// strings have no escape).
+    #[inline(never)]
     fn escape(&mut self, out: &mut Vec<u8>) -> Result<(), Refused> {
         let Some(&e) = self.b.get(self.i + 1) else {
             return Err(Refused::Fallback);
@@ -187,18 +195,16 @@ impl Parser<'_> {
             b'r' => b"\\r",
             b't' => b"\\t",
             b'u' => {
-                let hex = self.b.get(self.i..self.i + 4).ok_or(Refused::Fallback)?;
-                let text = std::str::from_utf8(hex).map_err(|_| Refused::Fallback)?;
-                let code = u32::from_str_radix(text, 16).map_err(|_| Refused::Fallback)?;
+                let code = self
+                    .b
+                    .get(self.i..self.i + 4)
+                    .and_then(hex4)
+                    .ok_or(Refused::Fallback)?;
                 self.i += 4;
                 // Surrogates (pairs and lone ones) are `serde_json`'s to judge.
                 let c = char::from_u32(code).ok_or(Refused::Fallback)?;
-                let mut buf = [0u8; 4];
-                let s = c.encode_utf8(&mut buf);
                 // Written as `serde_json` writes the character: escaped if it must be, else as itself.
-                let mut piece = Vec::with_capacity(8);
-                write_json_str(&mut piece, s);
-                out.extend_from_slice(&piece[1..piece.len() - 1]);
+                write_json_str_content(out, c.encode_utf8(&mut [0u8; 4]));
                 return Ok(());
             }
             _ => return Err(Refused::Fallback),
@@ -234,7 +240,7 @@ impl Parser<'_> {
             n <= 19
         };
         if simple && fits {
-            out.extend_from_slice(&self.b[start..self.i]);
+            append_from(out, self.i - start, &self.b[start..]);
             return Ok(());
         }
         while let Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') = self.peek() {
@@ -284,6 +290,7 @@ mod tests {
             r#"{"nested": {"deeper": [[], {}, [{"x": -12}]]}, "unicode": "héllo ✓"}"#,
             "\n\t42\r\n",
             r#"["\ud83d\ude00", "\ud800"]"#,
+            r#""\u00E9 \u00e9 \u2713\u0022\u000A""#,
         ] {
             check(input);
             let mut out = Vec::new();
@@ -309,6 +316,9 @@ mod tests {
             "tru",
             "\"\\x\"",
             "\"\\u12\"",
+            // A sign is not a hexadecimal digit.
+            "\"\\u+041\"",
+            "\"\\u-041\"",
         ] {
             assert!(compact(bad.as_bytes(), &mut Vec::new()).is_err(), "{bad:?}");
         }

@@ -106,8 +106,12 @@ impl Converter {
     }
 
     fn origin(&self, topic: &str) -> Origin {
-        Origin {
-            topic: topic.to_owned(),
+        self.at(topic).origin()
+    }
+
+    fn at<'a>(&self, topic: &'a str) -> error::At<'a> {
+        error::At {
+            topic,
             part: self.part,
         }
     }
@@ -123,35 +127,62 @@ impl Converter {
         bytes: Option<bytes::Bytes>,
         conversion: Conversion,
     ) -> Result<Payload, ConvertError> {
-        let Some(bytes) = bytes else {
-            return Ok(Payload::null());
-        };
-        let at = self.origin(topic);
-        match self.kind {
-            ConverterKind::Avro => match &self.avro {
-                Some(avro) => avro.payload(at, bytes, conversion).await,
-                None => Err(ConvertError::Config(
-                    "the avro converter has no schema registry".into(),
-                )),
+        match self.payload_now(topic, bytes, conversion) {
+            Ok(done) => done,
+            Err(bytes) => match &self.avro {
+                Some(avro) => avro.payload(self.at(topic), bytes, conversion).await,
+                None => Err(no_registry()),
             },
+        }
+    }
+
+    /// [`Converter::payload`] without waiting: what every kind gives at once, except an Avro payload whose
+    /// writer schema is not parsed yet, whose bytes come back (`Err`) for [`Converter::payload`] to fetch
+    /// the schema. The pipeline converts most records this way, without building a future for each.
+    pub fn payload_now(
+        &self,
+        topic: &str,
+        bytes: Option<bytes::Bytes>,
+        conversion: Conversion,
+    ) -> Result<Result<Payload, ConvertError>, bytes::Bytes> {
+        let Some(bytes) = bytes else {
+            return Ok(Ok(Payload::null()));
+        };
+        let at = self.at(topic);
+        match (self.kind, &self.avro) {
+            (ConverterKind::Avro, Some(avro)) => avro.payload_cached(at, bytes, conversion),
+            (ConverterKind::Avro, None) => Ok(Err(no_registry())),
+            _ => Ok(self.schemaless(at, bytes, conversion)),
+        }
+    }
+
+    /// The payload of the JSON, string and bytes converters.
+    fn schemaless(
+        &self,
+        at: error::At<'_>,
+        bytes: bytes::Bytes,
+        conversion: Conversion,
+    ) -> Result<Payload, ConvertError> {
+        match self.kind {
+            ConverterKind::Avro => Err(no_registry()),
             ConverterKind::Json => match conversion {
                 Conversion::JsonTree => {
-                    let json = plain::json(&at, &bytes)?;
+                    let json = plain::json(at, &bytes)?;
                     Ok(Payload::with_json(bytes, Format::Json, json))
                 }
                 Conversion::JsonText => {
-                    let text = plain::json_text(&at, &bytes)?;
+                    let text = plain::json_text(at, &bytes)?;
                     Ok(Payload::with_json_text(bytes, Format::Json, text))
                 }
                 Conversion::OnDemand => Ok(Payload::new(bytes, Format::Json)),
             },
             ConverterKind::String => match conversion {
                 Conversion::JsonTree => {
-                    let json = plain::string(&at, &bytes)?;
+                    let json = plain::string(at, &bytes)?;
                     Ok(Payload::with_json(bytes, Format::String, json))
                 }
                 Conversion::JsonText | Conversion::OnDemand => {
-                    plain::check_utf8(&at, &bytes)?;
+                    plain::check_utf8(at, &bytes)?;
                     // A string's JSON text is one escape pass away: written when the sink asks.
                     Ok(Payload::new(bytes, Format::String))
                 }
@@ -167,4 +198,8 @@ impl Converter {
             },
         }
     }
+}
+
+fn no_registry() -> ConvertError {
+    ConvertError::Config("the avro converter has no schema registry".into())
 }

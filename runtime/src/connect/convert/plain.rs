@@ -3,13 +3,14 @@
 use serde_json::Value;
 use ursa_avro::value::encode_base64;
 
+use super::ConvertError;
+use super::error::At;
 use super::error::avro_hint;
-use super::{ConvertError, Origin};
 
 /// Parses JSON text.
-pub(super) fn json(at: &Origin, bytes: &[u8]) -> Result<Value, ConvertError> {
+pub(super) fn json(at: At<'_>, bytes: &[u8]) -> Result<Value, ConvertError> {
     serde_json::from_slice(bytes).map_err(|e| ConvertError::InvalidJson {
-        at: at.clone(),
+        at: at.origin(),
         line: e.line(),
         column: e.column(),
         message: e.to_string(),
@@ -19,7 +20,7 @@ pub(super) fn json(at: &Origin, bytes: &[u8]) -> Result<Value, ConvertError> {
 
 /// JSON text, checked and rewritten compact in one pass, without a tree ([`super::json_text`]): what
 /// serializing [`json`]'s value gives, except that an object's repeated key is kept as written.
-pub(super) fn json_text(at: &Origin, bytes: &[u8]) -> Result<bytes::Bytes, ConvertError> {
+pub(super) fn json_text(at: At<'_>, bytes: &[u8]) -> Result<bytes::Bytes, ConvertError> {
     let mut out = Vec::with_capacity(bytes.len());
     if super::json_text::compact(bytes, &mut out).is_ok() {
         return Ok(out.into());
@@ -34,11 +35,11 @@ pub(super) fn json_text(at: &Origin, bytes: &[u8]) -> Result<bytes::Bytes, Conve
 }
 
 /// UTF-8 text as a JSON string.
-pub(super) fn string(at: &Origin, bytes: &[u8]) -> Result<Value, ConvertError> {
+pub(super) fn string(at: At<'_>, bytes: &[u8]) -> Result<Value, ConvertError> {
     match std::str::from_utf8(bytes) {
         Ok(s) => Ok(Value::String(s.to_owned())),
         Err(e) => Err(ConvertError::InvalidUtf8 {
-            at: at.clone(),
+            at: at.origin(),
             offset: e.valid_up_to(),
             hint: avro_hint(bytes),
         }),
@@ -46,11 +47,11 @@ pub(super) fn string(at: &Origin, bytes: &[u8]) -> Result<Value, ConvertError> {
 }
 
 /// Checks that the bytes are UTF-8 (without building the string).
-pub(super) fn check_utf8(at: &Origin, bytes: &[u8]) -> Result<(), ConvertError> {
+pub(super) fn check_utf8(at: At<'_>, bytes: &[u8]) -> Result<(), ConvertError> {
     match std::str::from_utf8(bytes) {
         Ok(_) => Ok(()),
         Err(e) => Err(ConvertError::InvalidUtf8 {
-            at: at.clone(),
+            at: at.origin(),
             offset: e.valid_up_to(),
             hint: avro_hint(bytes),
         }),

@@ -131,6 +131,34 @@ fn failure(
 }
 
 /// Converts one record (sharing its bytes), retrying only while the registry is unavailable.
+/// The record converted without waiting, when both its key and its value convert at once; `None` when
+/// either needs [`convert`] (a writer schema to fetch, or a failure, which `convert` meets again and
+/// handles).
+fn convert_now(ctx: &ConnectorCtx, raw: &RawRecord) -> Option<SinkRecord> {
+    let conversion = ctx.sink.conversion();
+    let key = ctx
+        .key_converter
+        .payload_now(&raw.topic, raw.key.clone(), conversion)
+        .ok()?
+        .ok()?;
+    let value = ctx
+        .value_converter
+        .payload_now(&raw.topic, raw.value.clone(), conversion)
+        .ok()?
+        .ok()?;
+    Some(SinkRecord {
+        topic: Arc::clone(&raw.topic),
+        partition: raw.partition,
+        offset: raw.offset,
+        timestamp: raw.timestamp,
+        timestamp_type: raw.timestamp_type,
+        headers: Arc::clone(&raw.headers),
+        key,
+        value,
+        attempt: 0,
+    })
+}
+
 async fn convert(
     ctx: &ConnectorCtx,
     raw: &RawRecord,
@@ -304,7 +332,13 @@ async fn process_batch(
     let mut records: Vec<SinkRecord> = Vec::with_capacity(n);
     let mut index: Vec<usize> = Vec::with_capacity(n);
     for i in 0..n {
-        match convert(ctx, &batch[i].raw, stop).await {
+        // Most records convert at once; the rest (a writer schema to fetch, a failure to retry or tolerate)
+        // take the awaiting path, boxed so that its future is not built and moved for every record.
+        let converted = match convert_now(ctx, &batch[i].raw) {
+            Some(r) => Ok(r),
+            None => Box::pin(convert(ctx, &batch[i].raw, stop)).await,
+        };
+        match converted {
             Ok(r) => {
                 // What the JSON forms hold counts against the bounds too.
                 let json = r.held_bytes().saturating_sub(batch[i].raw.size());
