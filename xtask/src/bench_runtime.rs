@@ -678,19 +678,16 @@ fn run_in(root: &Path, ursa: &Path, work: &Path, n: u64) -> Result<ExitCode> {
     let (_registry, registry_url) = start_registry(ursa)?;
     if std::env::var("URSA_BENCH_ONLY").as_deref() == Ok("instructions") {
         // The stable figure alone (a minute or two), to compare builds while working on them.
-        for json in [false, true] {
-            let text = callgrind_per_record(
-                root,
-                ursa,
-                work,
-                &script,
-                &bootstrap,
-                &registry_url,
-                &schema,
-                json,
-            )?;
-            println!("\n{text}");
-        }
+        let text = instructions_per_record(
+            root,
+            ursa,
+            work,
+            &script,
+            &bootstrap,
+            &registry_url,
+            &schema,
+        )?;
+        println!("\n{text}");
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -783,19 +780,15 @@ fn run_in(root: &Path, ursa: &Path, work: &Path, n: u64) -> Result<ExitCode> {
         ],
     )?;
     // Instructions per record, which a shared machine does not blur.
-    let mut instructions = String::new();
-    for json in [false, true] {
-        instructions.push_str(&callgrind_per_record(
-            root,
-            ursa,
-            work,
-            &script,
-            &bootstrap,
-            &registry_url,
-            &schema,
-            json,
-        )?);
-    }
+    let instructions = instructions_per_record(
+        root,
+        ursa,
+        work,
+        &script,
+        &bootstrap,
+        &registry_url,
+        &schema,
+    )?;
     // (d), (e): JSON records on Apache Kafka, Kafka Connect beside ursa.
     let json = json_rows(root, ursa, work, &schema, n)?;
     let machine_after = machine();
@@ -895,6 +888,33 @@ pub(crate) fn callgrind_total(path: &Path) -> Result<u64> {
         })
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .with_context(|| format!("no instruction total in {}", path.display()))
+}
+
+/// [`callgrind_per_record`] for (c)'s job, then for (e)'s.
+fn instructions_per_record(
+    root: &Path,
+    ursa: &Path,
+    work: &Path,
+    script: &Path,
+    bootstrap: &str,
+    registry_url: &str,
+    schema: &Path,
+) -> Result<String> {
+    let mut text = String::new();
+    for json in [false, true] {
+        text.push_str(&callgrind_per_record(
+            root,
+            ursa,
+            work,
+            script,
+            bootstrap,
+            registry_url,
+            schema,
+            json,
+        )?);
+        text.push('\n');
+    }
+    Ok(text)
 }
 
 /// `ursa run` (file sink, defaults) under `valgrind --tool=callgrind` on N₁ and N₂ records: instructions per

@@ -15,7 +15,7 @@ use crate::connect::convert::ConvertError;
 use crate::connect::distributed::now_ms;
 use crate::connect::dlq::Failure;
 use crate::connect::record::RawRecord;
-use crate::connect::sink::{Outcome, SinkRecord};
+use crate::connect::sink::{Outcome, Payload, SinkRecord};
 use crate::connect::telemetry::Stage;
 use crate::connect::tracecontext::record_span;
 
@@ -146,7 +146,12 @@ fn convert_now(ctx: &ConnectorCtx, raw: &RawRecord) -> Option<SinkRecord> {
         .payload_now(&raw.topic, raw.value.clone(), conversion)
         .ok()?
         .ok()?;
-    Some(SinkRecord {
+    Some(sink_record(raw, key, value))
+}
+
+/// The sink's record of `raw` with its converted key and value (first attempt).
+fn sink_record(raw: &RawRecord, key: Payload, value: Payload) -> SinkRecord {
+    SinkRecord {
         topic: Arc::clone(&raw.topic),
         partition: raw.partition,
         offset: raw.offset,
@@ -156,7 +161,7 @@ fn convert_now(ctx: &ConnectorCtx, raw: &RawRecord) -> Option<SinkRecord> {
         key,
         value,
         attempt: 0,
-    })
+    }
 }
 
 async fn convert(
@@ -184,17 +189,7 @@ async fn convert(
         };
         let (stage, err): (Stage, ConvertError) = match (key, value) {
             (Ok(key), Some(Ok(value))) => {
-                return Ok(SinkRecord {
-                    topic: Arc::clone(&raw.topic),
-                    partition: raw.partition,
-                    offset: raw.offset,
-                    timestamp: raw.timestamp,
-                    timestamp_type: raw.timestamp_type,
-                    headers: Arc::clone(&raw.headers),
-                    key,
-                    value,
-                    attempt: 0,
-                });
+                return Ok(sink_record(raw, key, value));
             }
             (Err(e), _) => (Stage::KeyConverter, e),
             (Ok(_), Some(Err(e))) => (Stage::ValueConverter, e),
