@@ -6,9 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -60,24 +59,14 @@ fn python() -> String {
 /// packages are missing; returns the JSON lines it printed.
 fn python_script(script: &str, args: &[&str], stdin: Option<&str>) -> Vec<Value> {
     let path = format!("{}/tests/python/{script}", env!("CARGO_MANIFEST_DIR"));
-    let mut child = Command::new(python())
-        .arg(&path)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run python3 ({e}): run `cargo xtask test`, which installs the Python peers"
-            )
-        });
-    let mut input = child.stdin.take().unwrap();
-    if let Some(s) = stdin {
-        input.write_all(s.as_bytes()).unwrap();
-    }
-    drop(input);
-    let out = child.wait_with_output().unwrap();
+    let out = ursa_testkit::output_within(
+        Command::new(python()).arg(&path).args(args),
+        stdin.map(str::as_bytes),
+        ursa_testkit::PEER_TIMEOUT,
+    )
+    .unwrap_or_else(|e| {
+        panic!("{script}: {e:#} (python3 missing? run `cargo xtask test`, which installs the Python peers)")
+    });
     assert!(
         out.status.success(),
         "{script} failed (missing package? `cargo xtask test` or `python3 -m pip install \"confluent-kafka[avro,schemaregistry]==2.16.1\"`):\n{}",

@@ -384,15 +384,16 @@ fn run_script(url: &str, side: &Side) -> Vec<Step> {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/python_rest/compare_peer.py"
     );
-    let out = Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
-        .arg(script)
-        .args([url, &side.name, &side.topic])
-        .arg(&side.file)
-        .arg(RECORDS.to_string())
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run python3 ({e}); install Python 3 and `{PIP_INSTALL}`")
-        });
+    let out = ursa_testkit::output_within(
+        Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
+            .arg(script)
+            .args([url, &side.name, &side.topic])
+            .arg(&side.file)
+            .arg(RECORDS.to_string()),
+        None,
+        ursa_testkit::PEER_TIMEOUT,
+    )
+    .unwrap_or_else(|e| panic!("cannot run python3 ({e}); install Python 3 and `{PIP_INSTALL}`"));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(
         out.status.code(),

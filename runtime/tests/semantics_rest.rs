@@ -1208,9 +1208,11 @@ async fn third_party_python_client_drives_the_real_worker() {
         "8".to_owned(),
     ];
     let out = tokio::task::spawn_blocking(move || {
-        Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into()))
-            .args(&args)
-            .output()
+        ursa_testkit::output_within(
+            Command::new(std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())).args(&args),
+            None,
+            ursa_testkit::PEER_TIMEOUT,
+        )
     })
     .await
     .unwrap()

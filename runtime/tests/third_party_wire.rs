@@ -33,21 +33,21 @@ async fn confluent_kafka_producer_to_kcat_to_ursa() {
     std::fs::write(&schema_file, writer.to_string()).unwrap();
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/produce_avro.py");
-    let out = Command::new(python())
-        .args([
+    let out = ursa_testkit::output_within(
+        Command::new(python()).args([
             script,
             kafka.bootstrap(),
             &registry.url(),
             &topic,
             schema_file.to_str().unwrap(),
             "25",
-        ])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run python3 ({e}): run `cargo xtask test`, which installs the Python peers"
-            )
-        });
+        ]),
+        None,
+        ursa_testkit::PEER_TIMEOUT,
+    )
+    .unwrap_or_else(|e| {
+        panic!("cannot run python3 ({e}): run `cargo xtask test`, which installs the Python peers")
+    });
     assert!(
         out.status.success(),
         "producer failed (missing package? `cargo xtask test` or `python3 -m pip install \"confluent-kafka[avro,schemaregistry]==2.16.1\"`):\n{}",
@@ -60,8 +60,8 @@ async fn confluent_kafka_producer_to_kcat_to_ursa() {
     assert_eq!(sent.len(), 25);
 
     // kcat reads the raw values, each prefixed with its 32-bit big-endian length.
-    let out = Command::new("kcat")
-        .args([
+    let out = ursa_testkit::output_within(
+        Command::new("kcat").args([
             "-C",
             "-b",
             kafka.bootstrap(),
@@ -73,11 +73,13 @@ async fn confluent_kafka_producer_to_kcat_to_ursa() {
             "-q",
             "-f",
             "%R%s",
-        ])
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("cannot run kcat ({e}): `cargo xtask test` installs it (`apt-get install kcat`)")
-        });
+        ]),
+        None,
+        ursa_testkit::PEER_TIMEOUT,
+    )
+    .unwrap_or_else(|e| {
+        panic!("cannot run kcat ({e}): `cargo xtask test` installs it (`apt-get install kcat`)")
+    });
     assert!(
         out.status.success(),
         "kcat: {}",

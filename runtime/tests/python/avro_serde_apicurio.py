@@ -77,7 +77,7 @@ def deserialize(client, topic):
 
 def main():
     mode, registry, topic = sys.argv[1:4]
-    client = SchemaRegistryClient({"url": registry})
+    client = SchemaRegistryClient({"url": registry, "timeout": 30})
     if mode == "serialize":
         serialize(client, topic, sys.argv[4], int(sys.argv[5]))
     elif mode == "deserialize":

@@ -130,6 +130,68 @@ impl Drop for WorkerProcess {
     }
 }
 
+/// How long [`output_within`] lets a peer client (a Python script, kcat) run before it is killed.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Runs `command` to completion with `stdin` as its input and its output captured, as
+/// [`Command::output`] does, but kills it and fails once `timeout` has passed: a peer client that hangs
+/// (a registry that never answers, a consumer that never gets its records) fails the test with what it
+/// printed instead of hanging the suite.
+pub fn output_within(
+    command: &mut Command,
+    stdin: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<std::process::Output> {
+    use std::io::{Read, Write};
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {:?}", command.get_program()))?;
+    let input = stdin.unwrap_or_default().to_vec();
+    let mut pipe = child.stdin.take().context("child stdin")?;
+    // Writer and readers on their own threads, so that a child that fills one pipe while we write the
+    // other cannot deadlock against us.
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(&input);
+    });
+    let read = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().context("child stdout")?));
+    let stderr = read(Box::new(child.stderr.take().context("child stderr")?));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = stderr.join().unwrap_or_default();
+            let out = stdout.join().unwrap_or_default();
+            bail!(
+                "{:?} did not finish within {timeout:?}; killed it. stdout:\n{}\nstderr:\n{}",
+                command,
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&err)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = writer.join();
+    Ok(std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +231,32 @@ mod tests {
             matches!(exited, Ok(Some(status)) if !status.success()),
             "killed: {exited:?}"
         );
+    }
+
+    #[test]
+    fn output_within_gives_the_output_of_a_command_that_finishes() {
+        let out = output_within(
+            &mut Command::new("cat"),
+            Some(b"through stdin"),
+            PEER_TIMEOUT,
+        )
+        .unwrap();
+        assert!(out.status.success());
+        assert_eq!(out.stdout, b"through stdin");
+    }
+
+    #[test]
+    fn output_within_kills_a_command_that_hangs_and_fails_with_what_it_printed() {
+        let started = Instant::now();
+        let err = output_within(
+            Command::new("sh").args(["-c", "echo partial; exec sleep 600"]),
+            None,
+            Duration::from_millis(300),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(started.elapsed() < Duration::from_secs(60), "{err}");
+        assert!(err.contains("did not finish within 300ms"), "{err}");
+        assert!(err.contains("partial"), "{err}");
     }
 }
