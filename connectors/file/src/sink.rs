@@ -19,11 +19,19 @@ pub struct FileSink {
     file: Arc<Mutex<BufWriter<File>>>,
     /// The average line length of the last put, to size the next put's buffer.
     line_len: AtomicUsize,
+    /// Text buffers of earlier puts, written and emptied, for the next puts: a fresh buffer of a batch's
+    /// size each put was pages the kernel had to fault in and the allocator to give back, per batch.
+    spare: Arc<Mutex<Vec<Vec<u8>>>>,
 }
 
 /// The write buffer: small puts are gathered, a put's text at least this long goes to the file directly
 /// (no copy into the buffer).
 const BUFFER: usize = 128 << 10;
+
+/// The most spare text buffers kept (about one per partition task writing at once), and the largest kept:
+/// a buffer that grew past it for one large batch is dropped rather than held.
+const SPARE_BUFFERS: usize = 8;
+const SPARE_MAX_BYTES: usize = 8 << 20;
 
 impl FileSink {
     /// Opens (creating if needed) the file for appending.
@@ -43,6 +51,7 @@ impl FileSink {
             fsync,
             file: Arc::new(Mutex::new(BufWriter::with_capacity(BUFFER, file))),
             line_len: AtomicUsize::new(256),
+            spare: Arc::new(Mutex::new(Vec::new())),
         })
     }
 }
@@ -58,7 +67,14 @@ impl Sink for FileSink {
     ) -> BoxFuture<'a, Result<Vec<Outcome>, SinkError>> {
         Box::pin(async move {
             let line = self.line_len.load(Ordering::Relaxed);
-            let mut text = Vec::with_capacity((line + line / 8 + 16) * records.len());
+            let want = (line + line / 8 + 16) * records.len();
+            let mut text = self
+                .spare
+                .lock()
+                .ok()
+                .and_then(|mut spare| spare.pop())
+                .unwrap_or_default();
+            text.reserve(want);
             let outcomes = records
                 .iter()
                 .map(|r| match json_line(r, &mut text) {
@@ -71,12 +87,23 @@ impl Sink for FileSink {
                     .store(text.len() / records.len(), Ordering::Relaxed);
             }
             let file = Arc::clone(&self.file);
+            let spare = Arc::clone(&self.spare);
             let path = self.path.clone();
             // Cancel-safe: a dropped call leaves the write to finish on its blocking thread.
             tokio::task::spawn_blocking(move || {
                 let mut w = file.lock().map_err(|_| poisoned())?;
-                w.write_all(&text)
-                    .map_err(|e| SinkError::retriable(format!("writing {}: {e}", path.display())))
+                let written = w
+                    .write_all(&text)
+                    .map_err(|e| SinkError::retriable(format!("writing {}: {e}", path.display())));
+                drop(w);
+                text.clear();
+                if text.capacity() <= SPARE_MAX_BYTES
+                    && let Ok(mut spare) = spare.lock()
+                    && spare.len() < SPARE_BUFFERS
+                {
+                    spare.push(text);
+                }
+                written
             })
             .await
             .map_err(|e| SinkError::retriable(format!("writing: {e}")))??;

@@ -109,3 +109,33 @@ fn refuses_a_directory_for_a_file() {
         HarnessError::Config(e) if e["file"] == vec!["missing required configuration".to_owned()]
     ));
 }
+
+#[tokio::test(start_paused = true)]
+async fn puts_of_every_size_write_exactly_their_own_lines() {
+    // The sink reuses the text buffers of earlier puts: a large put, then small ones, then large again must
+    // each write their own lines, whole and in order, and nothing of an earlier put.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.jsonl");
+    let mut h = Harness::build(&FilePlugin, &[("file", path.to_str().unwrap())]).unwrap();
+    h.open(&[("t", 0)]).await.unwrap();
+    let mut offset = 0i64;
+    for size in [400usize, 1, 3, 0, 250, 2, 600, 1] {
+        let records: Vec<_> = (0..size)
+            .map(|i| {
+                let n = offset + i as i64;
+                json_record("t", 0, n, json!({"n": n, "pad": "x".repeat(i % 97)}))
+            })
+            .collect();
+        let out = h.put(&records).await.unwrap();
+        assert_eq!(out.len(), size);
+        offset += size as i64;
+    }
+    h.flush().await.unwrap();
+    let l = lines(&path);
+    assert_eq!(l.len() as i64, offset);
+    for (i, line) in l.iter().enumerate() {
+        assert_eq!(line["offset"].as_i64(), Some(i as i64), "line {i}");
+        assert_eq!(line["value"]["n"].as_i64(), Some(i as i64), "line {i}");
+    }
+    h.stop().await.unwrap();
+}

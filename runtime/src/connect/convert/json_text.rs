@@ -9,10 +9,11 @@
 //! value).
 
 use serde_json::Value;
-use ursa_avro::value::{append_from, plain_run, write_json_str_content};
+use ursa_avro::value::{plain_run, write_json_str_content};
 
-/// `serde_json`'s nesting limit: deeper text goes to `serde_json`, which refuses it.
-const MAX_DEPTH: usize = 128;
+/// `serde_json`'s nesting limit (it reads 127 open containers and refuses a 128th): deeper text goes to
+/// `serde_json`, which refuses it.
+const MAX_DEPTH: usize = 127;
 
 /// Why the pass stopped.
 #[derive(Debug, PartialEq, Eq)]
@@ -24,18 +25,24 @@ pub(super) enum Refused {
 /// Appends the compact form of the JSON text `input` to `out`; on `Err` the caller parses the text with
 /// `serde_json` (for the error, or for the exact text of what this pass does not handle), and `out` may
 /// hold part of a value.
+///
+/// One flat loop over the text with the open containers as a bit stack (no call per value). Text the tree
+/// would write as it stands is not copied piece by piece: the pass only notes how far the input has been
+/// copied and copies each stretch once, where something must change (whitespace dropped, an escape or a
+/// number rewritten) and at the end, so compact input (what producers send) is a scan and a few copies.
 pub(super) fn compact(input: &[u8], out: &mut Vec<u8>) -> Result<(), Refused> {
     // Outside strings, anything not ASCII is a syntax error; inside, it must be UTF-8: one check for both.
     if !input.is_ascii() && std::str::from_utf8(input).is_err() {
         return Err(Refused::Fallback);
     }
-    let mut p = Parser { b: input, i: 0 };
-    p.ws();
-    p.value(out, 0)?;
-    p.ws();
-    if p.i != input.len() {
-        return Err(Refused::Fallback);
-    }
+    out.reserve(input.len());
+    let mut p = Pass {
+        b: input,
+        i: 0,
+        copied: 0,
+    };
+    p.document(out)?;
+    p.flush(out);
     Ok(())
 }
 
@@ -46,174 +53,212 @@ fn hex4(digits: &[u8]) -> Option<u32> {
     })
 }
 
-struct Parser<'a> {
-    b: &'a [u8],
-    i: usize,
+/// What the pass expects next.
+#[derive(Clone, Copy)]
+enum Next {
+    /// A value (at the top, after `[`, `,` in an array, or `:`).
+    Value,
+    /// An object's key (after `,` in an object).
+    Key,
+    /// A `,`, the innermost container's closing bracket, or the end of the text at the top.
+    After,
 }
 
-impl Parser<'_> {
+struct Pass<'a> {
+    b: &'a [u8],
+    /// Where the pass is.
+    i: usize,
+    /// `b[..copied]` is written to `out` (as it stands or rewritten); `b[copied..i]` is still to copy.
+    copied: usize,
+}
+
+impl Pass<'_> {
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.i).copied()
     }
 
-    fn ws(&mut self) {
+    /// Copies the input up to where the pass is.
+    #[inline(always)]
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.b[self.copied..self.i]);
+        self.copied = self.i;
+    }
+
+    /// Skips whitespace, which is not copied (rare in what producers send: out of line).
+    #[inline(always)]
+    fn ws(&mut self, out: &mut Vec<u8>) {
+        if self.peek().is_some_and(|c| c <= b' ') {
+            self.skip_ws(out);
+        }
+    }
+
+    #[inline(never)]
+    fn skip_ws(&mut self, out: &mut Vec<u8>) {
+        self.flush(out);
         while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
             self.i += 1;
         }
+        self.copied = self.i;
     }
 
-    fn eat(&mut self, c: u8) -> Result<(), Refused> {
-        if self.peek() == Some(c) {
-            self.i += 1;
-            Ok(())
-        } else {
-            Err(Refused::Fallback)
+    /// The whole text: one value between optional whitespace.
+    fn document(&mut self, out: &mut Vec<u8>) -> Result<(), Refused> {
+        // Bit `d` says whether the container at depth `d + 1` is an object; `depth` containers are open.
+        let mut objects: u128 = 0;
+        let mut depth = 0usize;
+        let mut next = Next::Value;
+        loop {
+            self.ws(out);
+            match next {
+                Next::Value => {
+                    let Some(c) = self.peek() else {
+                        return Err(Refused::Fallback);
+                    };
+                    match c {
+                        b'{' | b'[' => {
+                            if depth == MAX_DEPTH {
+                                return Err(Refused::Fallback);
+                            }
+                            let object = c == b'{';
+                            let bit = 1u128 << depth;
+                            if object {
+                                objects |= bit;
+                            } else {
+                                objects &= !bit;
+                            }
+                            depth += 1;
+                            self.i += 1;
+                            self.ws(out);
+                            let close = if object { b'}' } else { b']' };
+                            if self.peek() == Some(close) {
+                                self.i += 1;
+                                depth -= 1;
+                                next = Next::After;
+                            } else if object {
+                                next = Next::Key;
+                            }
+                        }
+                        b'"' => {
+                            self.string(out)?;
+                            next = Next::After;
+                        }
+                        b't' => self.literal(b"true", &mut next)?,
+                        b'f' => self.literal(b"false", &mut next)?,
+                        b'n' => self.literal(b"null", &mut next)?,
+                        b'-' | b'0'..=b'9' => {
+                            self.number(out)?;
+                            next = Next::After;
+                        }
+                        _ => return Err(Refused::Fallback),
+                    }
+                }
+                Next::Key => {
+                    if self.peek() != Some(b'"') {
+                        return Err(Refused::Fallback);
+                    }
+                    self.string(out)?;
+                    self.ws(out);
+                    if self.peek() != Some(b':') {
+                        return Err(Refused::Fallback);
+                    }
+                    self.i += 1;
+                    next = Next::Value;
+                }
+                Next::After => {
+                    if depth == 0 {
+                        return if self.i == self.b.len() {
+                            Ok(())
+                        } else {
+                            Err(Refused::Fallback)
+                        };
+                    }
+                    let object = objects >> (depth - 1) & 1 == 1;
+                    match (self.peek(), object) {
+                        (Some(b','), true) => next = Next::Key,
+                        (Some(b','), false) => next = Next::Value,
+                        (Some(b'}'), true) | (Some(b']'), false) => depth -= 1,
+                        _ => return Err(Refused::Fallback),
+                    }
+                    self.i += 1;
+                }
+            }
         }
     }
 
-    fn literal(&mut self, word: &[u8], out: &mut Vec<u8>) -> Result<(), Refused> {
+    fn literal(&mut self, word: &[u8], next: &mut Next) -> Result<(), Refused> {
         if self.b.get(self.i..self.i + word.len()) == Some(word) {
             self.i += word.len();
-            out.extend_from_slice(word);
+            *next = Next::After;
             Ok(())
         } else {
             Err(Refused::Fallback)
         }
     }
 
-    fn value(&mut self, out: &mut Vec<u8>, depth: usize) -> Result<(), Refused> {
-        match self.peek() {
-            Some(b'{') => self.object(out, depth + 1),
-            Some(b'[') => self.array(out, depth + 1),
-            Some(b'"') => self.string(out),
-            Some(b't') => self.literal(b"true", out),
-            Some(b'f') => self.literal(b"false", out),
-            Some(b'n') => self.literal(b"null", out),
-            Some(b'-' | b'0'..=b'9') => self.number(out),
-            _ => Err(Refused::Fallback),
-        }
-    }
-
-    fn object(&mut self, out: &mut Vec<u8>, depth: usize) -> Result<(), Refused> {
-        self.sequence(out, depth, b'}', |p, out, depth| {
-            if p.peek() != Some(b'"') {
-                return Err(Refused::Fallback);
-            }
-            p.string(out)?;
-            p.ws();
-            p.eat(b':')?;
-            out.push(b':');
-            p.ws();
-            p.value(out, depth)
-        })
-    }
-
-    fn array(&mut self, out: &mut Vec<u8>, depth: usize) -> Result<(), Refused> {
-        self.sequence(out, depth, b']', Self::value)
-    }
-
-    /// An object or array at its opening bracket: `item`s separated by commas up to `close`.
-    fn sequence(
-        &mut self,
-        out: &mut Vec<u8>,
-        depth: usize,
-        close: u8,
-        mut item: impl FnMut(&mut Self, &mut Vec<u8>, usize) -> Result<(), Refused>,
-    ) -> Result<(), Refused> {
-        if depth > MAX_DEPTH {
-            return Err(Refused::Fallback);
-        }
-        out.push(self.b[self.i]);
-        self.i += 1;
-        self.ws();
-        if self.peek() == Some(close) {
-            self.i += 1;
-            out.push(close);
-            return Ok(());
-        }
-        loop {
-            self.ws();
-            item(self, out, depth)?;
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.i += 1;
-                    out.push(b',');
-                }
-                Some(c) if c == close => {
-                    self.i += 1;
-                    out.push(close);
-                    return Ok(());
-                }
-                _ => return Err(Refused::Fallback),
-            }
-        }
-    }
-
-    /// A string: plain runs copied (the quotes with them), escapes decoded and written again as
-    /// `serde_json` escapes.
+    /// A string, at its opening quote: plain runs and the escapes `serde_json` writes the same are left in
+    /// place; the others are decoded and written again as `serde_json` writes them.
     #[inline(always)]
     fn string(&mut self, out: &mut Vec<u8>) -> Result<(), Refused> {
-        // The run to copy begins at the opening quote.
-        let mut run = self.i;
         self.i += 1;
         loop {
             // Plain bytes sixteen at a time (UTF-8 was checked once for the whole text).
-            self.i += self.b.get(self.i..).map_or(0, plain_run);
+            if let Some(rest) = self.b.get(self.i..) {
+                self.i += plain_run(rest);
+            }
             match self.peek() {
                 Some(b'"') => {
                     self.i += 1;
-                    append_from(out, self.i - run, &self.b[run..]);
                     return Ok(());
                 }
-                Some(b'\\') => {
-                    append_from(out, self.i - run, &self.b[run..]);
-                    self.escape(out)?;
-                    run = self.i;
-                }
+                Some(b'\\') => self.escape(out)?,
                 // The end of the text, or a raw control character (not valid JSON).
                 _ => return Err(Refused::Fallback),
             }
         }
     }
 
-    /// One escape, at `\` (out of line: [`Parser::string`] is inlined where strings are parsed, and most
-    /// strings have no escape).
+    /// One escape, at `\` (out of line: most strings have none).
     #[inline(never)]
     fn escape(&mut self, out: &mut Vec<u8>) -> Result<(), Refused> {
         let Some(&e) = self.b.get(self.i + 1) else {
             return Err(Refused::Fallback);
         };
-        self.i += 2;
-        let same: &[u8] = match e {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'/' => b"/",
-            b'b' => b"\\b",
-            b'f' => b"\\f",
-            b'n' => b"\\n",
-            b'r' => b"\\r",
-            b't' => b"\\t",
+        match e {
+            // Written the same by `serde_json`: left in place.
+            b'"' | b'\\' | b'b' | b'f' | b'n' | b'r' | b't' => self.i += 2,
+            b'/' => {
+                self.flush(out);
+                out.push(b'/');
+                self.i += 2;
+                self.copied = self.i;
+            }
             b'u' => {
                 let code = self
                     .b
-                    .get(self.i..self.i + 4)
+                    .get(self.i + 2..self.i + 6)
                     .and_then(hex4)
                     .ok_or(Refused::Fallback)?;
-                self.i += 4;
                 // Surrogates (pairs and lone ones) are `serde_json`'s to judge.
                 let c = char::from_u32(code).ok_or(Refused::Fallback)?;
+                self.flush(out);
+                self.i += 6;
+                self.copied = self.i;
                 // Written as `serde_json` writes the character: escaped if it must be, else as itself.
-                write_json_str_content(out, c.encode_utf8(&mut [0u8; 4]));
-                return Ok(());
+                let mut utf8 = [0u8; 4];
+                let text = c.encode_utf8(&mut utf8);
+                if c >= ' ' && c != '"' && c != '\\' {
+                    out.extend_from_slice(text.as_bytes());
+                } else {
+                    write_json_str_content(out, text);
+                }
             }
             _ => return Err(Refused::Fallback),
-        };
-        out.extend_from_slice(same);
+        }
         Ok(())
     }
 
-    /// A number: an integer that fits 64 bits is copied; anything else (fractions, exponents, big
+    /// A number: an integer that fits 64 bits is left in place; anything else (fractions, exponents, big
     /// integers, `-0`) is parsed and written by `serde_json`.
     fn number(&mut self, out: &mut Vec<u8>) -> Result<(), Refused> {
         let start = self.i;
@@ -240,7 +285,6 @@ impl Parser<'_> {
             n <= 19
         };
         if simple && fits {
-            append_from(out, self.i - start, &self.b[start..]);
             return Ok(());
         }
         while let Some(b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-') = self.peek() {
@@ -248,6 +292,11 @@ impl Parser<'_> {
         }
         let v: Value =
             serde_json::from_slice(&self.b[start..self.i]).map_err(|_| Refused::Fallback)?;
+        let end = self.i;
+        self.i = start;
+        self.flush(out);
+        self.i = end;
+        self.copied = end;
         // Writing into a `Vec` cannot fail.
         let _ = serde_json::to_writer(&mut *out, &v);
         Ok(())
@@ -291,6 +340,8 @@ mod tests {
             "\n\t42\r\n",
             r#"["\ud83d\ude00", "\ud800"]"#,
             r#""\u00E9 \u00e9 \u2713\u0022\u000A""#,
+            r#"{"a":1,"b":[true,false,null,{}],"c":{"d":"e\u00e9\/f"},"e":[],"g":-3}"#,
+            r#"  {"k\u00e9y" : "v" , "x":[ 1 ,2 ] }  "#,
         ] {
             check(input);
             let mut out = Vec::new();
@@ -319,12 +370,31 @@ mod tests {
             // A sign is not a hexadecimal digit.
             "\"\\u+041\"",
             "\"\\u-041\"",
+            // Brackets that do not match, and commas and keys out of place.
+            "[1}",
+            "{\"a\":1]",
+            "{\"a\":1,}",
+            "{,}",
+            "[,1]",
+            "{\"a\"}",
+            "{1:2}",
+            "{\"a\":1 \"b\":2}",
+            "[1]]",
+            "[1] x",
         ] {
             assert!(compact(bad.as_bytes(), &mut Vec::new()).is_err(), "{bad:?}");
         }
         assert!(compact(&[b'"', 0xff, b'"'], &mut Vec::new()).is_err());
         let deep = "[".repeat(200) + &"]".repeat(200);
         assert!(compact(deep.as_bytes(), &mut Vec::new()).is_err());
+        // serde_json's limit exactly: 128 open containers are JSON, 129 are refused.
+        // serde_json's limit exactly: 127 open containers are read, 128 refused (the pass once took 128).
+        let limit = "[".repeat(63) + &"{\"k\":[".repeat(32) + &"]}".repeat(32) + &"]".repeat(63);
+        check(&limit);
+        compact(limit.as_bytes(), &mut Vec::new()).expect("127 deep");
+        let over = "[".repeat(64) + &"{\"k\":[".repeat(32) + &"]}".repeat(32) + &"]".repeat(64);
+        assert_eq!(tree(&over), None);
+        assert!(compact(over.as_bytes(), &mut Vec::new()).is_err());
     }
 
     fn json() -> impl Strategy<Value = Value> {
@@ -350,16 +420,19 @@ mod tests {
     proptest! {
         #[test]
         fn pretty_text_compacts_to_the_trees_text(v in json()) {
-            // Pretty-printed (whitespace everywhere) and with every non-ASCII character as a \u escape.
+            // Compact (what producers send) and pretty-printed (whitespace everywhere), each also with every
+            // non-ASCII character as a \u escape.
+            let compact_text = serde_json::to_string(&v).unwrap();
             let pretty = serde_json::to_string_pretty(&v).unwrap();
-            let ascii: String = pretty
-                .chars()
-                .map(|c| if c.is_ascii() { c.to_string() } else {
-                    let mut units = [0u16; 2];
-                    c.encode_utf16(&mut units).iter().map(|u| format!("\\u{u:04x}")).collect()
-                })
-                .collect();
-            for input in [&pretty, &ascii] {
+            let ascii = |text: &str| -> String {
+                text.chars()
+                    .map(|c| if c.is_ascii() { c.to_string() } else {
+                        let mut units = [0u16; 2];
+                        c.encode_utf16(&mut units).iter().map(|u| format!("\\u{u:04x}")).collect()
+                    })
+                    .collect()
+            };
+            for input in [&compact_text, &ascii(&compact_text), &pretty, &ascii(&pretty)] {
                 let mut out = Vec::new();
                 let done = compact(input.as_bytes(), &mut out);
                 // The tree of the text, not `v`: serde_json reads some floats 1 ULP off, and the pass reads
