@@ -19,6 +19,7 @@
 use std::fmt::Write as _;
 use std::process::{Command, ExitCode, Stdio};
 
+use crate::bench_runtime::median;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
@@ -39,10 +40,6 @@ fn values(runs: &[Value], field: &str) -> Vec<f64> {
     let mut v: Vec<f64> = runs.iter().filter_map(|r| r[field].as_f64()).collect();
     v.sort_by(f64::total_cmp);
     v
-}
-
-fn median(v: &[f64]) -> Option<f64> {
-    v.get(v.len() / 2).copied()
 }
 
 /// The tables, from the example's JSON: per rate and publisher, the median over the repetitions (p99 with its
@@ -81,12 +78,12 @@ fn report(r: &Value) -> Result<String> {
                 out,
                 "| {name} | {} | {} | {} | {} ({}–{}) | {} | {} | {}–{} |",
                 first["rate"],
-                per_s(median(&values(&runs, "events_per_s"))),
-                ms(median(&values(&runs, "p50_ms"))),
-                ms(median(&p99)),
+                per_s(median(values(&runs, "events_per_s"))),
+                ms(median(values(&runs, "p50_ms"))),
+                ms(median(p99.iter().copied())),
                 ms(p99.first().copied()),
                 ms(p99.last().copied()),
-                ms(median(&values(&runs, "p999_ms"))),
+                ms(median(values(&runs, "p999_ms"))),
                 ms(values(&runs, "max_ms").last().copied()),
                 loads.first().map_or("-".into(), |l| format!("{l:.1}")),
                 loads.last().map_or("-".into(), |l| format!("{l:.1}")),

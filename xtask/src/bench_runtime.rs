@@ -1435,8 +1435,8 @@ fn produce_json(root: &Path, bootstrap: &str, topic: &str, schema: &Path, n: u64
 const WARM_RUNS: usize = 3;
 
 /// The median of some figures (the mean of the middle two of an even count); `None` for none.
-fn median(values: impl Iterator<Item = f64>) -> Option<f64> {
-    let mut v: Vec<f64> = values.collect();
+pub(crate) fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    let mut v: Vec<f64> = values.into_iter().collect();
     v.sort_by(f64::total_cmp);
     let mid = v.len() / 2;
     match v.len() {

@@ -1,7 +1,7 @@
 //! A `ursa run` worker as a child process: started, its REST URL read from its first line, killed on drop.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -102,24 +102,33 @@ impl WorkerProcess {
         if !status.success() {
             bail!("kill -TERM failed");
         }
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                if !status.success() {
-                    // A signal (a crash) or an exit code: what the failing assertion cannot show.
-                    eprintln!("the worker {} exited after SIGTERM with {status}", self.url);
-                }
-                return Ok(status.success());
-            }
-            if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                bail!(
-                    "the worker did not exit within {timeout:?} of SIGTERM (its drain hangs); killed it"
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let Some(status) = wait_or_kill(&mut self.child, timeout)? else {
+            bail!(
+                "the worker did not exit within {timeout:?} of SIGTERM (its drain hangs); killed it"
+            );
+        };
+        if !status.success() {
+            // A signal (a crash) or an exit code: what the failing assertion cannot show.
+            eprintln!("the worker {} exited after SIGTERM with {status}", self.url);
         }
+        Ok(status.success())
+    }
+}
+
+/// Waits at most `timeout` for `child` to exit: its status, or `None` when it had not exited by then and
+/// was killed (and reaped).
+fn wait_or_kill(child: &mut Child, timeout: Duration) -> Result<Option<ExitStatus>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -165,24 +174,15 @@ pub fn output_within(
     };
     let stdout = read(Box::new(child.stdout.take().context("child stdout")?));
     let stderr = read(Box::new(child.stderr.take().context("child stderr")?));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            let err = stderr.join().unwrap_or_default();
-            let out = stdout.join().unwrap_or_default();
-            bail!(
-                "{:?} did not finish within {timeout:?}; killed it. stdout:\n{}\nstderr:\n{}",
-                command,
-                String::from_utf8_lossy(&out),
-                String::from_utf8_lossy(&err)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let Some(status) = wait_or_kill(&mut child, timeout)? else {
+        let err = stderr.join().unwrap_or_default();
+        let out = stdout.join().unwrap_or_default();
+        bail!(
+            "{:?} did not finish within {timeout:?}; killed it. stdout:\n{}\nstderr:\n{}",
+            command,
+            String::from_utf8_lossy(&out),
+            String::from_utf8_lossy(&err)
+        );
     };
     let _ = writer.join();
     Ok(std::process::Output {
