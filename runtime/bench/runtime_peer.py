@@ -125,7 +125,7 @@ def produce(bootstrap, registry, topic, partitions, schema_file, count, keys=Non
     create_topic(bootstrap, topic, partitions)
     schema_text = open(schema_file, encoding="utf-8").read()
     schema = json.loads(schema_text)
-    serializer = AvroSerializer(SchemaRegistryClient({"url": registry}), schema_text)
+    serializer = AvroSerializer(SchemaRegistryClient({"url": registry, "timeout": 30}), schema_text)
     ctx = SerializationContext(topic, MessageField.VALUE)
     values = [serializer(produce_avro.value(schema), ctx) for _ in range(DISTINCT)]
     seconds, total_bytes = produce_cycling(bootstrap, topic, values, count, keys)

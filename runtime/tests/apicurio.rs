@@ -51,6 +51,16 @@ async fn get_json(url: &str) -> (u16, Value) {
     (status, r.json().await.unwrap())
 }
 
+/// The end of the shared Apicurio Registry's log, for a failure that involves it.
+fn apicurio_log() -> String {
+    let service = Apicurio::shared().service();
+    format!(
+        "the end of Apicurio Registry's log ({}):\n{}",
+        service.log_path().display(),
+        service.log_tail(40)
+    )
+}
+
 fn python() -> String {
     std::env::var("PYTHON").unwrap_or_else(|_| "python3".into())
 }
@@ -65,12 +75,16 @@ fn python_script(script: &str, args: &[&str], stdin: Option<&str>) -> Vec<Value>
         ursa_testkit::PEER_TIMEOUT,
     )
     .unwrap_or_else(|e| {
-        panic!("{script}: {e:#} (python3 missing? run `cargo xtask test`, which installs the Python peers)")
+        panic!(
+            "{script}: {e:#} (python3 missing? run `cargo xtask test`, which installs the Python peers)\n{}",
+            apicurio_log()
+        )
     });
     assert!(
         out.status.success(),
-        "{script} failed (missing package? `cargo xtask test` or `python3 -m pip install \"confluent-kafka[avro,schemaregistry]==2.16.1\"`):\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{script} failed (missing package? `cargo xtask test` or `python3 -m pip install \"confluent-kafka[avro,schemaregistry]==2.16.1\"`):\n{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        apicurio_log()
     );
     String::from_utf8_lossy(&out.stdout)
         .lines()

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+use ursa_testkit::CommandExt;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
@@ -272,7 +273,7 @@ impl Setup {
         let out = Command::new(env!("CARGO_BIN_EXE_ursa"))
             .arg("audit")
             .args(args)
-            .output()
+            .output_within(ursa_testkit::PEER_TIMEOUT)
             .unwrap();
         (
             out.status.success(),
@@ -361,7 +362,7 @@ impl Setup {
             .args(["audit", "verify", "--url", &url, "--vkey", &self.vkey])
             .arg("--checkpoints")
             .arg(&self.checkpoints)
-            .output()
+            .output_within(ursa_testkit::PEER_TIMEOUT)
             .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{text}");

@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use ursa_testkit::CommandExt;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::{Value, json};
@@ -544,7 +545,7 @@ fn topics_get_the_configured_replication_factor() {
     let toml = worker_toml(dir.path(), "a.toml", &group, "", "replication_factor = 2");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_ursa"))
         .args(["run", toml.to_str().unwrap()])
-        .output()
+        .output_within(ursa_testkit::PEER_TIMEOUT)
         .unwrap();
     let text = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{text}");

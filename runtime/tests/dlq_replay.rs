@@ -6,6 +6,7 @@
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use ursa_testkit::CommandExt;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
@@ -127,7 +128,7 @@ async fn replays_selected_records_to_their_topic() {
     let ursa = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_ursa"))
             .args(args)
-            .output()
+            .output_within(ursa_testkit::PEER_TIMEOUT)
             .unwrap()
     };
     let base = [
@@ -265,7 +266,7 @@ async fn a_failure_time_range_is_found_by_timestamp_and_original_timestamps_come
             "--to",
             "2026-01-01T04:00:00Z",
         ])
-        .output()
+        .output_within(ursa_testkit::PEER_TIMEOUT)
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

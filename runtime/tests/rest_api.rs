@@ -1590,7 +1590,7 @@ async fn run_python_client(url: String, token: Option<&'static str>) {
         if let Some(token) = token {
             command.arg(token);
         }
-        command.output()
+        ursa_testkit::output_within(&mut command, None, ursa_testkit::PEER_TIMEOUT)
     })
     .await
     .unwrap()

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
+use ursa_testkit::CommandExt;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -91,7 +92,7 @@ async fn topics_apply_ursa_run_and_its_dlq_go_through_sasl_ssl_with_a_file_secre
         .arg(&client)
         .arg("--catalog")
         .arg(&catalog)
-        .output()
+        .output_within(ursa_testkit::PEER_TIMEOUT)
         .unwrap();
     let shown = format!(
         "{}{}",

@@ -155,7 +155,7 @@ def distinct(bootstrap, registry, topic, schema_file, count, children):
     from confluent_kafka.schema_registry.avro import AvroSerializer
     from confluent_kafka.serialization import MessageField, SerializationContext
 
-    ser = AvroSerializer(SchemaRegistryClient({"url": registry}), open(schema_file, encoding="utf-8").read())
+    ser = AvroSerializer(SchemaRegistryClient({"url": registry, "timeout": 30}), open(schema_file, encoding="utf-8").read())
     ctx = SerializationContext(topic, MessageField.VALUE)
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "queue.buffering.max.messages": 1000000})
     now = int(time.time() * 1000)

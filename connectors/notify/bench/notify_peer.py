@@ -58,7 +58,7 @@ def serializer_for(registry, schema_file, topic):
     from confluent_kafka.serialization import MessageField, SerializationContext
 
     text = open(schema_file, encoding="utf-8").read()
-    ser = AvroSerializer(SchemaRegistryClient({"url": registry}), text)
+    ser = AvroSerializer(SchemaRegistryClient({"url": registry, "timeout": 30}), text)
     ctx = SerializationContext(topic, MessageField.VALUE)
     return lambda v: ser(v, ctx)
 

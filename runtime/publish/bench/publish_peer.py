@@ -30,7 +30,7 @@ def percentile(sorted_values, p):
 def main():
     bootstrap, registry, topic, schema_file, record_file, rates, seconds, max_events, linger = sys.argv[1:10]
     seconds = float(seconds)
-    client = SchemaRegistryClient({"url": registry})
+    client = SchemaRegistryClient({"url": registry, "timeout": 30})
     value_ser = AvroSerializer(client, open(schema_file, encoding="utf-8").read())
     key_ser = AvroSerializer(client, '"string"')
     record = json.load(open(record_file, encoding="utf-8"))

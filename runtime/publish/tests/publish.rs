@@ -185,9 +185,12 @@ async fn python_reads(compression: Compression) {
     let out = tokio::task::spawn_blocking({
         let (bootstrap, url, topic) = (kafka.bootstrap().to_owned(), registry.url(), topic.clone());
         move || {
-            Command::new(support::python())
-                .args([script, "consume", &bootstrap, &url, &topic, "5"])
-                .output()
+            ursa_testkit::output_within(
+                Command::new(support::python())
+                    .args([script, "consume", &bootstrap, &url, &topic, "5"]),
+                None,
+                ursa_testkit::PEER_TIMEOUT,
+            )
         }
     })
     .await

@@ -72,16 +72,34 @@ def value(schema, ns=None):
     }[t]()
 
 
+def serialize(serializer, record, ctx, attempts=3):
+    """The serializer's call, again when the registry leaves a request unanswered past the client's timeout
+    (seen once from Apicurio in CI: the peer hung on a request with no timeout). Registering the same schema
+    again, and fetching it again, are idempotent; each retry is reported on stderr."""
+    try:  # the HTTP client confluent-kafka uses (httpx2, else httpx)
+        from confluent_kafka.schema_registry.common._httpx_compat import httpx
+    except ImportError:
+        import httpx
+
+    for attempt in range(1, attempts + 1):
+        try:
+            return serializer(record, ctx)
+        except httpx.TimeoutException as e:
+            if attempt == attempts:
+                raise
+            print(f"the schema registry did not answer ({e!r}); attempt {attempt + 1} of {attempts}", file=sys.stderr, flush=True)
+
+
 def main():
     bootstrap, registry, topic, schema_file, count = sys.argv[1:6]
     schema_text = open(schema_file, encoding="utf-8").read()
     schema = json.loads(schema_text)
-    serializer = AvroSerializer(SchemaRegistryClient({"url": registry}), schema_text)
+    serializer = AvroSerializer(SchemaRegistryClient({"url": registry, "timeout": 20}), schema_text)
     producer = Producer({"bootstrap.servers": bootstrap})
     errors = []
     for i in range(int(count)):
         record = value(schema)
-        payload = serializer(record, SerializationContext(topic, MessageField.VALUE))
+        payload = serialize(serializer, record, SerializationContext(topic, MessageField.VALUE))
         producer.produce(topic, key=str(i).encode(), value=payload, on_delivery=lambda err, msg: err and errors.append(err))
         print(json.dumps({"sequence_number": record["sequence_number"], "text": record["text"]}, ensure_ascii=False))
     producer.flush(30)

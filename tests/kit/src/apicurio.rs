@@ -95,6 +95,8 @@ impl Apicurio {
                 APICURIO_GLOBAL_COMPATIBILITY.into(),
             ),
             ("apicurio.ccompat.use-canonical-hash", "true".into()),
+            // One line a request in its log, so a failure's log tail shows which requests it got and answered.
+            ("quarkus.http.access-log.enabled", "true".into()),
             ("java.io.tmpdir", dir.display().to_string()),
             (
                 "apicurio.storage.snapshot.location",

@@ -29,6 +29,6 @@ pub use kafka::{Backend, Kafka, create_topic, free_port};
 pub use names::unique_name;
 pub use peers::{FETCH_PEERS, classpath, java, java_peers_available, peer, peers_dir};
 pub use postgres::{INSTALL_POSTGRES, Postgres, TestDatabase};
-pub use process::{PEER_TIMEOUT, WorkerProcess, output_within};
+pub use process::{CommandExt, PEER_TIMEOUT, WorkerProcess, output_within};
 pub use service::{STOP_SIGNAL_ENV, Service};
 pub use wait::wait_until;

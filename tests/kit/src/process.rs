@@ -118,14 +118,22 @@ impl WorkerProcess {
 /// Waits at most `timeout` for `child` to exit: its status, or `None` when it had not exited by then and
 /// was killed (and reaped).
 fn wait_or_kill(child: &mut Child, timeout: Duration) -> Result<Option<ExitStatus>> {
+    let status = wait_for(child, timeout)?;
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    Ok(status)
+}
+
+/// Waits at most `timeout` for `child` to exit: its status, or `None` when it is still running.
+fn wait_for(child: &mut Child, timeout: Duration) -> Result<Option<ExitStatus>> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(Some(status));
         }
         if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
             return Ok(None);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -142,10 +150,17 @@ impl Drop for WorkerProcess {
 /// How long [`output_within`] lets a peer client (a Python script, kcat) run before it is killed.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(180);
 
+/// How long a peer that overran its deadline has, after SIGABRT, to print where it was before SIGKILL.
+const ABORT_GRACE: Duration = Duration::from_secs(10);
+
 /// Runs `command` to completion with `stdin` as its input and its output captured, as
-/// [`Command::output`] does, but kills it and fails once `timeout` has passed: a peer client that hangs
+/// [`Command::output`] does, but stops it and fails once `timeout` has passed: a peer client that hangs
 /// (a registry that never answers, a consumer that never gets its records) fails the test with what it
 /// printed instead of hanging the suite.
+///
+/// Python runs unbuffered and with its fault handler on, and a peer that overruns gets SIGABRT first (then
+/// SIGKILL [`ABORT_GRACE`] later): a Python script then prints the stack of each of its threads, so the
+/// failure says which call hung.
 pub fn output_within(
     command: &mut Command,
     stdin: Option<&[u8]>,
@@ -153,6 +168,8 @@ pub fn output_within(
 ) -> Result<std::process::Output> {
     use std::io::{Read, Write};
     let mut child = command
+        .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONFAULTHANDLER", "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -174,7 +191,11 @@ pub fn output_within(
     };
     let stdout = read(Box::new(child.stdout.take().context("child stdout")?));
     let stderr = read(Box::new(child.stderr.take().context("child stderr")?));
-    let Some(status) = wait_or_kill(&mut child, timeout)? else {
+    let Some(status) = wait_for(&mut child, timeout)? else {
+        let _ = Command::new("kill")
+            .args(["-ABRT", &child.id().to_string()])
+            .status();
+        wait_or_kill(&mut child, ABORT_GRACE)?;
         let err = stderr.join().unwrap_or_default();
         let out = stdout.join().unwrap_or_default();
         bail!(
@@ -190,6 +211,18 @@ pub fn output_within(
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
     })
+}
+
+/// [`output_within`] as a method, in place of [`Command::output`]: `cmd.args(…).output_within(PEER_TIMEOUT)`.
+pub trait CommandExt {
+    /// Runs the command with no input, its output captured, failing once `timeout` has passed.
+    fn output_within(&mut self, timeout: Duration) -> Result<std::process::Output>;
+}
+
+impl CommandExt for Command {
+    fn output_within(&mut self, timeout: Duration) -> Result<std::process::Output> {
+        output_within(self, None, timeout)
+    }
 }
 
 #[cfg(test)]
@@ -258,5 +291,23 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(60), "{err}");
         assert!(err.contains("did not finish within 300ms"), "{err}");
         assert!(err.contains("partial"), "{err}");
+    }
+
+    /// A Python peer that hangs says where: the failure carries the stack of the call it was stuck in.
+    #[test]
+    fn a_python_peer_that_hangs_fails_with_its_stack() {
+        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        let script = "import sys, time\n\
+                      def registry_call():\n    print('started'); time.sleep(600)\n\
+                      registry_call()\n";
+        let err = output_within(
+            Command::new(&python).args(["-c", script]),
+            None,
+            Duration::from_secs(3),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("started"), "unbuffered stdout: {err}");
+        assert!(err.contains("in registry_call"), "the stack: {err}");
     }
 }

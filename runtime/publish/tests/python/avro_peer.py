@@ -39,7 +39,7 @@ def plain(v):
 
 
 def consume(bootstrap, registry, topic, count):
-    client = SchemaRegistryClient({"url": registry})
+    client = SchemaRegistryClient({"url": registry, "timeout": 30})
     deserializer = AvroDeserializer(client)
     consumer = Consumer({
         "bootstrap.servers": bootstrap,

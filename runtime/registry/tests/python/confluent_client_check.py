@@ -91,7 +91,7 @@ def main():
     if len(sys.argv) != 2:
         fail("usage: confluent_client_check.py REGISTRY_URL")
     url = sys.argv[1]
-    conf = {"url": url}
+    conf = {"url": url, "timeout": 30}
     client = SchemaRegistryClient(conf)
     subject = "py-users-value"
 
