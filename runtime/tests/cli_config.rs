@@ -6,11 +6,13 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use ursa_testkit::CommandExt;
+
 fn ursa(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ursa"))
         .args(args)
         .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .output()
+        .output_within(ursa_testkit::PEER_TIMEOUT)
         .unwrap()
 }
 

@@ -5,11 +5,13 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use ursa_testkit::{CommandExt, PEER_TIMEOUT};
+
 fn ursa(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ursa"))
         .args(args)
         .current_dir(dir)
-        .output()
+        .output_within(PEER_TIMEOUT)
         .unwrap()
 }
 
@@ -33,7 +35,7 @@ fn git(dir: &Path, args: &[&str]) {
         ])
         .args(args)
         .current_dir(dir)
-        .output()
+        .output_within(PEER_TIMEOUT)
         .unwrap();
     assert!(out.status.success(), "git {args:?}: {}", text(&out));
 }

@@ -8,11 +8,11 @@ mod common;
 
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
 
 use serde_json::Value;
 use ursa_avro::Reader;
 use ursa_avro::wire;
+use ursa_testkit::CommandExt;
 
 const PIN: &str = "confluent-kafka[avro,schemaregistry]==2.16.1";
 
@@ -34,15 +34,19 @@ async fn confluent_python_client_and_serdes() {
     let run = {
         let url = url.clone();
         let python = python.clone();
-        tokio::task::spawn_blocking(move || Command::new(&python).arg(&script).arg(&url).output())
+        // Killed at the deadline, after printing its threads' stacks (a hung registry call says where).
+        tokio::task::spawn_blocking(move || {
+            Command::new(&python)
+                .arg(&script)
+                .arg(&url)
+                .output_within(ursa_testkit::PEER_TIMEOUT)
+        })
     };
-    let output = tokio::time::timeout(Duration::from_secs(180), run)
-        .await
-        .expect("the Python check did not finish in 180 s")
-        .unwrap()
-        .unwrap_or_else(|e| {
-            panic!("cannot run {python}: {e}; install Python 3 and `pip install '{PIN}'`")
-        });
+    let output = run.await.unwrap().unwrap_or_else(|e| {
+        panic!(
+            "{python} confluent_client_check.py: {e:#}; install Python 3 and `pip install '{PIN}'`"
+        )
+    });
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     if output.status.code() == Some(3) {

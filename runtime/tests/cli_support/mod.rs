@@ -5,12 +5,15 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// Runs `ursa ARGS…` in `dir` and waits for it.
+use ursa_testkit::CommandExt;
+
+/// Runs `ursa ARGS…` in `dir` and waits for it (failing, with the process killed, if it takes longer than
+/// [`ursa_testkit::PEER_TIMEOUT`]).
 pub fn ursa(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ursa"))
         .args(args)
         .current_dir(dir)
-        .output()
+        .output_within(ursa_testkit::PEER_TIMEOUT)
         .unwrap()
 }
 
