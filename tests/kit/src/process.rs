@@ -10,6 +10,10 @@ use anyhow::{Context, Result, bail};
 /// a margin).
 pub const TERMINATE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long [`WorkerProcess::start`] waits for the worker's first line (its URL): joining the cluster and
+/// reading the config topic included.
+pub const START_TIMEOUT: Duration = Duration::from_secs(90);
+
 /// A running worker process.
 pub struct WorkerProcess {
     /// The child.
@@ -21,6 +25,11 @@ pub struct WorkerProcess {
 impl WorkerProcess {
     /// Runs `bin run ARGS…` and waits for "ursa worker listening on URL".
     pub fn start(bin: &str, args: &[&str]) -> Result<WorkerProcess> {
+        WorkerProcess::start_within(bin, args, START_TIMEOUT)
+    }
+
+    /// [`WorkerProcess::start`], waiting `timeout` for the first line.
+    pub fn start_within(bin: &str, args: &[&str], timeout: Duration) -> Result<WorkerProcess> {
         let mut child = Command::new(bin)
             .arg("run")
             .args(args)
@@ -29,8 +38,22 @@ impl WorkerProcess {
             .spawn()
             .with_context(|| format!("starting {bin}"))?;
         let stdout = child.stdout.take().context("worker stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
+        // The first line is read on a thread of its own, so that a worker that neither starts nor exits
+        // fails the call at START_TIMEOUT instead of hanging the suite.
+        let (sent, first) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let read = BufReader::new(stdout).read_line(&mut line).map(|_| line);
+            let _ = sent.send(read);
+        });
+        let line = match first.recv_timeout(timeout) {
+            Ok(read) => read.context("reading the worker's first line")?,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the worker printed no URL within {timeout:?} (killed; its log is above)");
+            }
+        };
         let url = line
             .trim()
             .rsplit(' ')
@@ -38,8 +61,12 @@ impl WorkerProcess {
             .unwrap_or_default()
             .to_owned();
         if !url.starts_with("http://") {
-            let _ = child.kill();
-            bail!("the worker did not start: first line {line:?}");
+            // How it ended, if it is ending (a worker that refuses its config exits at once).
+            let status = match wait_or_kill(&mut child, Duration::from_secs(5)) {
+                Ok(Some(status)) => status.to_string(),
+                _ => "still running (killed)".to_owned(),
+            };
+            bail!("the worker did not start: first line {line:?}, {status} (its log is above)");
         }
         Ok(WorkerProcess { child, url })
     }
@@ -228,6 +255,53 @@ impl CommandExt for Command {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An executable shell script `body` in a fresh temporary directory.
+    fn script(name: &str, body: &str) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!("ursa-testkit-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    /// A worker that neither prints its URL nor exits fails `start` at its timeout, and one that exits
+    /// first says what it printed and how it ended, instead of hanging the suite.
+    #[test]
+    fn a_worker_that_does_not_start_fails_in_time() {
+        let silent = script("silent", "exec sleep 120");
+        let started = Instant::now();
+        let err =
+            WorkerProcess::start_within(silent.to_str().unwrap(), &[], Duration::from_secs(1))
+                .err()
+                .expect("a silent worker is refused");
+        assert!(
+            err.to_string().contains("printed no URL within 1s"),
+            "{err:#}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
+
+        let failing = script("failing", "echo 'no config'; exit 2");
+        let err =
+            WorkerProcess::start_within(failing.to_str().unwrap(), &[], Duration::from_secs(30))
+                .err()
+                .expect("a failing worker is refused");
+        let text = err.to_string();
+        assert!(
+            text.contains("\"no config\\n\"") && text.contains("exit status: 2"),
+            "{text}"
+        );
+    }
 
     /// A worker whose drain hangs (here: a process that ignores SIGTERM) fails `terminate_within` at its
     /// timeout, and is killed, instead of hanging the suite (issue 8, defect 15).
