@@ -212,7 +212,7 @@ fn decode(
             Ok(Payload::with_json_text(
                 bytes,
                 Format::Avro(writer),
-                Bytes::from(text),
+                super::shared_text(text),
             ))
         }
     }

@@ -200,6 +200,13 @@ impl Converter {
     }
 }
 
+/// A record's JSON text as shared bytes that hold exactly its length: the buffer shrunk in place (the
+/// allocators shrink without moving) rather than kept whole behind a second allocation, which `Bytes` makes
+/// for a `Vec` with spare capacity (and which the in-flight bound would not see).
+fn shared_text(text: Vec<u8>) -> bytes::Bytes {
+    bytes::Bytes::from(text.into_boxed_slice())
+}
+
 fn no_registry() -> ConvertError {
     ConvertError::Config("the avro converter has no schema registry".into())
 }

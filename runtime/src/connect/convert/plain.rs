@@ -23,7 +23,7 @@ pub(super) fn json(at: At<'_>, bytes: &[u8]) -> Result<Value, ConvertError> {
 pub(super) fn json_text(at: At<'_>, bytes: &[u8]) -> Result<bytes::Bytes, ConvertError> {
     let mut out = Vec::with_capacity(bytes.len());
     if super::json_text::compact(bytes, &mut out).is_ok() {
-        return Ok(out.into());
+        return Ok(super::shared_text(out));
     }
     // Not JSON (the tree's parse gives the error, with its line and column), or something only serde_json
     // writes exactly (a float, a surrogate pair): the tree's text.
@@ -31,7 +31,7 @@ pub(super) fn json_text(at: At<'_>, bytes: &[u8]) -> Result<bytes::Bytes, Conver
     out.clear();
     // Writing into a `Vec` cannot fail.
     let _ = serde_json::to_writer(&mut out, &v);
-    Ok(out.into())
+    Ok(super::shared_text(out))
 }
 
 /// UTF-8 text as a JSON string.
