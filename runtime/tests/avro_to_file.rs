@@ -18,7 +18,7 @@ use ursa_avro::uuid::Uuid;
 use ursa_avro::{AvroRecord, ConfluentDecoder};
 use ursa_events::com::teddy::conversation::MessageReceived;
 use ursa_registry::{ClientConfig, RegistryClient, Server, ServerConfig};
-use ursa_testkit::{Kafka, WorkerProcess, create_topic, unique_name, wait_until};
+use ursa_testkit::{CommandExt, Kafka, WorkerProcess, create_topic, unique_name, wait_until};
 
 const COUNT: usize = 300;
 const PARTITIONS: i32 = 3;
@@ -163,21 +163,21 @@ async fn confluent_kafka_avro_events_to_the_file_sink() {
 
     // 1. Python confluent-kafka + AvroSerializer (auto-registers the schema), key = the record's index.
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/produce_avro.py");
-    let out = ursa_testkit::output_within(
-        Command::new(python()).args([
+    let out = Command::new(python())
+        .args([
             script,
             kafka.bootstrap(),
             &registry.url(),
             &topic,
             schema_file.to_str().unwrap(),
             &COUNT.to_string(),
-        ]),
-        None,
-        ursa_testkit::PEER_TIMEOUT,
-    )
-    .unwrap_or_else(|e| {
-        panic!("cannot run python3 ({e}): run `cargo xtask test`, which installs the Python peers")
-    });
+        ])
+        .output_within(ursa_testkit::PEER_TIMEOUT)
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run python3 ({e}): run `cargo xtask test`, which installs the Python peers"
+            )
+        });
     assert!(
         out.status.success(),
         "producer failed (missing package? `cargo xtask test` or `python3 -m pip install \"confluent-kafka[avro,schemaregistry]==2.16.1\"`):\n{}",

@@ -18,6 +18,7 @@ use ursa::connect::api::{
     TaskStatus, ValidationResult,
 };
 use ursa::connect::rest::{RestConfig, RestServer, RunningRestServer};
+use ursa_testkit::CommandExt;
 
 // ---------------------------------------------------------------------------------------------------------
 // The fake worker.
@@ -1590,7 +1591,7 @@ async fn run_python_client(url: String, token: Option<&'static str>) {
         if let Some(token) = token {
             command.arg(token);
         }
-        ursa_testkit::output_within(&mut command, None, ursa_testkit::PEER_TIMEOUT)
+        command.output_within(ursa_testkit::PEER_TIMEOUT)
     })
     .await
     .unwrap()

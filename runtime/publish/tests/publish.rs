@@ -21,7 +21,7 @@ use ursa_publish::{
     SchemaIdPolicy, Subscriber, SubscriberConfig, UnitOfWork,
 };
 use ursa_registry::RegistryClient;
-use ursa_testkit::{Kafka, unique_name};
+use ursa_testkit::{CommandExt, Kafka, unique_name};
 
 use support::{create_topic, publisher_config, read_topic, registry, topic_size};
 
@@ -185,12 +185,9 @@ async fn python_reads(compression: Compression) {
     let out = tokio::task::spawn_blocking({
         let (bootstrap, url, topic) = (kafka.bootstrap().to_owned(), registry.url(), topic.clone());
         move || {
-            ursa_testkit::output_within(
-                Command::new(support::python())
-                    .args([script, "consume", &bootstrap, &url, &topic, "5"]),
-                None,
-                ursa_testkit::PEER_TIMEOUT,
-            )
+            Command::new(support::python())
+                .args([script, "consume", &bootstrap, &url, &topic, "5"])
+                .output_within(ursa_testkit::PEER_TIMEOUT)
         }
     })
     .await

@@ -49,8 +49,7 @@ impl WorkerProcess {
         let line = match first.recv_timeout(timeout) {
             Ok(read) => read.context("reading the worker's first line")?,
             Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
+                wait_or_kill(&mut child, Duration::ZERO)?;
                 bail!("the worker printed no URL within {timeout:?} (killed; its log is above)");
             }
         };

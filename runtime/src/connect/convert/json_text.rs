@@ -250,10 +250,10 @@ impl Pass<'_> {
                     self.i += 6;
                     self.copied = self.i;
                     // Written as `serde_json` writes the character: escaped if it must be, else as itself.
-                    // (Encoded into sixteen bytes, so that appending it is one fixed-size copy.)
-                    let mut utf8 = [0u8; 16];
-                    let n = c.encode_utf8(&mut utf8).len();
                     if c >= ' ' && c != '"' && c != '\\' {
+                        // Encoded into sixteen bytes, so that appending it is one fixed-size copy.
+                        let mut utf8 = [0u8; 16];
+                        let n = c.encode_utf8(&mut utf8).len();
                         append_from(out, n, &utf8);
                     } else {
                         write_json_str_content(out, c.encode_utf8(&mut [0u8; 4]));
