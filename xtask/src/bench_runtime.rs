@@ -501,6 +501,15 @@ fn ursa_run(
     ursa_run_under(&[], ursa, work, label, bootstrap, topic, n, extra)
 }
 
+/// The last lines of a log the bench wrote (its work directory is removed when the bench ends, so an error
+/// carries them rather than the path).
+fn log_tail(path: &Path) -> String {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| format!("({}: {e})", path.display()));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
 /// [`ursa_run`] with the worker started by `wrapper` (e.g. `valgrind --tool=callgrind …`), if not empty.
 #[allow(clippy::too_many_arguments)]
 fn ursa_run_under(
@@ -536,7 +545,8 @@ fn ursa_run_under(
     }
     let connector_path = work.join(format!("connector-{tag}.toml"));
     std::fs::write(&connector_path, connector)?;
-    let log = std::fs::File::create(work.join(format!("ursa-{tag}.log")))?;
+    let log_path = work.join(format!("ursa-{tag}.log"));
+    let log = std::fs::File::create(&log_path)?;
     let ticks = clock_ticks();
     let start = Instant::now();
     let mut child = wrapped(wrapper, ursa)
@@ -554,8 +564,8 @@ fn ursa_run_under(
     BufReader::new(stdout).read_line(&mut first)?;
     if !first.starts_with("ursa worker listening on") {
         bail!(
-            "ursa run did not start: {first:?} (log in {})",
-            work.display()
+            "ursa run did not start: {first:?}; its log ends:\n{}",
+            log_tail(&log_path)
         );
     }
     let mut counter = LineCounter::new(out.clone());
@@ -574,14 +584,14 @@ fn ursa_run_under(
             last_progress = (Instant::now(), lines);
         } else if last_progress.0.elapsed() > STALL {
             bail!(
-                "ursa run stalled at {lines} of {n} lines (log in {})",
-                work.display()
+                "ursa run stalled at {lines} of {n} lines; its log ends:\n{}",
+                log_tail(&log_path)
             );
         }
         if let Ok(Some(status)) = guard.0.try_wait() {
             bail!(
-                "ursa run exited ({status}) at {lines} of {n} lines (log in {})",
-                work.display()
+                "ursa run exited ({status}) at {lines} of {n} lines; its log ends:\n{}",
+                log_tail(&log_path)
             );
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -981,6 +991,9 @@ fn callgrind_per_record(
         let out = std::env::var_os("URSA_BENCH_CALLGRIND_DIR")
             .map_or_else(|| work.to_path_buf(), PathBuf::from)
             .join(format!("callgrind-{kind}-{n}.out"));
+        if let Some(dir) = out.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
         let wrapper = callgrind_wrapper(&out);
         let converter: [(&str, &str); 2] = if json {
             [
@@ -1215,8 +1228,8 @@ pub(crate) fn start_apache_kafka(peers: &Path, work: &Path) -> Result<(Proc, Str
     while std::net::TcpStream::connect(("127.0.0.1", plain)).is_err() {
         if Instant::now() > deadline {
             bail!(
-                "Apache Kafka did not listen on {plain} (log in {})",
-                dir.display()
+                "Apache Kafka did not listen on {plain}; its log ends:\n{}",
+                log_tail(&dir.join("broker.log"))
             );
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -1327,12 +1340,15 @@ pub(crate) fn start_connect_with(
             break;
         }
         if let Ok(Some(status)) = connect.0.try_wait() {
-            bail!("Kafka Connect exited ({status}); log in {}", dir.display());
+            bail!(
+                "Kafka Connect exited ({status}); its log ends:\n{}",
+                log_tail(&dir.join("connect.log"))
+            );
         }
         if Instant::now() > deadline {
             bail!(
-                "Kafka Connect did not list {expect} (log in {})",
-                dir.display()
+                "Kafka Connect did not list {expect}; its log ends:\n{}",
+                log_tail(&dir.join("connect.log"))
             );
         }
         std::thread::sleep(Duration::from_millis(100));
