@@ -46,22 +46,32 @@ pub(super) fn compact(input: &[u8], out: &mut Vec<u8>) -> Result<(), Refused> {
     Ok(())
 }
 
-/// Four hexadecimal digits (of a `\u` escape), strictly: no sign, no other length.
-fn hex4(digits: &[u8]) -> Option<u32> {
-    digits.iter().try_fold(0u32, |code, &d| {
-        Some(code << 4 | char::from(d).to_digit(16)?)
-    })
-}
+/// The value of each hexadecimal digit, and `0xff` for every other byte.
+const HEX: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut d = 0;
+    while d < 10 {
+        t[b'0' as usize + d] = d as u8;
+        d += 1;
+    }
+    let mut d = 0;
+    while d < 6 {
+        t[b'a' as usize + d] = 10 + d as u8;
+        t[b'A' as usize + d] = 10 + d as u8;
+        d += 1;
+    }
+    t
+};
 
-/// What the pass expects next.
-#[derive(Clone, Copy)]
-enum Next {
-    /// A value (at the top, after `[`, `,` in an array, or `:`).
-    Value,
-    /// An object's key (after `,` in an object).
-    Key,
-    /// A `,`, the innermost container's closing bracket, or the end of the text at the top.
-    After,
+/// Four hexadecimal digits (of a `\u` escape), strictly: no sign, no other length. Four table lookups, one
+/// check for all of them.
+#[inline(always)]
+fn hex4(digits: &[u8; 4]) -> Option<u32> {
+    let [a, b, c, d] = digits.map(|x| HEX[usize::from(x)]);
+    if (a | b | c | d) & 0xf0 != 0 {
+        return None;
+    }
+    Some(u32::from(a) << 12 | u32::from(b) << 8 | u32::from(c) << 4 | u32::from(d))
 }
 
 struct Pass<'a> {
@@ -106,93 +116,113 @@ impl Pass<'_> {
     }
 
     /// The whole text: one value between optional whitespace.
+    ///
+    /// Two loops: the outer one reads a value, the inner one what follows it (a `,`, closing brackets, the
+    /// end), so compact text (what producers send) takes about one test per byte of punctuation and no
+    /// dispatch on a state. Whitespace is looked for before a key and inside an opening bracket, and elsewhere
+    /// only where a byte is not what is expected.
     fn document(&mut self, out: &mut Vec<u8>) -> Result<(), Refused> {
-        // Bit `d` says whether the container at depth `d + 1` is an object; `depth` containers are open.
+        // Bit `d` says whether the container at depth `d + 1` is an object; `depth` containers are open,
+        // and `object` says whether the innermost one is an object.
         let mut objects: u128 = 0;
         let mut depth = 0usize;
-        let mut next = Next::Value;
-        loop {
-            self.ws(out);
-            match next {
-                Next::Value => {
-                    let Some(c) = self.peek() else {
-                        return Err(Refused::Fallback);
-                    };
-                    match c {
-                        b'{' | b'[' => {
-                            if depth == MAX_DEPTH {
-                                return Err(Refused::Fallback);
-                            }
-                            let object = c == b'{';
-                            let bit = 1u128 << depth;
-                            if object {
-                                objects |= bit;
-                            } else {
-                                objects &= !bit;
-                            }
-                            depth += 1;
-                            self.i += 1;
-                            self.ws(out);
-                            let close = if object { b'}' } else { b']' };
-                            if self.peek() == Some(close) {
-                                self.i += 1;
-                                depth -= 1;
-                                next = Next::After;
-                            } else if object {
-                                next = Next::Key;
-                            }
-                        }
-                        b'"' => {
-                            self.string(out)?;
-                            next = Next::After;
-                        }
-                        b't' => self.literal(b"true", &mut next)?,
-                        b'f' => self.literal(b"false", &mut next)?,
-                        b'n' => self.literal(b"null", &mut next)?,
-                        b'-' | b'0'..=b'9' => {
-                            self.number(out)?;
-                            next = Next::After;
-                        }
-                        _ => return Err(Refused::Fallback),
-                    }
-                }
-                Next::Key => {
-                    if self.peek() != Some(b'"') {
+        let mut object = false;
+        'value: loop {
+            let Some(c) = self.peek() else {
+                return Err(Refused::Fallback);
+            };
+            match c {
+                b'"' => self.string(out)?,
+                b'{' | b'[' => {
+                    if depth == MAX_DEPTH {
                         return Err(Refused::Fallback);
                     }
-                    self.string(out)?;
+                    object = c == b'{';
+                    let bit = 1u128 << depth;
+                    if object {
+                        objects |= bit;
+                    } else {
+                        objects &= !bit;
+                    }
+                    depth += 1;
+                    self.i += 1;
                     self.ws(out);
-                    if self.peek() != Some(b':') {
-                        return Err(Refused::Fallback);
+                    let close = if object { b'}' } else { b']' };
+                    if self.peek() != Some(close) {
+                        if object {
+                            self.key(out)?;
+                        }
+                        continue 'value;
                     }
+                    // An empty container: closed below, as after any value.
                     self.i += 1;
-                    next = Next::Value;
+                    depth -= 1;
+                    object = depth > 0 && objects >> (depth - 1) & 1 == 1;
                 }
-                Next::After => {
-                    if depth == 0 {
-                        return if self.i == self.b.len() {
-                            Ok(())
-                        } else {
-                            Err(Refused::Fallback)
-                        };
-                    }
-                    let object = objects >> (depth - 1) & 1 == 1;
-                    match (self.peek(), object) {
-                        (Some(b','), true) => next = Next::Key,
-                        (Some(b','), false) => next = Next::Value,
-                        (Some(b'}'), true) | (Some(b']'), false) => depth -= 1,
-                        _ => return Err(Refused::Fallback),
-                    }
-                    self.i += 1;
+                b't' => self.literal(b"true")?,
+                b'f' => self.literal(b"false")?,
+                b'n' => self.literal(b"null")?,
+                b'-' | b'0'..=b'9' => self.number(out)?,
+                b' ' | b'\t' | b'\n' | b'\r' => {
+                    self.skip_ws(out);
+                    continue 'value;
                 }
+                _ => return Err(Refused::Fallback),
+            }
+            // What follows a value.
+            loop {
+                if depth == 0 {
+                    self.ws(out);
+                    return if self.i == self.b.len() {
+                        Ok(())
+                    } else {
+                        Err(Refused::Fallback)
+                    };
+                }
+                match self.peek() {
+                    Some(b',') => {
+                        self.i += 1;
+                        if object {
+                            self.ws(out);
+                            self.key(out)?;
+                        }
+                        continue 'value;
+                    }
+                    Some(b'}') if object => {}
+                    Some(b']') if !object => {}
+                    Some(b' ' | b'\t' | b'\n' | b'\r') => {
+                        self.skip_ws(out);
+                        continue;
+                    }
+                    _ => return Err(Refused::Fallback),
+                }
+                self.i += 1;
+                depth -= 1;
+                object = depth > 0 && objects >> (depth - 1) & 1 == 1;
             }
         }
     }
 
-    fn literal(&mut self, word: &[u8], next: &mut Next) -> Result<(), Refused> {
+    /// An object's key and its `:`, at the key's opening quote (whitespace after the `:` is the value's).
+    #[inline(always)]
+    fn key(&mut self, out: &mut Vec<u8>) -> Result<(), Refused> {
+        if self.peek() != Some(b'"') {
+            return Err(Refused::Fallback);
+        }
+        self.string(out)?;
+        if self.peek() != Some(b':') {
+            self.ws(out);
+            if self.peek() != Some(b':') {
+                return Err(Refused::Fallback);
+            }
+        }
+        self.i += 1;
+        Ok(())
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), Refused> {
         if self.b.get(self.i..self.i + word.len()) == Some(word) {
             self.i += word.len();
-            *next = Next::After;
             Ok(())
         } else {
             Err(Refused::Fallback)
@@ -242,21 +272,38 @@ impl Pass<'_> {
                 loop {
                     let code = self
                         .b
-                        .get(self.i + 2..self.i + 6)
+                        .get(self.i + 2..)
+                        .and_then(<[u8]>::first_chunk::<4>)
                         .and_then(hex4)
                         .ok_or(Refused::Fallback)?;
-                    // Surrogates (pairs and lone ones) are `serde_json`'s to judge.
-                    let c = char::from_u32(code).ok_or(Refused::Fallback)?;
                     self.i += 6;
                     self.copied = self.i;
-                    // Written as `serde_json` writes the character: escaped if it must be, else as itself.
-                    if c >= ' ' && c != '"' && c != '\\' {
-                        // Encoded into sixteen bytes, so that appending it is one fixed-size copy.
-                        let mut utf8 = [0u8; 16];
-                        let n = c.encode_utf8(&mut utf8).len();
-                        append_from(out, n, &utf8);
-                    } else {
-                        write_json_str_content(out, c.encode_utf8(&mut [0u8; 4]));
+                    // Written as `serde_json` writes the character: escaped if it must be, else as its UTF-8
+                    // (encoded here: the two- and three-byte forms are all a `\u` escape can give outside the
+                    // surrogates, which are `serde_json`'s to judge, in pairs and alone).
+                    match code {
+                        0x20..=0x7f if code != u32::from(b'"') && code != u32::from(b'\\') => {
+                            out.push(code as u8);
+                        }
+                        0..=0x7f => {
+                            // A control character, `"` or `\`: `serde_json`'s short or `\u00XX` form.
+                            write_json_str_content(
+                                out,
+                                char::from(code as u8).encode_utf8(&mut [0; 4]),
+                            );
+                        }
+                        0x80..=0x7ff => {
+                            out.extend_from_slice(&[
+                                0xc0 | (code >> 6) as u8,
+                                0x80 | (code & 0x3f) as u8,
+                            ]);
+                        }
+                        0xd800..=0xdfff => return Err(Refused::Fallback),
+                        _ => out.extend_from_slice(&[
+                            0xe0 | (code >> 12) as u8,
+                            0x80 | (code >> 6 & 0x3f) as u8,
+                            0x80 | (code & 0x3f) as u8,
+                        ]),
                     }
                     if self.b.get(self.i..self.i + 2) != Some(b"\\u") {
                         break;
@@ -386,6 +433,19 @@ mod tests {
             // A bad escape inside a run.
             "\"\\u00e9\\u12\"",
             "\"\\u00e9\\u00zz\"",
+            // Bytes beside the digits and letters (the hexadecimal table's edges).
+            "\"\\u00/0\"",
+            "\"\\u00:0\"",
+            "\"\\u00@0\"",
+            "\"\\u00G0\"",
+            "\"\\u00`0\"",
+            "\"\\u00g0\"",
+            "\"\\u00\"",
+            "\"\\u00e",
+            // A comma or colon where the other belongs, and whitespace in an escape.
+            "{\"a\",1}",
+            "[1:2]",
+            "\"\\u 0041\"",
             // Brackets that do not match, and commas and keys out of place.
             "[1}",
             "{\"a\":1]",
@@ -403,7 +463,6 @@ mod tests {
         assert!(compact(&[b'"', 0xff, b'"'], &mut Vec::new()).is_err());
         let deep = "[".repeat(200) + &"]".repeat(200);
         assert!(compact(deep.as_bytes(), &mut Vec::new()).is_err());
-        // serde_json's limit exactly: 128 open containers are JSON, 129 are refused.
         // serde_json's limit exactly: 127 open containers are read, 128 refused (the pass once took 128).
         let limit = "[".repeat(63) + &"{\"k\":[".repeat(32) + &"]}".repeat(32) + &"]".repeat(63);
         check(&limit);
