@@ -10,6 +10,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 use crate::peers::{classpath, java};
+use crate::process::{CommandExt as _, SETUP_TIMEOUT};
 use crate::service::Service;
 use crate::{free_port, unique_name};
 
@@ -81,7 +82,7 @@ fn random_token() -> String {
 
 fn run(what: &str, command: &mut Command) -> Result<()> {
     let out = command
-        .output()
+        .output_within(SETUP_TIMEOUT)
         .with_context(|| format!("{what}: cannot run {:?}", command.get_program()))?;
     if !out.status.success() {
         bail!(

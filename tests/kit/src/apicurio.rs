@@ -16,6 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::peers::{java, peer};
+use crate::process::{CommandExt as _, SETUP_TIMEOUT};
 use crate::service::Service;
 use crate::{free_port, unique_name, wait_until};
 
@@ -181,7 +182,10 @@ impl std::fmt::Debug for Apicurio {
 
 /// The major version `java -version` reports (`"25.0.3"` → 25, `"1.8.0_402"` → 8).
 fn java_major(java: &Path) -> Option<u32> {
-    let out = Command::new(java).arg("-version").output().ok()?;
+    let out = Command::new(java)
+        .arg("-version")
+        .output_within(SETUP_TIMEOUT)
+        .ok()?;
     let text = String::from_utf8_lossy(&out.stderr);
     let version = text.split('"').nth(1)?;
     let mut parts = version.split(['.', '_', '-', '+']);

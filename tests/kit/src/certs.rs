@@ -6,11 +6,13 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
+use crate::process::{CommandExt as _, SETUP_TIMEOUT};
+
 fn openssl(dir: &Path, args: &[&str]) -> Result<()> {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
-        .output()
+        .output_within(SETUP_TIMEOUT)
         .context("running openssl (install it: apt-get install -y openssl)")?;
     if !out.status.success() {
         bail!("openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));

@@ -17,6 +17,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use tokio_postgres::{Client, Config, NoTls};
 
+use crate::process::{CommandExt as _, SETUP_TIMEOUT};
 use crate::service::Service;
 use crate::{free_port, unique_name, wait_until};
 
@@ -373,7 +374,7 @@ impl Runner {
         }
         let known = Command::new("id")
             .args(["-u", SYSTEM_USER])
-            .output()
+            .output_within(SETUP_TIMEOUT)
             .is_ok_and(|o| o.status.success());
         if !known {
             bail!(
@@ -414,7 +415,7 @@ impl Runner {
             let chown = Command::new("chown")
                 .arg(format!("{SYSTEM_USER}:"))
                 .arg(dir)
-                .output()
+                .output_within(SETUP_TIMEOUT)
                 .context("running chown")?;
             if !chown.status.success() {
                 bail!(
@@ -489,7 +490,7 @@ fn start_in(bin: &Path, runner: &Runner, dir: &Path) -> Result<Postgres> {
             "--no-sync",
         ])
         .current_dir(dir)
-        .output()
+        .output_within(SETUP_TIMEOUT)
         .with_context(|| format!("running {}", bin.join("initdb").display()))?;
     if !initdb.status.success() {
         bail!(

@@ -176,6 +176,10 @@ impl Drop for WorkerProcess {
 /// How long [`output_within`] lets a peer client (a Python script, kcat) run before it is killed.
 pub const PEER_TIMEOUT: Duration = Duration::from_secs(180);
 
+/// The longest a setup command of the kit may take (`initdb`, formatting a broker's storage, `openssl`,
+/// `chown`): minutes on a slow machine at most, and a hung one fails the test instead of the suite.
+pub const SETUP_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// How long a peer that overran its deadline has, after SIGABRT, to print where it was before SIGKILL.
 const ABORT_GRACE: Duration = Duration::from_secs(10);
 
