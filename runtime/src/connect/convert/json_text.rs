@@ -26,10 +26,11 @@ pub(super) enum Refused {
 /// `serde_json` (for the error, or for the exact text of what this pass does not handle), and `out` may
 /// hold part of a value.
 ///
-/// One flat loop over the text with the open containers as a bit stack (no call per value). Text the tree
-/// would write as it stands is not copied piece by piece: the pass only notes how far the input has been
-/// copied and copies each stretch once, where something must change (whitespace dropped, an escape or a
-/// number rewritten) and at the end, so compact input (what producers send) is a scan and a few copies.
+/// Two flat loops over the text (a value, then what follows it) with the open containers as a bit stack: no
+/// call per value, no state to dispatch on. Text the tree would write as it stands is not copied piece by
+/// piece: the pass only notes how far the input has been copied and copies each stretch once, where something
+/// must change (whitespace dropped, an escape or a number rewritten) and at the end, so compact input (what
+/// producers send) is a scan and a few copies.
 pub(super) fn compact(input: &[u8], out: &mut Vec<u8>) -> Result<(), Refused> {
     // Outside strings, anything not ASCII is a syntax error; inside, it must be UTF-8: one check for both.
     if !input.is_ascii() && std::str::from_utf8(input).is_err() {
