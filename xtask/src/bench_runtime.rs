@@ -501,15 +501,6 @@ fn ursa_run(
     ursa_run_under(&[], ursa, work, label, bootstrap, topic, n, extra)
 }
 
-/// The last lines of a log the bench wrote (its work directory is removed when the bench ends, so an error
-/// carries them rather than the path).
-fn log_tail(path: &Path) -> String {
-    let text =
-        std::fs::read_to_string(path).unwrap_or_else(|e| format!("({}: {e})", path.display()));
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(30)..].join("\n")
-}
-
 /// [`ursa_run`] with the worker started by `wrapper` (e.g. `valgrind --tool=callgrind …`), if not empty.
 #[allow(clippy::too_many_arguments)]
 fn ursa_run_under(
@@ -565,7 +556,7 @@ fn ursa_run_under(
     if !first.starts_with("ursa worker listening on") {
         bail!(
             "ursa run did not start: {first:?}; its log ends:\n{}",
-            log_tail(&log_path)
+            crate::log_tail(&log_path)
         );
     }
     let mut counter = LineCounter::new(out.clone());
@@ -585,13 +576,13 @@ fn ursa_run_under(
         } else if last_progress.0.elapsed() > STALL {
             bail!(
                 "ursa run stalled at {lines} of {n} lines; its log ends:\n{}",
-                log_tail(&log_path)
+                crate::log_tail(&log_path)
             );
         }
         if let Ok(Some(status)) = guard.0.try_wait() {
             bail!(
                 "ursa run exited ({status}) at {lines} of {n} lines; its log ends:\n{}",
-                log_tail(&log_path)
+                crate::log_tail(&log_path)
             );
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -1229,7 +1220,7 @@ pub(crate) fn start_apache_kafka(peers: &Path, work: &Path) -> Result<(Proc, Str
         if Instant::now() > deadline {
             bail!(
                 "Apache Kafka did not listen on {plain}; its log ends:\n{}",
-                log_tail(&dir.join("broker.log"))
+                crate::log_tail(&dir.join("broker.log"))
             );
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -1342,13 +1333,13 @@ pub(crate) fn start_connect_with(
         if let Ok(Some(status)) = connect.0.try_wait() {
             bail!(
                 "Kafka Connect exited ({status}); its log ends:\n{}",
-                log_tail(&dir.join("connect.log"))
+                crate::log_tail(&dir.join("connect.log"))
             );
         }
         if Instant::now() > deadline {
             bail!(
                 "Kafka Connect did not list {expect}; its log ends:\n{}",
-                log_tail(&dir.join("connect.log"))
+                crate::log_tail(&dir.join("connect.log"))
             );
         }
         std::thread::sleep(Duration::from_millis(100));

@@ -37,6 +37,15 @@ enum Command {
     Demo,
 }
 
+/// The last 30 lines of a log a child process wrote, for an error message (work directories are removed when a
+/// bench or a cluster ends, so the message carries the lines rather than the path).
+pub(crate) fn log_tail(path: &std::path::Path) -> String {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| format!("({}: {e})", path.display()));
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {

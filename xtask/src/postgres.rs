@@ -325,11 +325,9 @@ impl Cluster {
             stdin,
         };
         cluster.wait_ready(bin).with_context(|| {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
             format!(
                 "PostgreSQL did not come up; the end of its log:\n{}",
-                lines[lines.len().saturating_sub(30)..].join("\n")
+                crate::log_tail(&log)
             )
         })?;
         Ok(cluster)

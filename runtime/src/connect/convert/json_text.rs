@@ -75,6 +75,13 @@ fn hex4(digits: &[u8; 4]) -> Option<u32> {
     Some(u32::from(a) << 12 | u32::from(b) << 8 | u32::from(c) << 4 | u32::from(d))
 }
 
+/// Whether the innermost of `depth` open containers is an object (bit `d` of `objects` is set when the
+/// container at depth `d + 1` is one); `false` at the top.
+#[inline(always)]
+fn innermost_is_object(objects: u128, depth: usize) -> bool {
+    depth > 0 && objects >> (depth - 1) & 1 == 1
+}
+
 struct Pass<'a> {
     b: &'a [u8],
     /// Where the pass is.
@@ -158,7 +165,7 @@ impl Pass<'_> {
                     // An empty container: closed below, as after any value.
                     self.i += 1;
                     depth -= 1;
-                    object = depth > 0 && objects >> (depth - 1) & 1 == 1;
+                    object = innermost_is_object(objects, depth);
                 }
                 b't' => self.literal(b"true")?,
                 b'f' => self.literal(b"false")?,
@@ -199,7 +206,7 @@ impl Pass<'_> {
                 }
                 self.i += 1;
                 depth -= 1;
-                object = depth > 0 && objects >> (depth - 1) & 1 == 1;
+                object = innermost_is_object(objects, depth);
             }
         }
     }
